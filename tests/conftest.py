@@ -1,0 +1,58 @@
+"""Shared fixtures: a real Redis for every test, with keys of its own."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+from redis_servers import RedisServer, answers
+
+SHARED_REDIS_PORT = 6379
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """The machine's Redis when one runs, else a private server for the whole session."""
+    if answers(SHARED_REDIS_PORT):
+        yield f"redis://127.0.0.1:{SHARED_REDIS_PORT}"
+        return
+    server = RedisServer().start()
+    try:
+        yield server.url
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def keys(monkeypatch: pytest.MonkeyPatch, redis_url: str) -> Iterator[tuple[str, str]]:
+    """A stream and channel no other test or run uses, set in the environment, deleted after."""
+    suffix = uuid.uuid4().hex[:12]
+    stream, channel = f"test:{suffix}:stream", f"test:{suffix}:channel"
+    monkeypatch.setenv("SOLLOL_REDIS_URL", redis_url)
+    monkeypatch.setenv("SOLLOL_ROUTING_STREAM", stream)
+    monkeypatch.setenv("SOLLOL_ROUTING_CHANNEL", channel)
+    yield stream, channel
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.delete(stream)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def private_redis() -> Iterator[RedisServer]:
+    """A server of this test's own, to kill, restart or hang."""
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.close()
