@@ -1,0 +1,5 @@
+"""`python -m sollol_otel` runs the CLI."""
+
+from .cli import app
+
+app()
