@@ -37,12 +37,21 @@ class EventType(str, enum.Enum):
 
     @classmethod
     def from_event_name(cls, name: str | None) -> EventType | None:
-        if not name or not name.startswith(EVENT_NAME_PREFIX):
-            return None
+        event_type = event_type_of(name)
         try:
-            return cls(name[len(EVENT_NAME_PREFIX) :].upper())
+            return None if event_type is None else cls(event_type)
         except ValueError:
             return None
+
+
+def event_type_of(event_name: str | None) -> str | None:
+    """The event type an OTel event name carries (`sollol.routing.cache_hit` → `CACHE_HIT`), if ours.
+
+    Types we do not know yet are kept: routers may record their own.
+    """
+    if not event_name or not event_name.startswith(EVENT_NAME_PREFIX) or event_name == EVENT_NAME_PREFIX:
+        return None
+    return event_name[len(EVENT_NAME_PREFIX) :].upper()
 
 
 @dataclass(frozen=True)
@@ -132,8 +141,10 @@ def describe(event_type: str, fields: Mapping[str, Any]) -> str:
             f"{model} on {_shown(get('worker'))} in {_seconds(get('duration'))}"
         )
     if event_type == EventType.WORKER_LOAD:
-        return (
-            f"📊 Worker {_shown(get('worker'))}: {_shown(get('active_tasks'))} active tasks, "
-            f"cpu {_shown(get('cpu_percent'))}%, memory {_shown(get('memory_mb'))} MB"
-        )
+        load = [f"{_shown(get('active_tasks'))} active tasks"]
+        if get("cpu_percent") is not None:
+            load.append(f"cpu {get('cpu_percent')}%")
+        if get("memory_mb") is not None:
+            load.append(f"memory {get('memory_mb')} MB")
+        return f"📊 Worker {_shown(get('worker'))}: {', '.join(load)}"
     return f"• {event_type} {model} → {backend}"

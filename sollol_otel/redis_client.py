@@ -23,6 +23,23 @@ def sync_client(url: str, *, socket_timeout: float = SOCKET_TIMEOUT) -> redis.Re
     )
 
 
+def client_like(existing: redis.Redis) -> redis.Redis:
+    """A client for the server an application's own client talks to, with our timeouts.
+
+    SOLLOL's `get_routing_logger(redis_client=...)` hands us the application's client; we must
+    not share its connections (or its missing timeouts) with our writer thread.
+    """
+    pool = existing.connection_pool
+    kwargs = {
+        **pool.connection_kwargs,
+        "socket_connect_timeout": CONNECT_TIMEOUT,
+        "socket_timeout": SOCKET_TIMEOUT,
+        "retry": Retry(NoBackoff(), 0),
+        "decode_responses": False,
+    }
+    return redis.Redis(connection_pool=redis.ConnectionPool(connection_class=pool.connection_class, **kwargs))
+
+
 def async_client(url: str, *, socket_timeout: float = SOCKET_TIMEOUT) -> redis.asyncio.Redis:
     """For readers that block in XREAD: pass a socket timeout longer than the block time."""
     return redis.asyncio.Redis.from_url(

@@ -142,7 +142,13 @@ def decode(raw: object) -> RoutingEvent | Skipped:
     kind = obj.get("event_type", obj.get("event"))
     if kind is None or kind == "" or isinstance(kind, (dict, list)):
         return Skipped("object has no event_type")
-    event_type = str(kind)
     if "event_type" not in obj:
-        obj = {"event_type": event_type, **obj}
-    return RoutingEvent(event_type=event_type, time=parse_timestamp(obj.get("timestamp")), fields=obj)
+        obj = {"event_type": str(kind), **obj}
+    return event_from_fields(obj)
+
+
+def event_from_fields(fields: Mapping[str, Any]) -> RoutingEvent:
+    """An event from wire fields that are already known to carry an event type."""
+    return RoutingEvent(
+        event_type=str(fields.get("event_type")), time=parse_timestamp(fields.get("timestamp")), fields=fields
+    )

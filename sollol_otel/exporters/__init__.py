@@ -1,0 +1,1 @@
+"""Log record exporters for routing events: to Redis, and to the console."""

@@ -1,0 +1,177 @@
+"""The one Redis writer: every routing event goes into the stream and the channel through here.
+
+Both the in-process bridge exporter and the OTLP receiver submit events and return at once; a
+background thread writes each batch as one pipeline (XADD with MAXLEN ~ and PUBLISH per event).
+When Redis refuses or hangs, the thread reconnects with backoff while a bounded backlog keeps
+the newest events in order; what does not fit is dropped oldest-first and counted.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from .backoff import Backoff
+from .redis_client import CONNECTION_ERRORS, sync_client
+from .settings import Settings
+from .wire import encode
+
+_log = logging.getLogger(__name__)
+
+Event = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class WriterStats:
+    """Counters since start; `backlog` is what waits for Redis right now."""
+
+    exported: int
+    dropped: int
+    retried: int
+    backlog: int
+    connected: bool
+
+
+def _encode(event: Event) -> str:
+    try:
+        return encode(event)
+    except (TypeError, ValueError):  # a foreign sender's value JSON cannot carry as is
+        return json.dumps(event, ensure_ascii=False, default=str, separators=(",", ":"))
+
+
+class RedisWriter:
+    """Writes routing events to Redis on its own thread; `submit` never blocks or raises."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        max_backlog: int = 10_000,
+        max_batch: int = 1_000,
+        client: redis.Redis | None = None,
+    ) -> None:
+        self._settings = settings
+        self._client = client or sync_client(settings.redis_url)
+        self._max_backlog = max_backlog
+        self._max_batch = max_batch
+        self._backlog: collections.deque[Event] = collections.deque()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._stop = threading.Event()
+        self._exported = self._dropped = self._retried = 0
+        self._connected = True
+        self._thread = threading.Thread(target=self._run, name="sollol-otel-redis-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, events: Iterable[Event]) -> None:
+        with self._lock:
+            if self._stop.is_set():
+                self._dropped += sum(1 for _ in events)
+                return
+            self._backlog.extend(events)
+            self._trim()
+        self._idle.clear()
+        self._wake.set()
+
+    def _trim(self) -> None:
+        overflow = len(self._backlog) - self._max_backlog
+        for _ in range(max(0, overflow)):
+            self._backlog.popleft()
+        self._dropped += max(0, overflow)
+
+    def stats(self) -> WriterStats:
+        return WriterStats(
+            exported=self._exported,
+            dropped=self._dropped,
+            retried=self._retried,
+            backlog=len(self._backlog),
+            connected=self._connected,
+        )
+
+    def _take(self) -> list[Event]:
+        with self._lock:
+            count = min(self._max_batch, len(self._backlog))
+            return [self._backlog.popleft() for _ in range(count)]
+
+    def _put_back(self, batch: Sequence[Event]) -> None:
+        with self._lock:
+            self._backlog.extendleft(reversed(batch))
+            self._trim()
+
+    def _write(self, batch: Sequence[Event]) -> None:
+        settings = self._settings
+        pipe = self._client.pipeline(transaction=False)
+        for event in batch:
+            payload = _encode(event)
+            pipe.xadd(settings.stream, {"event": payload}, maxlen=settings.stream_maxlen, approximate=True)
+            pipe.publish(settings.channel, payload)
+        pipe.execute()
+
+    def _run(self) -> None:
+        backoff = Backoff(initial=0.05, maximum=5.0)
+        while not self._stop.is_set():
+            self._wake.wait()
+            self._wake.clear()
+            while not self._stop.is_set():
+                batch = self._take()
+                if not batch:
+                    break
+                try:
+                    self._write(batch)
+                except CONNECTION_ERRORS as exc:
+                    self._put_back(batch)
+                    self._retried += 1
+                    if self._connected:
+                        self._connected = False
+                        _log.warning(
+                            "Redis at %s unavailable (%s); keeping up to %d routing events until it is back",
+                            self._settings.redacted_redis_url, type(exc).__name__, self._max_backlog,
+                        )  # fmt: skip
+                    self._stop.wait(backoff.next_delay())
+                    continue
+                except (
+                    redis.RedisError
+                ) as exc:  # Redis answered but refuses these events: retrying cannot help
+                    self._dropped += len(batch)
+                    _log.error("Redis rejected %d routing events: %s", len(batch), exc)
+                    continue
+                self._exported += len(batch)
+                backoff.reset()
+                if not self._connected:
+                    self._connected = True
+                    _log.warning(
+                        "Redis at %s is back; delivering the backlog", self._settings.redacted_redis_url
+                    )
+            with self._lock:
+                if not self._backlog:
+                    self._idle.set()
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until everything submitted so far is in Redis; False if Redis did not take it in time."""
+        self._wake.set()
+        return self._idle.wait(timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Flush for up to `timeout`, then stop; whatever is still waiting counts as dropped."""
+        if self._stop.is_set():
+            return
+        deadline = time.monotonic() + timeout
+        self.flush(timeout)
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(max(0.1, deadline - time.monotonic()))
+        with self._lock:
+            self._dropped += len(self._backlog)
+            self._backlog.clear()
+        self._idle.set()
+        self._client.close()
