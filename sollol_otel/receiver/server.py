@@ -1,0 +1,54 @@
+"""Running the receiver: settings from the environment and flags, a warning for open binds, uvicorn."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+
+import typer
+import uvicorn
+
+from ..settings import Settings, SettingsError
+from .app import ReceiverConfig, create_app
+
+TOKEN_ENV = "SOLLOL_COLLECTOR_TOKEN"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(*, host: str, port: int, redis_url: str | None) -> None:
+    """Serve until interrupted; exits with status 2 on unusable settings."""
+    try:
+        settings = Settings.from_env().with_overrides(redis_url=redis_url)
+    except SettingsError as exc:
+        typer.echo(f"sollol-otel collector: {exc}", err=True)
+        raise typer.Exit(2) from None
+    token = os.environ.get(TOKEN_ENV) or None
+    if token is None and not _is_loopback(host):
+        typer.echo(
+            f"sollol-otel collector: listening on {host} without {TOKEN_ENV}: anyone who can reach "
+            "this port can write routing events",
+            err=True,
+        )
+    typer.echo(
+        f"sollol-otel collector: OTLP/HTTP on http://{host}:{port}/v1/logs and /v1/traces → "
+        f"{settings.redacted_redis_url} stream {settings.stream!r}"
+        + (" (bearer token required)" if token else ""),
+        err=True,
+    )
+    uvicorn.run(
+        create_app(settings, ReceiverConfig(token=token)),
+        host=host,
+        port=port,
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+        log_level="warning",
+    )
