@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Annotated
+
 import typer
+
+from .filters import EventFilter
+from .settings import Settings, SettingsError
+from .since import parse_since
+from .terminal import ColorMode, OutputFormat
 
 app = typer.Typer(
     name="sollol-otel",
@@ -28,3 +36,110 @@ def collector(
     from .receiver.server import serve
 
     serve(host=host, port=port, redis_url=redis_url)
+
+
+# Options shared by the commands that read the stream (tail, stats).
+RedisUrlOption = Annotated[
+    str | None, typer.Option("--redis-url", help="Redis to read from [default: $SOLLOL_REDIS_URL].")
+]
+SinceOption = Annotated[
+    str | None, typer.Option("--since", help="Start from a time: 30s, 10m, 2h, 1d, or an ISO 8601 time.")
+]
+ModelOption = Annotated[str | None, typer.Option("--model", help="Only this model (exact name).")]
+BackendOption = Annotated[str | None, typer.Option("--backend", help="Only this backend (any name).")]
+EventTypeOption = Annotated[
+    list[str] | None,
+    typer.Option("--event-type", help="Only these event types; repeatable or comma-separated, any case."),
+]
+InstanceOption = Annotated[str | None, typer.Option("--instance", help="Only instances whose id starts so.")]
+OutputOption = Annotated[
+    OutputFormat, typer.Option("--output", "-o", help="text: the seed's layout; json: one object per line.")
+]
+ColorOption = Annotated[
+    ColorMode, typer.Option("--color", help="auto: colour on a terminal unless NO_COLOR is set.")
+]
+
+
+def _stream_settings(redis_url: str | None) -> Settings:
+    try:
+        return Settings.from_env().with_overrides(redis_url=redis_url)
+    except SettingsError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_since(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--since") from None
+
+
+@app.command()
+def tail(
+    *,
+    history: Annotated[
+        int | None, typer.Option("--history", min=0, metavar="N", help="Show the last N matching events.")
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="With --history: then go on live, losing nothing between.")
+    ] = False,
+    since: SinceOption = None,
+    model: ModelOption = None,
+    backend: BackendOption = None,
+    event_type: EventTypeOption = None,
+    instance: InstanceOption = None,
+    output: OutputOption = OutputFormat.text,
+    color: ColorOption = ColorMode.auto,
+    redis_url: RedisUrlOption = None,
+    reconnect_timeout: Annotated[
+        float, typer.Option("--reconnect-timeout", min=0, help="Seconds to keep reconnecting before exit 1.")
+    ] = 60.0,
+) -> None:
+    """Show routing events: live (the default), the last N (--history N), or both (--history N --follow).
+
+    Events go to stdout, notices and the closing summary to stderr. Exit 1 when Redis cannot be
+    read or stays away longer than --reconnect-timeout.
+    """
+    from .tail import TailOptions, run
+
+    settings = _stream_settings(redis_url)
+    options = TailOptions(
+        redis_url=settings.redis_url,
+        stream=settings.stream,
+        history=history,
+        follow=follow,
+        since=_since(since),
+        event_filter=EventFilter.build(model, backend, event_type, instance),
+        output=output,
+        color=color,
+        reconnect_timeout=reconnect_timeout,
+    )
+    raise typer.Exit(run(options))
+
+
+@app.command()
+def dashboard(
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on; keep 127.0.0.1 unless a token is set.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8080,
+    redis_url: RedisUrlOption = None,
+) -> None:
+    """Serve the live "🎯 SOLLOL Routing Decisions" dashboard (page, WebSocket/SSE feeds, JSON API).
+
+    Set SOLLOL_DASHBOARD_TOKEN to require a token on every endpoint (open /?token=... once),
+    SOLLOL_TRACE_URL_TEMPLATE (e.g. http://localhost:16686/trace/{trace_id}) to link events to traces.
+    """
+    import logging
+
+    from .server import DashboardConfig, serve
+
+    settings = _stream_settings(redis_url)
+    try:
+        config = DashboardConfig.from_env()
+    except SettingsError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    serve(settings, config, host=host, port=port)
