@@ -5,7 +5,14 @@ get_routing_logger` becomes `from sollol_otel import get_routing_logger` and not
 """
 
 from .bridge_metrics import BridgeStats
-from .configuration import bridge_stats, configure, enable_console_routing_log, get_routing_logger, shutdown
+from .configuration import (
+    bridge_stats,
+    configure,
+    enable_console_routing_log,
+    force_flush,
+    get_routing_logger,
+    shutdown,
+)
 from .events import EventType, RoutingEvent
 from .logger import RoutingLogger
 
@@ -17,6 +24,7 @@ __all__ = [
     "bridge_stats",
     "configure",
     "enable_console_routing_log",
+    "force_flush",
     "get_routing_logger",
     "shutdown",
 ]

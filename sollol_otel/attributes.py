@@ -12,6 +12,7 @@
 | message | the log record's body |
 | trace_id, span_id | the record's trace context (hex) |
 | service | resource `service.name` |
+| keys whose value is null | named in `sollol.null_keys` (OTel attributes cannot be null) |
 
 Attributes are flat and few on purpose: attribute validation is half the cost of an emit.
 """
@@ -33,6 +34,7 @@ MODEL = "gen_ai.request.model"
 SERVER_ADDRESS = "server.address"
 SERVER_PORT = "server.port"
 ERROR_TYPE = "error.type"
+NULL_KEYS = NAMESPACE + "null_keys"
 
 RESOURCE_INSTANCE_ID = "service.instance.id"
 RESOURCE_HOSTNAME = "host.name"
@@ -83,9 +85,11 @@ def event_attributes(
         attributes[MODEL] = str(to_wire_value(model))
     if backend is not None:
         attributes[NAMESPACE + "backend"] = str(to_wire_value(backend))
+    nulls: list[str] = []
     for key, value in fields.items():
         converted = to_attribute_value(value)
         if converted is None:
+            nulls.append(key)
             continue
         if event_type is EventType.RPC_BACKEND_SELECTED and key in ("backend_host", "backend_port"):
             attributes[SERVER_ADDRESS if key == "backend_host" else SERVER_PORT] = converted
@@ -99,6 +103,8 @@ def event_attributes(
             attributes[SERVER_PORT] = port
     if event_type is EventType.FALLBACK_TRIGGERED and fields.get("reason") is not None:
         attributes[ERROR_TYPE] = _error_type(fields["reason"])
+    if nulls:
+        attributes[NULL_KEYS] = tuple(nulls)
     return attributes
 
 
@@ -136,6 +142,9 @@ def to_wire_fields(
     }
     for key, value in attributes.items():
         if key in (MODEL, NAMESPACE + "backend"):
+            continue
+        if key == NULL_KEYS:
+            fields.update(dict.fromkeys(value if isinstance(value, (list, tuple)) else (), None))
             continue
         wire_key = _wire_key(event_type, key)
         if wire_key is not None:

@@ -167,6 +167,7 @@ def configure(
     stream: str | None = None,
     channel: str | None = None,
     stream_maxlen: int | None = None,
+    backlog: int | None = None,
     enabled: bool | None = None,
     console: bool | None = None,
     service_name: str | None = None,
@@ -178,7 +179,7 @@ def configure(
     """Set up (or set up again) routing event recording; arguments override the environment."""
     global _pipeline
     settings = Settings.from_env().with_overrides(
-        redis_url=redis_url, stream=stream, channel=channel, stream_maxlen=stream_maxlen,
+        redis_url=redis_url, stream=stream, channel=channel, stream_maxlen=stream_maxlen, backlog=backlog,
         enabled=enabled, console=console,
     )  # fmt: skip
     with _lock:
@@ -228,6 +229,18 @@ def bridge_stats() -> BridgeStats:
         if _pipeline is None:
             return BridgeStats(exported=0, dropped=0, retried=0, backlog=0, connected=False)
         return _pipeline.stats()
+
+
+def force_flush(timeout: float = 5.0) -> bool:
+    """Wait until every decision recorded so far is in Redis; False if that took longer than `timeout`."""
+    with _lock:
+        pipeline = _pipeline
+    if pipeline is None or pipeline.processor is None or pipeline.writer is None:
+        return True
+    deadline = time.monotonic() + timeout
+    if not pipeline.processor.force_flush(int(timeout * 1000)):
+        return False
+    return pipeline.writer.flush(max(0.0, deadline - time.monotonic()))
 
 
 def shutdown(timeout: float = 5.0) -> None:

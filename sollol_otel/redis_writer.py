@@ -54,13 +54,12 @@ class RedisWriter:
         self,
         settings: Settings,
         *,
-        max_backlog: int = 10_000,
         max_batch: int = 1_000,
         client: redis.Redis | None = None,
     ) -> None:
         self._settings = settings
         self._client = client or sync_client(settings.redis_url)
-        self._max_backlog = max_backlog
+        self._max_backlog = settings.backlog
         self._max_batch = max_batch
         self._backlog: collections.deque[Event] = collections.deque()
         self._lock = threading.Lock()

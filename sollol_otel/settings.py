@@ -11,6 +11,7 @@ DEFAULT_REDIS_URL = "redis://localhost:6379"
 DEFAULT_STREAM = "sollol:routing_stream"
 DEFAULT_CHANNEL = "sollol:routing_events"
 DEFAULT_STREAM_MAXLEN = 10_000
+DEFAULT_BACKLOG = 10_000
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
@@ -53,6 +54,7 @@ class Settings:
     stream: str = DEFAULT_STREAM
     channel: str = DEFAULT_CHANNEL
     stream_maxlen: int = DEFAULT_STREAM_MAXLEN
+    backlog: int = DEFAULT_BACKLOG  # events kept in memory while Redis is away
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -65,6 +67,9 @@ class Settings:
             channel=env.get("SOLLOL_ROUTING_CHANNEL") or DEFAULT_CHANNEL,
             stream_maxlen=_parse_positive_int(
                 "SOLLOL_ROUTING_STREAM_MAXLEN", env.get("SOLLOL_ROUTING_STREAM_MAXLEN"), DEFAULT_STREAM_MAXLEN
+            ),
+            backlog=_parse_positive_int(
+                "SOLLOL_ROUTING_BACKLOG", env.get("SOLLOL_ROUTING_BACKLOG"), DEFAULT_BACKLOG
             ),
         )
 
