@@ -8,6 +8,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 import redis
@@ -82,7 +83,7 @@ def test_a_fallback_names_its_error_type(
 
 
 class _OtlpSink(BaseHTTPRequestHandler):
-    received: list[tuple[str, bytes]] = []
+    received: ClassVar[list[tuple[str, bytes]]] = []
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
@@ -129,7 +130,7 @@ def test_console_output_prints_none_fields_and_escapes_control_characters(keys: 
     )
     env = {**os.environ, "SOLLOL_ROUTING_LOG_CONSOLE": "true"}
     result = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, timeout=60, text=True
+        [sys.executable, "-c", script], check=False, env=env, capture_output=True, timeout=60, text=True
     )
     assert result.returncode == 0, result.stderr
     assert "model=N/A" in result.stderr
@@ -146,6 +147,8 @@ def test_enable_console_routing_log_turns_console_output_on(keys: tuple[str, str
         "sollol_otel.get_routing_logger().log_route_decision('after', 'ollama', 'r')\n"
         "sollol_otel.shutdown()\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60, text=True)
+    result = subprocess.run(
+        [sys.executable, "-c", script], check=False, capture_output=True, timeout=60, text=True
+    )
     assert result.returncode == 0, result.stderr
     assert "model=after" in result.stderr and "model=before" not in result.stderr

@@ -6,10 +6,10 @@ import time
 from collections.abc import Callable
 
 import redis
+from redis_servers import RedisServer
 
 import sollol_otel
 from sollol_otel import RoutingLogger
-from redis_servers import RedisServer
 
 from .conftest import read_stream
 

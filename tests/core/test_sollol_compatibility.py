@@ -97,7 +97,7 @@ def test_we_write_every_key_sollol_writes_with_the_same_value(
     finally:
         redis_client.delete(theirs_stream)
     assert len(theirs) == len(ours) == len(calls)
-    for their_event, our_event in zip(theirs, ours):
+    for their_event, our_event in zip(theirs, ours, strict=True):
         missing = set(their_event) - set(our_event)
         assert not missing, (their_event["event_type"], missing)
         for key in set(their_event) - {"timestamp", "instance_id", "start_time"}:
