@@ -76,6 +76,8 @@ class ReceiverConfig:
 
     token: str | None = field(default=None, repr=False)
     max_body_bytes: int = MAX_BODY_BYTES
+    #: On shutdown, how long to keep trying to get accepted events into Redis.
+    shutdown_timeout: float = 5.0
 
 
 class RecentEvents:
@@ -336,7 +338,7 @@ def create_app(settings: Settings, config: ReceiverConfig | None = None) -> Star
         try:
             yield
         finally:
-            await run_in_threadpool(writer.close)
+            await run_in_threadpool(writer.close, config.shutdown_timeout)
 
     return Starlette(
         routes=[
