@@ -253,7 +253,7 @@ def test_class_and_static_methods_read_their_arguments(pipeline: Pipeline) -> No
 
     assert Planner.plan("a:1b") == "Planner"
     assert Planner().route("b:1b") == "b:1b"
-    models = {s.name.rsplit(".", 2)[-2:][1]: s.attributes["gen_ai.request.model"] for s in pipeline.spans()}  # type: ignore[index]
+    models = {s.name.rsplit(".", 1)[1]: s.attributes["gen_ai.request.model"] for s in pipeline.spans()}  # type: ignore[index]
     assert models == {"plan": "a:1b", "route": "b:1b"}
 
 
