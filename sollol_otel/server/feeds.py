@@ -1,0 +1,197 @@
+"""The live feeds, WebSocket and SSE: backlog or catch-up first, then live, each event exactly once.
+
+A session subscribes to the hub *before* it reads the stream, so nothing written meanwhile
+is missed; live messages at or below the position the read reached are duplicates and are
+skipped. A client that resumes with the last id it saw (WS `?last_id=`, SSE `Last-Event-ID`)
+gets everything after it, or an explicit gap when the stream no longer holds it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+
+from sse_starlette import EventSourceResponse
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from ..filters import EventFilter
+from ..redis_client import CONNECTION_ERRORS
+from .config import MAX_BACKLOG
+from .history import catch_up, recent
+from .hub import Overflowed
+from .messages import Message, control, gap_message, sse_chunk, ws_frame
+from .params import BadParameter, StreamKey, bounded_int, event_filter, optional_int, stream_id, stream_key
+from .security import origin_allowed
+from .state import DashboardState, state_of
+
+#: How long a new session waits for the hub's first connection to Redis.
+READY_TIMEOUT = 5.0
+#: A client that takes longer than this to accept one frame is dropped.
+SEND_TIMEOUT = 10.0
+#: Most events per frame while sending backlog or catch-up.
+CHUNK = 500
+#: Milliseconds an SSE client waits before reconnecting (sent as `retry:`).
+SSE_RETRY_MS = 2000
+#: WebSocket close codes: Redis unreachable (try again later), client too slow (resume).
+CLOSE_UNAVAILABLE = 1013
+CLOSE_SLOW = 4008
+CLOSE_POLICY = 1008
+
+
+class Unavailable(Exception):
+    """Redis cannot be read right now; the client should reconnect later and resume."""
+
+
+class FeedRequest:
+    """A feed's parameters: filter, backlog size, and the resume point if any."""
+
+    def __init__(self, params: Mapping[str, str], last_event_id: str | None, default_backlog: int) -> None:
+        self.filter: EventFilter = event_filter(params)
+        self.backlog = bounded_int(params, "backlog", default_backlog, MAX_BACKLOG)
+        self.last_id = stream_id(params, "last_id") or stream_id(
+            {"Last-Event-ID": last_event_id or ""}, "Last-Event-ID"
+        )
+        self.offset = optional_int(params, "offset")
+
+
+def _chunks(messages: list[Message]) -> list[list[Message]]:
+    return [messages[i : i + CHUNK] for i in range(0, len(messages), CHUNK)]
+
+
+async def session(state: DashboardState, request: FeedRequest) -> AsyncIterator[list[Message]]:
+    """The messages of one client's feed, in order; ends when the client must reconnect."""
+    hub, stream = state.hub, state.settings.stream
+    yield [
+        control(
+            "connected",
+            message="✓ Connected to SOLLOL routing stream",
+            filter=request.filter.describe(),
+            stream=stream,
+        ),
+        hub.status_message(),
+    ]
+    try:
+        await asyncio.wait_for(hub.ready.wait(), READY_TIMEOUT)
+    except asyncio.TimeoutError:
+        raise Unavailable from None
+    last_sent: str | None = request.last_id
+    with hub.subscribe(request.filter) as subscription:
+        try:
+            if request.last_id is None:
+                found = await recent(state.client, stream, request.filter, request.backlog)
+                position = found.position
+                last_sent = _last_id(found.messages, last_sent)
+                for chunk in _chunks(found.messages):
+                    yield chunk
+            else:
+                position = request.last_id
+                async for messages, reached in catch_up(
+                    state.client, stream, request.filter, request.last_id, request.offset
+                ):
+                    position = reached
+                    last_sent = _last_id(messages, last_sent)
+                    for chunk in _chunks(messages):
+                        yield chunk
+        except CONNECTION_ERRORS:
+            raise Unavailable from None
+        yield [control("caught_up", last_id=position)]
+        mark: StreamKey | None = stream_key(position)
+        while True:
+            try:
+                messages = await subscription.get()
+            except Overflowed as exc:
+                yield [gap_message(after_id=last_sent, missed=exc.dropped, reason="slow_client")]
+                return
+            if mark is not None:
+                messages, mark = _after(messages, mark)
+            if messages:
+                last_sent = _last_id(messages, last_sent)
+                yield messages
+
+
+def _after(messages: list[Message], mark: StreamKey) -> tuple[list[Message], StreamKey | None]:
+    """Drop what the stream read already covered; the mark is done once anything newer arrives."""
+    for index, message in enumerate(messages):
+        if message.reset or (message.key is not None and message.key > mark):
+            return [m for m in messages[:index] if m.key is None] + messages[index:], None
+    return [m for m in messages if m.key is None], mark
+
+
+def _last_id(messages: list[Message], default: str | None) -> str | None:
+    return next((m.id for m in reversed(messages) if m.id is not None), default)
+
+
+async def websocket_feed(websocket: WebSocket) -> None:
+    """`WS /ws/routing_events`: `?batch=1` sends JSON arrays (fewer frames), else one object a frame."""
+    state = state_of(websocket)
+    if not origin_allowed(websocket, state.config.allowed_origins):
+        await websocket.close(code=CLOSE_POLICY)  # before accept: the handshake gets HTTP 403
+        return
+    await websocket.accept()
+    try:
+        request = FeedRequest(websocket.query_params, None, state.config.backlog)
+    except BadParameter as exc:
+        await websocket.send_json({"type": "error", "message": str(exc)})
+        await websocket.close(code=CLOSE_POLICY, reason="bad parameter")
+        return
+    batched = websocket.query_params.get("batch", "").lower() in ("1", "true", "yes")
+    sender = asyncio.create_task(_send_all(websocket, session(state, request), batched))
+    listener = asyncio.create_task(_until_disconnect(websocket))
+    done, _ = await asyncio.wait({sender, listener}, return_when=asyncio.FIRST_COMPLETED)
+    for task in (sender, listener):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    if sender in done and not sender.cancelled():
+        code = sender.result() if sender.exception() is None else None
+        if code is not None:
+            with contextlib.suppress(Exception):
+                await websocket.close(code=code)
+
+
+async def _send_all(
+    websocket: WebSocket, messages: AsyncIterator[list[Message]], batched: bool
+) -> int | None:
+    """Sends until the session ends; returns the close code to use, or None if the socket died."""
+    try:
+        async for batch in messages:
+            for frame in ws_frame(batch, batched):
+                await asyncio.wait_for(websocket.send_text(frame), SEND_TIMEOUT)
+    except Unavailable:
+        await websocket.send_text(state_of(websocket).hub.status_message().json)
+        return CLOSE_UNAVAILABLE
+    except (asyncio.TimeoutError, WebSocketDisconnect, RuntimeError, OSError):
+        return None
+    return CLOSE_SLOW
+
+
+async def _until_disconnect(websocket: WebSocket) -> None:
+    while (await websocket.receive())["type"] != "websocket.disconnect":
+        pass  # the feed takes no commands; anything a client sends is ignored
+
+
+async def sse_feed(request: Request) -> Response:
+    """`GET /sse/routing_events`: `id:` is the stream id; resumes from Last-Event-ID or `?last_id=`."""
+    state = state_of(request)
+    try:
+        feed = FeedRequest(request.query_params, request.headers.get("last-event-id"), state.config.backlog)
+    except BadParameter as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+    return EventSourceResponse(
+        _sse_body(state, feed),
+        ping=15,
+        send_timeout=SEND_TIMEOUT,
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _sse_body(state: DashboardState, feed: FeedRequest) -> AsyncIterator[bytes]:
+    yield f"retry: {SSE_RETRY_MS}\n\n".encode()
+    try:
+        async for batch in session(state, feed):
+            yield sse_chunk(batch)
+    except Unavailable:
+        yield sse_chunk([state.hub.status_message()])

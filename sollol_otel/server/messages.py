@@ -1,0 +1,129 @@
+"""What the feeds send: each message is encoded once and shared by every client that gets it.
+
+The routing event message keeps the keys SOLLOL's `/ws/routing_events` sent (`type`,
+`event_type`, `timestamp`, `instance_id`, `model`, `backend`, `reason`, `message`,
+`full_event`) and adds `id` (the stream id, the resume cursor), `offset` (the entry's
+position among all entries ever added, which makes gap counts exact), `time` and `trace_id`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from ..events import RoutingEvent
+from ..stream import Gap, StreamEntry
+from .params import StreamKey, stream_key
+
+
+@dataclass(frozen=True, eq=False)
+class Message:
+    """One feed message: its kind (the SSE event name), its JSON text and, for events, its id."""
+
+    kind: str
+    json: str
+    id: str | None = None
+    reset: bool = False  # a gap after which stream ids start again from zero
+
+    @cached_property
+    def key(self) -> StreamKey | None:
+        return None if self.id is None else stream_key(self.id)
+
+    @cached_property
+    def sse(self) -> bytes:
+        head = f"id: {self.id}\n" if self.id is not None else ""
+        return f"{head}event: {self.kind}\ndata: {self.json}\n\n".encode()
+
+
+def _dumps(body: dict[str, Any]) -> str:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def control(kind: str, **body: Any) -> Message:
+    """A message that is not an event: connected, status, caught_up."""
+    return Message(kind, _dumps({"type": kind, **body}))
+
+
+def event_message(entry_id: str, offset: int | None, event: RoutingEvent) -> Message:
+    fields = event.fields
+    body = {
+        "type": "routing_event",
+        "id": entry_id,
+        "offset": offset,
+        "event_type": event.event_type,
+        "timestamp": fields.get("timestamp"),
+        "time": event.time.isoformat() if event.time else None,
+        "instance_id": fields.get("instance_id"),
+        "model": fields.get("model"),
+        "backend": fields.get("backend"),
+        "reason": fields.get("reason"),
+        "message": event.message,
+        "trace_id": event.trace_id,
+        "full_event": fields,
+    }
+    return Message("routing_event", _dumps(body), id=entry_id)
+
+
+def gap_message(
+    *, after_id: str | None, missed: int | None, reason: str, first_id: str | None = None, reset: bool = False
+) -> Message:
+    """Events a client will not get, said out loud: trimmed, stream reset, or the client fell behind."""
+    count = "An unknown number of" if missed is None else f"{missed}"
+    text = {
+        "trimmed": f"{count} events were trimmed from the stream before they could be sent",
+        "reset": f"The stream was reset (Redis restarted or its key deleted); {count.lower()} events lost",
+        "slow_client": f"This client fell {count.lower()} events behind; reconnect to resume",
+    }[reason]
+    body = {
+        "type": "gap",
+        "reason": reason,
+        "after_id": after_id,
+        "first_id": first_id,
+        "missed": missed,
+        "message": text,
+    }
+    return Message("gap", _dumps(body), reset=reset)
+
+
+def from_gap(gap: Gap) -> Message:
+    return gap_message(
+        after_id=gap.after_id,
+        first_id=gap.first_id,
+        missed=gap.missed,
+        reason="reset" if gap.reset else "trimmed",
+        reset=gap.reset,
+    )
+
+
+def batch_messages(
+    batch: list[StreamEntry | Gap], end_offset: int | None
+) -> list[tuple[Message, RoutingEvent | None]]:
+    """A reader's batch as messages, each with its event (None for gaps) for filtering.
+
+    `end_offset` is the reader's offset after the batch: the last entry's; entries in one
+    batch are consecutive, so each earlier one is one less. Undecodable entries are left out.
+    """
+    remaining = sum(isinstance(item, StreamEntry) for item in batch)
+    out: list[tuple[Message, RoutingEvent | None]] = []
+    for item in batch:
+        if isinstance(item, Gap):
+            out.append((from_gap(item), None))
+            continue
+        remaining -= 1
+        if isinstance(item.item, RoutingEvent):
+            offset = None if end_offset is None else end_offset - remaining
+            out.append((event_message(item.id, offset, item.item), item.item))
+    return out
+
+
+def ws_frame(messages: list[Message], batched: bool) -> list[str]:
+    """WebSocket frames: one JSON array for a batching client, else one object per frame (SOLLOL's way)."""
+    if batched:
+        return ["[" + ",".join(m.json for m in messages) + "]"]
+    return [m.json for m in messages]
+
+
+def sse_chunk(messages: list[Message]) -> bytes:
+    return b"".join(m.sse for m in messages)

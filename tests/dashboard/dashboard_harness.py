@@ -1,0 +1,144 @@
+"""A real dashboard (uvicorn in a thread) and real clients (websockets, httpx SSE) for the tests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import redis
+import uvicorn
+from redis_servers import free_port
+from websockets.asyncio.client import ClientConnection, connect
+
+from sollol_otel.server.app import create_app, uvicorn_config
+from sollol_otel.server.config import DashboardConfig
+from sollol_otel.settings import Settings
+from sollol_otel.wire import encode
+
+Message = dict[str, Any]
+
+
+class DashboardServer:
+    """The app under uvicorn on its own port; stop() and start() again keep the port."""
+
+    def __init__(self, settings: Settings, config: DashboardConfig) -> None:
+        self.settings = settings
+        self.config = config
+        self.port = free_port()
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/routing_events"
+
+    def start(self) -> DashboardServer:
+        app = create_app(self.settings, self.config)
+        self._server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", self.port, log_level="warning"))
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("dashboard did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(10)
+        self._server = self._thread = None
+
+
+def sollol_event(n: int = 0, **fields: Any) -> dict[str, Any]:
+    """An event as SOLLOL 0.9.66 writes it."""
+    return {
+        "timestamp": "2026-11-27T12:03:45.123456",
+        "instance_id": "workstation_42_a1b2c3d4",
+        "hostname": "workstation",
+        "pid": 42,
+        "event_type": "ROUTE_DECISION",
+        "model": "llama3.2:3b",
+        "backend": "ollama",
+        "reason": f"sufficient_resources #{n}",
+        "cached": False,
+        **fields,
+    }
+
+
+def write(client: redis.Redis, stream: str, count: int, start: int = 0, **fields: Any) -> list[str]:
+    """XADD `count` events straight into the stream, as any SOLLOL instance would; their ids."""
+    pipe = client.pipeline(transaction=False)
+    for n in range(start, start + count):
+        pipe.xadd(stream, {"event": encode(sollol_event(n, **fields))})
+    return [i.decode() for i in pipe.execute()]
+
+
+def reasons(messages: list[Message]) -> list[str]:
+    return [m["reason"] for m in messages if m["type"] == "routing_event"]
+
+
+class WsClient:
+    """A WebSocket feed client that collects messages (batched frames unpacked)."""
+
+    def __init__(self, connection: ClientConnection) -> None:
+        self.connection = connection
+        self.messages: list[Message] = []
+
+    async def until(self, predicate: Any, timeout: float = 5.0) -> list[Message]:
+        """Read until `predicate(messages)` holds; all messages so far."""
+        async with asyncio.timeout(timeout):
+            while not predicate(self.messages):
+                data = json.loads(await self.connection.recv())
+                self.messages.extend(data if isinstance(data, list) else [data])
+        return self.messages
+
+    async def events(self, count: int, timeout: float = 5.0) -> list[Message]:
+        await self.until(lambda ms: len([m for m in ms if m["type"] == "routing_event"]) >= count, timeout)
+        return [m for m in self.messages if m["type"] == "routing_event"]
+
+    async def caught_up(self) -> list[Message]:
+        return await self.until(lambda ms: any(m["type"] == "caught_up" for m in ms))
+
+
+@asynccontextmanager
+async def ws_feed(server: DashboardServer, query: str = "", **kwargs: Any) -> AsyncIterator[WsClient]:
+    async with connect(f"{server.ws_url}?{query}", **kwargs) as connection:
+        yield WsClient(connection)
+
+
+async def sse_messages(
+    server: DashboardServer, query: str = "", headers: dict[str, str] | None = None, *, until: Any, timeout: float = 5.0
+) -> list[tuple[str | None, str, Message]]:
+    """(id, event name, data) of each SSE event, read until `until(list)` holds."""
+    out: list[tuple[str | None, str, Message]] = []
+    async with (
+        httpx.AsyncClient(timeout=timeout) as client,
+        client.stream("GET", f"{server.url}/sse/routing_events?{query}", headers=headers) as response,
+        asyncio.timeout(timeout),
+    ):
+        event_id: str | None = None
+        name = "message"
+        async for line in response.aiter_lines():
+            if line.startswith("id: "):
+                event_id = line[4:]
+            elif line.startswith("event: "):
+                name = line[7:]
+            elif line.startswith("data: "):
+                out.append((event_id, name, json.loads(line[6:])))
+                if until(out):
+                    return out
+            elif line == "":
+                event_id, name = None, "message"
+    return out
