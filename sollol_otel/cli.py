@@ -21,23 +21,6 @@ app = typer.Typer(
 )
 
 
-@app.command()
-def collector(
-    host: str = typer.Option("127.0.0.1", help="Address to listen on (0.0.0.0 inside a container)."),
-    port: int = typer.Option(4319, help="Port; 4319 leaves 4318 to an OTel Collector on the same host."),
-    redis_url: str = typer.Option(
-        None, "--redis-url", help="Redis to write to [default: $SOLLOL_REDIS_URL]."
-    ),
-) -> None:
-    """Receive routing events over OTLP/HTTP from any OTel SDK or Collector and write them into Redis.
-
-    Set SOLLOL_COLLECTOR_TOKEN to require `Authorization: Bearer <token>` on every request.
-    """
-    from .receiver.server import serve
-
-    serve(host=host, port=port, redis_url=redis_url)
-
-
 # Options shared by the commands that read the stream (tail, stats).
 RedisUrlOption = Annotated[
     str | None, typer.Option("--redis-url", help="Redis to read from [default: $SOLLOL_REDIS_URL].")
@@ -143,3 +126,25 @@ def dashboard(
         raise typer.BadParameter(str(exc)) from None
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     serve(settings, config, host=host, port=port)
+
+
+@app.command()
+def collector(
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on; 0.0.0.0 inside a container.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", min=1, max=65535, help="Port; not 4318, an OTel Collector's own.")
+    ] = 4319,
+    redis_url: Annotated[
+        str | None, typer.Option("--redis-url", help="Redis to write to [default: $SOLLOL_REDIS_URL].")
+    ] = None,
+) -> None:
+    """Receive routing events over OTLP/HTTP (POST /v1/logs, /v1/traces) from any OTel SDK or Collector.
+
+    They go into the Redis stream and channel like the in-process bridge's. Set
+    SOLLOL_COLLECTOR_TOKEN to require `Authorization: Bearer <token>` on every export.
+    """
+    from .receiver.server import serve
+
+    serve(_stream_settings(redis_url), host=host, port=port)

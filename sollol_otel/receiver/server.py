@@ -1,4 +1,4 @@
-"""Running the receiver: settings from the environment and flags, a warning for open binds, uvicorn."""
+"""Running the receiver: the token from the environment, a warning for open binds, uvicorn."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import os
 import typer
 import uvicorn
 
-from ..settings import Settings, SettingsError
+from ..settings import Settings
 from .app import ReceiverConfig, create_app
 
 TOKEN_ENV = "SOLLOL_COLLECTOR_TOKEN"
@@ -23,13 +23,8 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def serve(*, host: str, port: int, redis_url: str | None) -> None:
-    """Serve until interrupted; exits with status 2 on unusable settings."""
-    try:
-        settings = Settings.from_env().with_overrides(redis_url=redis_url)
-    except SettingsError as exc:
-        typer.echo(f"sollol-otel collector: {exc}", err=True)
-        raise typer.Exit(2) from None
+def serve(settings: Settings, *, host: str, port: int) -> None:
+    """Serve until interrupted."""
     token = os.environ.get(TOKEN_ENV) or None
     if token is None and not _is_loopback(host):
         typer.echo(
