@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import wrapt
-from opentelemetry import context, trace
+from opentelemetry import context, metrics, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from ..attributes import ERROR_TYPE, MODEL, NAMESPACE
@@ -39,7 +39,7 @@ from ..configuration import get_routing_logger
 from ..events import EventType
 from ..logger import RoutingLogger
 from ..wire import truncate
-from .metrics import SCOPE, decision_metrics, package_version
+from .metrics import SCOPE, DecisionMetrics, decision_metrics, package_version
 
 _log = logging.getLogger(__name__)
 
@@ -229,7 +229,9 @@ class _Instrumentation:
         emit: bool = True,
         fallback_to: str | None = None,
         extractors: Mapping[str, Extractor | None],
+        failure_events: bool = True,
         tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
     ) -> None:
         fields = [_Field.compile(key, ex) for key, ex in extractors.items() if ex is not None]
         self._arguments = _Arguments(function, {f.argument for f in fields if f.argument is not None})
@@ -243,7 +245,9 @@ class _Instrumentation:
         self._event_type = event_type
         self._emit = emit
         self._fallback_to = fallback_to
+        self._failure_events = failure_events
         self._tracer = trace.get_tracer(SCOPE, package_version(), tracer_provider) if span_name else None
+        self._metrics = None if meter_provider is None else DecisionMetrics(meter_provider)
 
     def __call__(
         self, wrapped: Callable[..., Any], instance: object, args: tuple[Any, ...], kwargs: Any
@@ -360,7 +364,7 @@ class _Instrumentation:
             span.set_attribute(NAMESPACE + "backend", str(backend))
             if fields.get("node_url") is not None:
                 span.set_attribute(NAMESPACE + "node_url", str(fields["node_url"]))
-        decision_metrics().observe_duration(seconds, event_type.value, backend)
+        (self._metrics or decision_metrics()).observe_duration(seconds, event_type.value, backend)
 
     def _fail(self, logger: RoutingLogger, call: _Call, error: Exception) -> None:
         call.seconds = (time.perf_counter_ns() - call.started) / 1e9
@@ -372,7 +376,7 @@ class _Instrumentation:
                 call.span.set_status(Status(StatusCode.ERROR, truncate(f"{error_type}: {error}", 1024)))
                 call.span.set_attribute(ERROR_TYPE, f"{type(error).__module__}.{type(error).__qualname__}")
             backend = self._failed_backend(call, frame)
-            if frame.reported is not error:
+            if self._failure_events and frame.reported is not error:
                 reason = f"{error_type}: {truncate(str(error), REASON_MESSAGE_CHARS)}"
                 logger.record(
                     EventType.FALLBACK_TRIGGERED,
@@ -382,8 +386,10 @@ class _Instrumentation:
                     reason=reason,
                 )
             if self._event_type is not None:
-                decision_metrics().observe_duration(call.seconds, self._event_type.value, backend, error_type)
-            frame.hand_up(error, None)
+                (self._metrics or decision_metrics()).observe_duration(
+                    call.seconds, self._event_type.value, backend, error_type
+                )
+            frame.hand_up(error if self._failure_events or frame.reported is error else None, None)
         except Exception:
             _swallow("record a failed routing call")
 

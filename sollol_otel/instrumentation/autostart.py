@@ -1,0 +1,118 @@
+"""Opt-in dashboard autostart: SOLLOL's "the dashboard starts with HybridRouter", made safe.
+
+With `SOLLOL_DASHBOARD_AUTOSTART=true`, instrumenting SOLLOL starts `sollol-otel dashboard` in a
+process of its own, unless something already answers on the dashboard's port (another router
+started it, or the operator runs one). The check and the start happen on a background thread:
+the router never waits for them, and nothing that goes wrong there reaches it. The dashboard
+outlives the router that started it, so every router on the machine shares one; its output goes
+to `sollol-otel-dashboard-<port>.log` in the temporary directory.
+
+| variable | default | meaning |
+|---|---|---|
+| SOLLOL_DASHBOARD_AUTOSTART | false | true starts the dashboard when instrumenting |
+| SOLLOL_DASHBOARD_HOST | 127.0.0.1 | where it listens (and where we look for one) |
+| SOLLOL_DASHBOARD_PORT | 8080 | its port (SOLLOL's variable) |
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from ..settings import SettingsError, parse_bool
+
+_log = logging.getLogger(__name__)
+
+AUTOSTART_ENV = "SOLLOL_DASHBOARD_AUTOSTART"
+HOST_ENV = "SOLLOL_DASHBOARD_HOST"
+PORT_ENV = "SOLLOL_DASHBOARD_PORT"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+#: How long to wait for an existing dashboard to accept a connection before starting one.
+PROBE_SECONDS = 0.5
+
+
+def answers(host: str, port: int, timeout: float = PROBE_SECONDS) -> bool:
+    """Whether something accepts TCP connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def dashboard_command(host: str, port: int) -> list[str]:
+    return [sys.executable, "-m", "sollol_otel", "dashboard", "--host", host, "--port", str(port)]
+
+
+def log_path(port: int) -> Path:
+    return Path(tempfile.gettempdir()) / f"sollol-otel-dashboard-{port}.log"
+
+
+def start_dashboard_if_absent(
+    host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, command: Sequence[str] | None = None
+) -> subprocess.Popen[bytes] | None:
+    """Start the dashboard (or `command`) detached unless something answers on host:port."""
+    if answers(host, port):
+        _log.debug("sollol-otel: something answers on %s:%d; not starting a dashboard", host, port)
+        return None
+    with log_path(port).open("ab") as output:
+        process = subprocess.Popen(
+            list(command or dashboard_command(host, port)),
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # not killed with the router's process group, not sent its Ctrl-C
+        )
+    _log.info(
+        "sollol-otel: started the dashboard on http://%s:%d (pid %d, log %s)",
+        host,
+        port,
+        process.pid,
+        output.name,
+    )
+    return process
+
+
+def _wanted(environ: Mapping[str, str]) -> tuple[str, int] | None:
+    if not parse_bool(AUTOSTART_ENV, environ.get(AUTOSTART_ENV), False):
+        return None
+    raw_port = environ.get(PORT_ENV) or str(DEFAULT_PORT)
+    try:
+        port = int(raw_port)
+    except ValueError:
+        raise SettingsError(f"{PORT_ENV}={raw_port!r} is not a port number") from None
+    if not 0 < port < 65536:
+        raise SettingsError(f"{PORT_ENV}={raw_port!r} is not a port number")
+    return environ.get(HOST_ENV) or DEFAULT_HOST, port
+
+
+def start_dashboard_if_wanted(environ: Mapping[str, str] | None = None) -> threading.Thread | None:
+    """When the environment asks for it, check for and start the dashboard on a daemon thread.
+
+    Returns the thread (to join in tests), or None when autostart is off. Never raises.
+    """
+    try:
+        wanted = _wanted(os.environ if environ is None else environ)
+    except SettingsError as error:
+        _log.warning("sollol-otel: dashboard autostart skipped: %s", error)
+        return None
+    if wanted is None:
+        return None
+
+    def run() -> None:
+        try:
+            start_dashboard_if_absent(*wanted)
+        except Exception:
+            _log.warning("sollol-otel: could not start the dashboard on %s:%d", *wanted, exc_info=True)
+
+    thread = threading.Thread(target=run, name="sollol-otel-dashboard-autostart", daemon=True)
+    thread.start()
+    return thread
