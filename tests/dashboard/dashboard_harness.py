@@ -119,7 +119,12 @@ async def ws_feed(server: DashboardServer, query: str = "", **kwargs: Any) -> As
 
 
 async def sse_messages(
-    server: DashboardServer, query: str = "", headers: dict[str, str] | None = None, *, until: Any, timeout: float = 5.0
+    server: DashboardServer,
+    query: str = "",
+    headers: dict[str, str] | None = None,
+    *,
+    until: Any,
+    timeout: float = 5.0,
 ) -> list[tuple[str | None, str, Message]]:
     """(id, event name, data) of each SSE event, read until `until(list)` holds."""
     out: list[tuple[str | None, str, Message]] = []

@@ -32,7 +32,9 @@ async def test_ws_without_batch_sends_one_seed_shaped_object_per_frame(
         [event] = await client.events(1)
     assert event["id"] == entry_id
     assert event["message"] == "🎯 llama3.2:3b → ollama | sufficient_resources #0"
-    assert {"event_type", "timestamp", "instance_id", "model", "backend", "reason", "full_event"} <= set(event)
+    assert {"event_type", "timestamp", "instance_id", "model", "backend", "reason", "full_event"} <= set(
+        event
+    )
     assert client.messages[0]["type"] == "connected"
 
 
@@ -98,7 +100,9 @@ async def test_sse_last_id_parameter_resumes_and_filters(
 ) -> None:
     ids = write(redis_client, keys[0], 4, model="a")
     write(redis_client, keys[0], 2, start=4, model="b")
-    out = await sse_messages(dashboard, f"last_id={ids[1]}&model=a", until=lambda out: out[-1][1] == "caught_up")
+    out = await sse_messages(
+        dashboard, f"last_id={ids[1]}&model=a", until=lambda out: out[-1][1] == "caught_up"
+    )
     assert [i for i, name, _ in out if name == "routing_event"] == ids[2:]
 
 
