@@ -59,7 +59,7 @@ class FakeOllama:
         self.port = self._server.server_address[1]
         self.address = f"127.0.0.1:{self.port}"
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name=f"fake-ollama-{self.port}", daemon=True
+            target=self._server.serve_forever, args=(0.05,), name=f"fake-ollama-{self.port}", daemon=True
         )
         self._thread.start()
 
