@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from pathlib import Path
 
 from ..settings import SettingsError, parse_bool
@@ -94,10 +95,13 @@ def _wanted(environ: Mapping[str, str]) -> tuple[str, int] | None:
     return environ.get(HOST_ENV) or DEFAULT_HOST, port
 
 
-def start_dashboard_if_wanted(environ: Mapping[str, str] | None = None) -> threading.Thread | None:
+def start_dashboard_if_wanted(
+    environ: Mapping[str, str] | None = None, command: Sequence[str] | None = None
+) -> Future[subprocess.Popen[bytes] | None] | None:
     """When the environment asks for it, check for and start the dashboard on a daemon thread.
 
-    Returns the thread (to join in tests), or None when autostart is off. Never raises.
+    Returns a future of the started process (None when something already answered), or None
+    when autostart is off. Never raises, and never waits: failures end up in the log.
     """
     try:
         wanted = _wanted(os.environ if environ is None else environ)
@@ -106,13 +110,14 @@ def start_dashboard_if_wanted(environ: Mapping[str, str] | None = None) -> threa
         return None
     if wanted is None:
         return None
+    started: Future[subprocess.Popen[bytes] | None] = Future()
 
     def run() -> None:
         try:
-            start_dashboard_if_absent(*wanted)
-        except Exception:
+            started.set_result(start_dashboard_if_absent(*wanted, command=command))
+        except Exception as error:
             _log.warning("sollol-otel: could not start the dashboard on %s:%d", *wanted, exc_info=True)
+            started.set_exception(error)
 
-    thread = threading.Thread(target=run, name="sollol-otel-dashboard-autostart", daemon=True)
-    thread.start()
-    return thread
+    threading.Thread(target=run, name="sollol-otel-dashboard-autostart", daemon=True).start()
+    return started
