@@ -86,9 +86,20 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+#: Feeds never end by themselves; on shutdown they get this long, then clients reconnect and resume.
+GRACEFUL_SHUTDOWN_SECONDS = 2
+
+
 def uvicorn_config(app: Starlette, host: str, port: int, **options: object) -> uvicorn.Config:
     """Without per-message deflate: compressing each frame for each client costs more than it saves."""
-    return uvicorn.Config(app, host=host, port=port, ws_per_message_deflate=False, **options)  # type: ignore[arg-type]
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        ws_per_message_deflate=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        **options,  # type: ignore[arg-type]
+    )
 
 
 def serve(

@@ -28,7 +28,7 @@ from .security import origin_allowed
 from .state import DashboardState, state_of
 
 #: How long a new session waits for the hub's first connection to Redis.
-READY_TIMEOUT = 5.0
+READY_TIMEOUT = 3.0
 #: A client that takes longer than this to accept one frame is dropped.
 SEND_TIMEOUT = 10.0
 #: Most events per frame while sending backlog or catch-up.

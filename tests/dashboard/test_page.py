@@ -1,0 +1,165 @@
+"""The Routing Decisions page in real headless Chromium (Debian's), driven by Playwright."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+from dashboard.conftest import ServerFactory
+from dashboard.dashboard_harness import DashboardServer, write
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+COLOURS = {
+    "ROUTE_DECISION": "rgb(34, 211, 238)",  # cyan
+    "FALLBACK_TRIGGERED": "rgb(250, 204, 21)",  # yellow
+    "COORDINATOR_START": "rgb(74, 222, 128)",  # green
+    "COORDINATOR_STOP": "rgb(248, 113, 113)",  # red
+    "CACHE_HIT": "rgb(96, 165, 250)",  # blue
+    "OLLAMA_NODE_SELECTED": "rgb(192, 132, 252)",  # violet: node selection
+}
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def rows(page: Page) -> list[str]:
+    return page.locator("#events li[data-id] .msg").all_text_contents()
+
+
+def open_live(page: Page, server: DashboardServer, query: str = "") -> None:
+    page.goto(f"{server.url}/{query}")
+    expect(page.locator("#status")).to_have_text("live · WebSocket" if "sse" not in query else "live · SSE")
+
+
+def test_events_appear_colour_coded_by_type(
+    page: Page, dashboard: DashboardServer, redis_client: redis.Redis, keys: tuple[str, str]
+) -> None:
+    open_live(page, dashboard)
+    for n, event_type in enumerate(COLOURS):
+        write(redis_client, keys[0], 1, start=n, event_type=event_type)
+    expect(page.locator("#events li[data-id]")).to_have_count(len(COLOURS))
+    for event_type, colour in COLOURS.items():
+        expect(page.locator(f"#events li.t-{event_type.lower()} .type")).to_have_css("color", colour)
+
+
+def test_view_keeps_the_newest_100(
+    page: Page, dashboard: DashboardServer, redis_client: redis.Redis, keys: tuple[str, str]
+) -> None:
+    write(redis_client, keys[0], 120)
+    open_live(page, dashboard)
+    write(redis_client, keys[0], 30, start=120)
+    expect(page.locator("#events li[data-id]").last).to_contain_text("#149")
+    assert len(rows(page)) == 100
+    assert rows(page)[0].endswith("#50")
+
+
+def test_scrolling_up_pauses_and_shows_how_many_are_new(
+    page: Page, dashboard: DashboardServer, redis_client: redis.Redis, keys: tuple[str, str]
+) -> None:
+    write(redis_client, keys[0], 80)
+    open_live(page, dashboard)
+    expect(page.locator("#events li[data-id]")).to_have_count(80)
+    page.locator("#events").evaluate("list => list.scrollTo(0, 0)")
+    expect(page.locator("#shown")).to_contain_text("paused")
+    write(redis_client, keys[0], 5, start=80)
+    expect(page.locator("#new-events")).to_have_text("5 new ↓")
+    assert rows(page)[-1].endswith("#79")
+    page.locator("#new-events").click()
+    expect(page.locator("#events li[data-id]").last).to_contain_text("#84")
+    expect(page.locator("#new-events")).to_be_hidden()
+
+
+def test_filters_come_from_the_url_and_the_form_writes_them_back(
+    page: Page, dashboard: DashboardServer, redis_client: redis.Redis, keys: tuple[str, str]
+) -> None:
+    write(redis_client, keys[0], 3)
+    write(redis_client, keys[0], 2, start=3, event_type="FALLBACK_TRIGGERED", from_backend="ollama")
+    open_live(page, dashboard, "?event_type=FALLBACK_TRIGGERED")
+    expect(page.locator("#events li[data-id]")).to_have_count(2)
+    page.locator("select[name=event_type]").select_option("")
+    page.locator("input[name=model]").fill("llama3.2:3b")
+    page.locator("#filters button[type=submit]").click()
+    expect(page.locator("#events li[data-id]")).to_have_count(5)
+    assert "model=llama3.2%3A3b" in page.url and "event_type" not in page.url
+
+
+def test_page_reconnects_after_the_server_restarts_without_losing_or_repeating(
+    page: Page, dashboard: DashboardServer, redis_client: redis.Redis, keys: tuple[str, str]
+) -> None:
+    write(redis_client, keys[0], 3)
+    open_live(page, dashboard)
+    expect(page.locator("#events li[data-id]")).to_have_count(3)
+    dashboard.stop()
+    expect(page.locator("#status")).to_contain_text("retrying")
+    write(redis_client, keys[0], 4, start=3)
+    dashboard.start()
+    expect(page.locator("#events li[data-id]")).to_have_count(7, timeout=15_000)
+    assert [text.rsplit("#", 1)[1] for text in rows(page)] == [str(n) for n in range(7)]
+
+
+def test_sse_transport_shows_events(
+    page: Page, dashboard: DashboardServer, redis_client: redis.Redis, keys: tuple[str, str]
+) -> None:
+    open_live(page, dashboard, "?transport=sse")
+    write(redis_client, keys[0], 2)
+    expect(page.locator("#events li[data-id]")).to_have_count(2)
+
+
+def test_falls_back_to_sse_when_websocket_fails(
+    page: Page, dashboard: DashboardServer, redis_client: redis.Redis, keys: tuple[str, str]
+) -> None:
+    page.route_web_socket("**/ws/routing_events*", lambda ws: ws.close())
+    page.goto(dashboard.url)
+    expect(page.locator("#status")).to_have_text("live · SSE", timeout=15_000)
+    write(redis_client, keys[0], 1)
+    expect(page.locator("#events li[data-id]")).to_have_count(1)
+
+
+def test_event_fields_are_shown_as_text_never_as_markup(
+    page: Page, dashboard: DashboardServer, redis_client: redis.Redis, keys: tuple[str, str]
+) -> None:
+    hostile = '<img src=x onerror="window.pwned=1">'
+    open_live(page, dashboard)
+    write(redis_client, keys[0], 1, model=hostile, event_type="<b>X</b>")
+    expect(page.locator("#events li[data-id] .msg")).to_contain_text(hostile)
+    page.locator("#events li[data-id]").click()
+    expect(page.locator("#detail-fields")).to_contain_text(hostile)
+    assert page.locator("#events img, #details img, #events b").count() == 0
+    assert page.evaluate("window.pwned") is None
+
+
+def test_details_link_to_the_trace(
+    page: Page, start_dashboard: ServerFactory, redis_client: redis.Redis, keys: tuple[str, str]
+) -> None:
+    server = start_dashboard(trace_url_template="http://localhost:16686/trace/{trace_id}")
+    trace_id = "0af7651916cd43dd8448eb211c80319c"
+    open_live(page, server)
+    write(redis_client, keys[0], 1, trace_id=trace_id)
+    page.locator("#events li[data-id]").click()
+    expect(page.locator("#trace-link")).to_have_attribute("href", f"http://localhost:16686/trace/{trace_id}")
+    expect(page.locator("#detail-fields")).to_contain_text("sufficient_resources #0")
