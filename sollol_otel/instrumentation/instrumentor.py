@@ -44,18 +44,26 @@ LOG_METHODS = (
 )  # fmt: skip
 
 
+def _current_logger() -> Any:
+    """sollol-otel's logger while instrumented; SOLLOL's own once uninstrumented."""
+    if _PATCHED.active or _PATCHED.sollol_getter is None:
+        return configuration.get_routing_logger()
+    return _PATCHED.sollol_getter()
+
+
 class SollolRoutingLogger:
     """What SOLLOL's `get_routing_logger()` returns while instrumented.
 
-    Every attribute is looked up on sollol-otel's current logger at use, so objects that keep
-    it (OllamaPool, HybridRouter) follow a later `configure()`.
+    Every attribute is looked up at use on the logger of the moment, so objects that keep it
+    (OllamaPool, HybridRouter) follow a later `configure()`, and go back to SOLLOL's own logger
+    after `uninstrument()`.
     """
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(configuration.get_routing_logger(), name)
+        return getattr(_current_logger(), name)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        setattr(configuration.get_routing_logger(), name, value)
+        setattr(_current_logger(), name, value)
 
 
 _SOLLOL_LOGGER = SollolRoutingLogger()
@@ -163,6 +171,9 @@ class _Patched:
 
     attributes: list[tuple[Any, str, Any]] = field(default_factory=list)
     wrapped: list[tuple[Any, str]] = field(default_factory=list)
+    active: bool = False
+    #: SOLLOL's own `get_routing_logger`, for loggers handed out while instrumented.
+    sollol_getter: Callable[[], Any] | None = None
 
     def set(self, owner: Any, name: str, value: Any) -> None:
         self.attributes.append((owner, name, getattr(owner, name)))
@@ -179,6 +190,7 @@ class _Patched:
             setattr(owner, name, original)
         self.wrapped.clear()
         self.attributes.clear()
+        self.active = False
 
 
 #: The instrumentor is a singleton (BaseInstrumentor); so is the record of what it changed.
@@ -207,6 +219,7 @@ class SollolInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         try:
             self._reroute_logger(routing_logger)
             self._wrap_methods(modules, kwargs.get("tracer_provider"), kwargs.get("meter_provider"))
+            _PATCHED.active = True
         except Exception:
             _log.exception("sollol-otel: instrumenting SOLLOL failed; SOLLOL is left as it was")
             _PATCHED.restore()
@@ -217,6 +230,7 @@ class SollolInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         _PATCHED.restore()
 
     def _reroute_logger(self, routing_logger: ModuleType) -> None:
+        _PATCHED.sollol_getter = routing_logger.get_routing_logger
         replacements = (
             (routing_logger.get_routing_logger, _get_routing_logger),
             (routing_logger.enable_console_routing_log, _enable_console_routing_log),

@@ -201,6 +201,19 @@ def test_uninstrument_restores_sollols_logger_and_methods() -> None:
         assert not isinstance(vars(sollol.routing_logger.RoutingEventLogger)[method], wrapt.ObjectProxy)
 
 
+def test_a_pool_created_while_instrumented_goes_back_to_sollols_logger_after(
+    pipeline: Pipeline, make_pool: PoolFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sollols_own = sollol.routing_logger.RoutingEventLogger(redis_client=None)
+    monkeypatch.setattr(sollol.routing_logger, "_routing_logger", sollols_own)
+    SollolInstrumentor().instrument()
+    pool = make_pool()
+    SollolInstrumentor().uninstrument()
+    assert pool.routing_logger.instance_id == sollols_own.instance_id
+    pool.chat("llama3.2:3b", MESSAGES)
+    assert pipeline.events(timeout=0.2) == []
+
+
 def test_opentelemetry_instrument_picks_the_instrumentor_up(
     keys: tuple[str, str], pipeline: Pipeline, nodes: list[FakeOllama], tmp_path: Path
 ) -> None:
