@@ -187,7 +187,11 @@ class _Field:
 
 
 class _Call:
-    """State of one instrumented call between its start and its end."""
+    """One instrumented call, as a context manager around the wrapped one (sync or awaited).
+
+    Leaving it records the outcome (the value handed to `returned`, or the exception, which
+    propagates untouched), then leaves the call's context and ends its span.
+    """
 
     __slots__ = (
         "args",
@@ -195,22 +199,52 @@ class _Call:
         "frame",
         "frame_token",
         "instance",
+        "instrumentation",
         "kwargs",
+        "logger",
+        "result",
         "seconds",
         "span",
         "started",
     )
 
-    def __init__(self, instance: object, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        instrumentation: _Instrumentation,
+        logger: RoutingLogger,
+        instance: object,
+        args: tuple[Any, ...],
+        kwargs: Mapping[str, Any],
+    ) -> None:
+        self.instrumentation = instrumentation
+        self.logger = logger
         self.instance = instance
         self.args = args
         self.kwargs = kwargs
+        self.result: Any = None
         self.span: Span | None = None
         self.context_token: object = None
         self.frame: _Frame | None = None
         self.frame_token: contextvars.Token[_Frame | None] | None = None
         self.started = 0
         self.seconds = 0.0
+
+    def __enter__(self) -> _Call:
+        self.instrumentation._start(self)
+        return self
+
+    def returned(self, result: Any) -> Any:
+        self.result = result
+        return result
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _: object) -> None:
+        try:
+            if error is None:
+                self.instrumentation._succeed(self)
+            elif isinstance(error, Exception):
+                self.instrumentation._fail(self, error)
+        finally:
+            self.instrumentation._end(self)
 
 
 class _Instrumentation:
@@ -260,45 +294,21 @@ class _Instrumentation:
             recording = False
         if not recording:
             return wrapped(*args, **kwargs)
+        call = _Call(self, logger, instance, args, kwargs)
         if self._is_async:
-            return self._call_async(logger, wrapped, instance, args, kwargs)
-        call = self._start(instance, args, kwargs)
-        try:
-            result = wrapped(*args, **kwargs)
-        except Exception as error:
-            self._fail(logger, call, error)
-            raise
-        else:
-            self._succeed(logger, call, result)
-            return result
-        finally:
-            self._end(call)
+            return self._call_async(call, wrapped)
+        with call:
+            return call.returned(wrapped(*args, **kwargs))
 
-    async def _call_async(
-        self,
-        logger: RoutingLogger,
-        wrapped: Callable[..., Any],
-        instance: object,
-        args: tuple[Any, ...],
-        kwargs: Any,
-    ) -> Any:
-        call = self._start(instance, args, kwargs)
-        try:
-            result = await wrapped(*args, **kwargs)
-        except Exception as error:
-            self._fail(logger, call, error)
-            raise
-        else:
-            self._succeed(logger, call, result)
-            return result
-        finally:
-            self._end(call)
+    @staticmethod
+    async def _call_async(call: _Call, wrapped: Callable[..., Any]) -> Any:
+        with call:  # entered when awaited: the span covers the awaited work, in the awaiting task's context
+            return call.returned(await wrapped(*call.args, **call.kwargs))
 
     def _extract(self, field: _Field, call: _Call, result: Any) -> object:
         return field.value(self._arguments, call.instance, call.args, call.kwargs, result)
 
-    def _start(self, instance: object, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> _Call:
-        call = _Call(instance, args, kwargs)
+    def _start(self, call: _Call) -> None:
         try:
             model = None
             if self._model is not None and not self._model.from_result:
@@ -316,7 +326,6 @@ class _Instrumentation:
         except Exception:
             _swallow("start a routing span")
         call.started = time.perf_counter_ns()
-        return call
 
     def _end(self, call: _Call) -> None:
         """Leave the call's context and end its span, after its outcome was recorded inside both."""
@@ -330,25 +339,23 @@ class _Instrumentation:
         except Exception:
             _swallow("end a routing span")
 
-    def _succeed(self, logger: RoutingLogger, call: _Call, result: Any) -> None:
+    def _succeed(self, call: _Call) -> None:
         call.seconds = (time.perf_counter_ns() - call.started) / 1e9
         try:
             frame = cast(_Frame, call.frame)
             model = frame.model
             if self._model is not None and self._model.from_result:
-                model = self._extract(self._model, call, result)
+                model = self._extract(self._model, call, call.result)
             backend: object = None
             if self._event_type is not None:
-                fields = {f.key: self._extract(f, call, result) for f in self._fields}
+                fields = {f.key: self._extract(f, call, call.result) for f in self._fields}
                 backend = fields.pop("backend", None) or IMPLIED_BACKEND.get(self._event_type)
-                self._decided(logger, call, model, backend, fields)
+                self._decided(call, model, backend, fields)
             frame.hand_up(None, backend)
         except Exception:
             _swallow("record a routing decision")
 
-    def _decided(
-        self, logger: RoutingLogger, call: _Call, model: object, backend: object, fields: dict[str, object]
-    ) -> None:
+    def _decided(self, call: _Call, model: object, backend: object, fields: dict[str, object]) -> None:
         event_type = cast(EventType, self._event_type)
         seconds = call.seconds
         if event_type is EventType.ROUTE_DECISION:
@@ -358,7 +365,7 @@ class _Instrumentation:
         else:
             fields.pop("cached", None)
         if self._emit:
-            logger.record(event_type, model, backend, decision_ms=round(seconds * 1000, 3), **fields)
+            call.logger.record(event_type, model, backend, decision_ms=round(seconds * 1000, 3), **fields)
         span = call.span or trace.get_current_span()
         if span.is_recording() and backend is not None:
             span.set_attribute(NAMESPACE + "backend", str(backend))
@@ -366,7 +373,7 @@ class _Instrumentation:
                 span.set_attribute(NAMESPACE + "node_url", str(fields["node_url"]))
         (self._metrics or decision_metrics()).observe_duration(seconds, event_type.value, backend)
 
-    def _fail(self, logger: RoutingLogger, call: _Call, error: Exception) -> None:
+    def _fail(self, call: _Call, error: Exception) -> None:
         call.seconds = (time.perf_counter_ns() - call.started) / 1e9
         try:
             frame = cast(_Frame, call.frame)
@@ -378,7 +385,7 @@ class _Instrumentation:
             backend = self._failed_backend(call, frame)
             if self._failure_events and frame.reported is not error:
                 reason = f"{error_type}: {truncate(str(error), REASON_MESSAGE_CHARS)}"
-                logger.record(
+                call.logger.record(
                     EventType.FALLBACK_TRIGGERED,
                     frame.model,
                     self._fallback_to,
