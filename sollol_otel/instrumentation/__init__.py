@@ -1,13 +1,14 @@
 """Instrumentation: decorators for routers' own methods, decision metrics, and the SOLLOL Instrumentor."""
 
 from .decorators import Argument, argument, record_decision, routing_span
-from .metrics import DecisionMetrics, DecisionMetricsProcessor
+from .metrics import DecisionMetrics, DecisionMetricsExporter, decision_metrics_processor
 
 __all__ = [
     "Argument",
     "DecisionMetrics",
-    "DecisionMetricsProcessor",
+    "DecisionMetricsExporter",
     "argument",
+    "decision_metrics_processor",
     "record_decision",
     "routing_span",
 ]

@@ -364,14 +364,15 @@ class _Instrumentation:
                 event_type = EventType.CACHE_HIT
         else:
             fields.pop("cached", None)
-        if self._emit:
+        if self._emit:  # the event carries the timing; metrics take it from there, off this thread
             call.logger.record(event_type, model, backend, decision_ms=round(seconds * 1000, 3), **fields)
+        else:
+            self._observe(seconds, event_type.value, backend)
         span = call.span or trace.get_current_span()
         if span.is_recording() and backend is not None:
             span.set_attribute(NAMESPACE + "backend", str(backend))
             if fields.get("node_url") is not None:
                 span.set_attribute(NAMESPACE + "node_url", str(fields["node_url"]))
-        (self._metrics or decision_metrics()).observe_duration(seconds, event_type.value, backend)
 
     def _fail(self, call: _Call, error: Exception) -> None:
         call.seconds = (time.perf_counter_ns() - call.started) / 1e9
@@ -383,22 +384,22 @@ class _Instrumentation:
                 call.span.set_status(Status(StatusCode.ERROR, truncate(f"{error_type}: {error}", 1024)))
                 call.span.set_attribute(ERROR_TYPE, f"{type(error).__module__}.{type(error).__qualname__}")
             backend = self._failed_backend(call, frame)
+            timing = {} if self._event_type is None else {"decision_ms": round(call.seconds * 1000, 3)}
             if self._failure_events and frame.reported is not error:
                 reason = f"{error_type}: {truncate(str(error), REASON_MESSAGE_CHARS)}"
-                call.logger.record(
-                    EventType.FALLBACK_TRIGGERED,
-                    frame.model,
-                    self._fallback_to,
-                    from_backend=backend,
-                    reason=reason,
-                )
-            if self._event_type is not None:
-                (self._metrics or decision_metrics()).observe_duration(
-                    call.seconds, self._event_type.value, backend, error_type
-                )
+                failure = {"from_backend": backend, "reason": reason, **timing}
+                call.logger.record(EventType.FALLBACK_TRIGGERED, frame.model, self._fallback_to, **failure)
+            elif timing:
+                self._observe(call.seconds, EventType.FALLBACK_TRIGGERED.value, backend, error_type)
             frame.hand_up(error if self._failure_events or frame.reported is error else None, None)
         except Exception:
             _swallow("record a failed routing call")
+
+    def _observe(
+        self, seconds: float, event_type: str, backend: object, error_type: str | None = None
+    ) -> None:
+        """Time a decision that no event of ours carries (SOLLOL logs it, or a child reported the failure)."""
+        (self._metrics or decision_metrics()).observe_duration(seconds, event_type, backend, error_type)
 
     def _failed_backend(self, call: _Call, frame: _Frame) -> object:
         """What was being tried when the call failed: a backend decided inside it, or one in its arguments."""

@@ -3,31 +3,30 @@
 - `sollol.routing.decisions` (counter, `{decision}`): by `sollol.event_type`, `sollol.backend`.
 - `sollol.routing.fallbacks` (counter, `{fallback}`): by `error.type` (the reason's class),
   `sollol.from_backend`, `sollol.backend`.
-- `sollol.routing.decision.duration` (histogram, `s`): by `sollol.event_type`, `sollol.backend`,
-  and `error.type` when the decision failed.
+- `sollol.routing.decision.duration` (histogram, `s`): by `sollol.event_type`, `sollol.backend`;
+  a failed decision counts as FALLBACK_TRIGGERED, with the backend that failed and `error.type`.
 
-Counters are fed by `DecisionMetricsProcessor`, a log record processor that sees every routing
-event whoever emitted it (our decorators, the Instrumentor's SOLLOL call sites, direct
-`RoutingLogger` calls), so each decision is counted exactly once. The histogram is fed by the
-code that times a decision (the decorators and the Instrumentor), as only it knows how long
-the decision took. Model names stay out of the attributes: they come from client requests and
-would give metrics unbounded cardinality.
+They are computed from the routing events themselves, on a background thread: the caller pays
+one queue append. `decision_metrics_processor()` is a log record processor that sees every
+routing event whoever emitted it (our decorators, the Instrumentor's SOLLOL call sites, direct
+`RoutingLogger` calls), so each decision is counted exactly once; events that carry a
+`decision_ms` (the decorators time each decision) also feed the histogram. Model names stay
+out of the attributes: they come from client requests and would make cardinality unbounded.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 from opentelemetry import metrics
-from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.util.types import AttributeValue
 
 from ..attributes import ERROR_TYPE, NAMESPACE
 from ..events import EVENT_NAME_PREFIX, EventType
-
-_log = logging.getLogger(__name__)
+from ..processors import RealtimeLogRecordProcessor
 
 SCOPE = "sollol_otel.instrumentation"
 DECISIONS = "sollol.routing.decisions"
@@ -37,6 +36,8 @@ DECISION_DURATION = "sollol.routing.decision.duration"
 EVENT_TYPE_ATTRIBUTE = NAMESPACE + "event_type"
 BACKEND_ATTRIBUTE = NAMESPACE + "backend"
 FROM_BACKEND_ATTRIBUTE = NAMESPACE + "from_backend"
+#: Set by the decorators on every decision they time (and on its failure event).
+DECISION_MS_ATTRIBUTE = NAMESPACE + "decision_ms"
 #: The value an absent backend or reason class is counted under, so series are never dropped.
 NONE = "none"
 #: From 50 µs (a decision in memory) to 10 s (one that waits on a node): decisions span both.
@@ -113,27 +114,41 @@ def decision_metrics() -> DecisionMetrics:
     return _default
 
 
-class DecisionMetricsProcessor(LogRecordProcessor):
-    """Counts every routing event as it is emitted; costs the caller two counter adds."""
+class DecisionMetricsExporter(LogRecordExporter):
+    """Turns batches of routing log records into metric measurements."""
 
     def __init__(self, meter_provider: metrics.MeterProvider | None = None) -> None:
         self._metrics = decision_metrics() if meter_provider is None else DecisionMetrics(meter_provider)
-        self._failed_once = False
 
-    def on_emit(self, log_record: ReadWriteLogRecord) -> None:
-        record = log_record.log_record
-        name = record.event_name
-        if not name or not name.startswith(EVENT_NAME_PREFIX):
-            return
-        try:
-            self._metrics.count(name[len(EVENT_NAME_PREFIX) :].upper(), record.attributes or {})
-        except Exception:
-            if not self._failed_once:
-                self._failed_once = True
-                _log.exception("sollol-otel could not count a routing event; further failures are silent")
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        for readable in batch:
+            record = readable.log_record
+            name = record.event_name
+            if not name or not name.startswith(EVENT_NAME_PREFIX):
+                continue
+            event_type = name[len(EVENT_NAME_PREFIX) :].upper()
+            attributes = record.attributes or {}
+            self._metrics.count(event_type, attributes)
+            milliseconds = attributes.get(DECISION_MS_ATTRIBUTE)
+            if isinstance(milliseconds, (int, float)) and not isinstance(milliseconds, bool):
+                failed = event_type == EventType.FALLBACK_TRIGGERED
+                self._metrics.observe_duration(
+                    milliseconds / 1000,
+                    event_type,
+                    attributes.get(FROM_BACKEND_ATTRIBUTE if failed else BACKEND_ATTRIBUTE),
+                    str(attributes.get(ERROR_TYPE, "_OTHER")) if failed else None,
+                )
+        return LogRecordExportResult.SUCCESS
 
     def shutdown(self) -> None:
         """Nothing to release: the meter provider owns the instruments."""
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
+
+
+def decision_metrics_processor(
+    meter_provider: metrics.MeterProvider | None = None,
+) -> RealtimeLogRecordProcessor:
+    """A processor to add to the LoggerProvider that routing events are emitted on."""
+    return RealtimeLogRecordProcessor([DecisionMetricsExporter(meter_provider)])
