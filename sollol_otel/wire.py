@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
+
 from .events import RoutingEvent
 
 #: Longest string kept in any field; longer ones are cut and end in TRUNCATION_MARK.
@@ -68,9 +70,16 @@ def to_wire_value(value: object) -> WireValue:
         return f"<unprintable {type(value).__name__}>"
 
 
-def encode(fields: Mapping[str, Any]) -> str:
-    """Fields (already wire values) as the JSON text stored in the stream and published."""
-    return json.dumps(fields, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+def encode(fields: Mapping[str, Any]) -> bytes:
+    """Fields as the UTF-8 JSON stored in the stream and published; never raises.
+
+    orjson is ~5x faster than json here, which matters at 50,000 events/s; what it refuses
+    (a foreign sender's odd value) falls back to json with every unknown value as text.
+    """
+    try:
+        return orjson.dumps(fields)
+    except TypeError:
+        return json.dumps(fields, ensure_ascii=False, default=str, separators=(",", ":")).encode()
 
 
 def iso_timestamp(epoch_ns: int) -> str:

@@ -83,3 +83,17 @@ def test_redis_down_at_start_is_retried_until_it_comes_up(
     client = redis.Redis.from_url(private_redis.url)
     assert client.xlen(keys[0]) == 10
     client.close()
+
+
+def test_a_batch_redis_refuses_is_dropped_and_counted_and_writing_goes_on(
+    recording: Recording, keys: tuple[str, str], redis_client: redis.Redis
+) -> None:
+    stream, _ = keys
+    redis_client.set(stream, "a foreign writer's string where the stream should be")
+    logger = recording()
+    logger.log_route_decision("refused", "ollama", "r")
+    assert wait_for(lambda: sollol_otel.bridge_stats().dropped == 1)
+    redis_client.delete(stream)
+    logger.log_route_decision("accepted", "ollama", "r")
+    assert sollol_otel.force_flush(5.0)
+    assert [e.model for e in read_stream(redis_client, stream)] == ["accepted"]
