@@ -1,22 +1,15 @@
-"""Wire compatibility with SOLLOL 0.9.66, both ways, using its own modules from PyPI.
-
-Only `routing_logger.py` and `routing_viewer.py` are loaded (they need just redis), straight from
-the installed package's files, so SOLLOL's heavy package __init__ never runs.
-"""
+"""Wire compatibility with SOLLOL 0.9.66, both ways, using its own modules from PyPI."""
 
 from __future__ import annotations
 
-import importlib.util
 import io
-import sys
 from collections.abc import Callable
 from contextlib import redirect_stdout
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 import redis
+import sollol_reference
 
 import sollol_otel
 from sollol_otel import RoutingLogger
@@ -25,20 +18,8 @@ from .conftest import raw_stream, read_stream
 
 Recording = Callable[..., RoutingLogger]
 
-_spec = importlib.util.find_spec("sollol")
-pytestmark = pytest.mark.skipif(
-    _spec is None, reason="sollol==0.9.66 is not installed (pip install --no-deps)"
-)
-
-
-def sollol_module(name: str) -> ModuleType:
-    assert _spec is not None and _spec.submodule_search_locations
-    path = Path(next(iter(_spec.submodule_search_locations))) / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"sollol_0966_{name}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+pytestmark = pytest.mark.skipif(not sollol_reference.INSTALLED, reason=sollol_reference.MISSING_REASON)
+sollol_module = sollol_reference.load
 
 
 #: The same calls for both loggers; every type that carries a model and a backend.
@@ -137,7 +118,3 @@ def test_we_read_everything_sollols_logger_writes(
     assert events[0].message == "🎯 llama3.2:3b → ollama | sufficient_resources (estimated 2.5GB)"
     assert events[7].model is None and events[7].backend == "rpc"
 
-
-def test_sollol_module_loading_leaves_no_package_import_behind() -> None:
-    sollol_module("routing_logger")
-    assert "sollol" not in sys.modules or sys.modules["sollol"].__spec__ is not None
