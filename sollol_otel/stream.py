@@ -85,7 +85,6 @@ class StreamReader:
         self._client = client
         self._stream = stream
         self.position = position or Position()
-        self._verify_position = position is not None
 
     async def _info(self) -> dict[str, Any] | None:
         try:
@@ -125,11 +124,12 @@ class StreamReader:
             self.position = Position(_START, 0)
         else:
             self.position = Position(_text(info["last-generated-id"]), int(info["entries-added"]))
-        self._verify_position = False
 
     async def check_gap(self) -> Gap | None:
         """Whether events after the current position are gone, and how many."""
-        info = await self._info()
+        return self._gap(await self._info())
+
+    def _gap(self, info: dict[str, Any] | None) -> Gap | None:
         if info is None:
             return None
         last = self.position.last_id
@@ -156,21 +156,28 @@ class StreamReader:
         return Gap(after_id=last, first_id=first_id, missed=missed)
 
     async def read(self, *, block_ms: int = 5000, count: int = 1000) -> list[StreamEntry | Gap]:
-        """The next entries after the position, waiting up to `block_ms` for some to arrive."""
-        items: list[StreamEntry | Gap] = []
-        if self._verify_position:
-            gap = await self.check_gap()
-            self._verify_position = False
-            if gap is not None:
-                items.append(gap)
+        """The next entries after the position, waiting up to `block_ms` for some to arrive.
+
+        Every read first checks for trimming, atomically with a non-blocking read: a reader
+        that was away (suspended, stopped, slow, far behind) learns exactly how many events it
+        can no longer get. Only when nothing is waiting does it block.
+        """
         streams: dict[Any, Any] = {self._stream: self.position.last_id}
-        response: Any = await self._client.xread(streams, count=count, block=block_ms)
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.xinfo_stream(self._stream)
+            pipe.xread(streams, count=count)
+            info, response = await pipe.execute(raise_on_error=False)
+        if isinstance(response, Exception):
+            raise response
+        gap = self._gap(info if isinstance(info, dict) else None)
+        if gap is not None and gap.reset:
+            return [gap]  # that read used the old id; the next one reads the new stream from its start
+        items: list[StreamEntry | Gap] = [] if gap is None else [gap]
+        if not response:
+            response = await self._client.xread(streams, count=count, block=block_ms)
         if not response:
             return items
         entries = _entries(response[0][1])
-        if len(entries) == count:
-            # A full batch means we may be far behind; make sure nothing was trimmed under us.
-            self._verify_position = True
         offset = self.position.offset
         self.position = Position(entries[-1].id, None if offset is None else offset + len(entries))
         items.extend(entries)
@@ -194,7 +201,6 @@ class StreamReader:
             try:
                 batch = await self.read(block_ms=block_ms)
             except CONNECTION_ERRORS as exc:
-                self._verify_position = True  # check for a gap before delivering anything after the outage
                 now = time.monotonic()
                 if lost_since is None:
                     lost_since = now

@@ -14,6 +14,7 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TextIO
@@ -201,7 +202,7 @@ def run(options: TailOptions) -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     output = Output(options, sys.stdout, sys.stderr)
     try:
-        code = asyncio.run(_run(options, output))
+        code = _run_in_thread(options, output)
     except KeyboardInterrupt:
         code = EXIT_OK
     except BrokenPipeError:  # `| head` closed the pipe: stop quietly
@@ -209,3 +210,26 @@ def run(options: TailOptions) -> int:
         return EXIT_OK
     output.notice(output.counts.summary())
     return code
+
+
+def _run_in_thread(options: TailOptions, output: Output) -> int:
+    """The event loop runs in a daemon thread, so Ctrl+C never has to cancel a Redis call.
+
+    redis-py (8.1, Python 3.11) can swallow a task's cancellation inside a socket write
+    guarded by its timeout, which leaves `asyncio.run` waiting forever after Ctrl+C.
+    """
+    outcome: list[int | BaseException] = []
+
+    def loop() -> None:
+        try:
+            outcome.append(asyncio.run(_run(options, output)))
+        except BaseException as exc:  # handed to the main thread, which raises it
+            outcome.append(exc)
+
+    thread = threading.Thread(target=loop, name="sollol-otel-tail", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.1)  # short waits keep the main thread responsive to Ctrl+C and SIGTERM
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]

@@ -1,0 +1,130 @@
+"""Running the real `sollol-otel` command as a subprocess, and writing events the way SOLLOL does."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import redis
+
+COMMAND = [sys.executable, "-m", "sollol_otel"]
+
+
+def sollol_event(**overrides: Any) -> dict[str, Any]:
+    """A ROUTE_DECISION exactly as SOLLOL 0.9.66 writes it."""
+    return {
+        "timestamp": "2026-11-27T12:03:45.123456",
+        "instance_id": "workstation_42_a1b2c3d4",
+        "hostname": "workstation",
+        "pid": 42,
+        "event_type": "ROUTE_DECISION",
+        "model": "llama3.2:3b",
+        "backend": "ollama",
+        "reason": "sufficient_resources (estimated 2.5GB)",
+        "cached": False,
+        "parameter_count": 3,
+        **overrides,
+    }
+
+
+def write(client: redis.Redis, stream: str, *events: Mapping[str, Any]) -> list[str]:
+    """XADD each event in SOLLOL's wire format (one field, `event`); the new ids."""
+    pipe = client.pipeline(transaction=False)
+    for event in events:
+        pipe.xadd(stream, {"event": json.dumps(event)})
+    return [entry_id.decode() for entry_id in pipe.execute()]
+
+
+def environment(**extra: str) -> dict[str, str]:
+    """This process's environment (with the test's keys), fixed time zone, no inherited colour hints."""
+    env = {k: v for k, v in os.environ.items() if k not in {"NO_COLOR", "FORCE_COLOR", "COLUMNS"}}
+    return {**env, "TZ": "UTC", **extra}
+
+
+def run(
+    *args: str, env: Mapping[str, str] | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*COMMAND, *args],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        env=dict(env or environment()),
+        timeout=timeout,
+        check=False,
+    )
+
+
+def json_lines(stdout: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stdout.splitlines()]
+
+
+class Running:
+    """A command running in the background, its stdout and stderr lines collected as they come."""
+
+    def __init__(
+        self, *args: str, env: Mapping[str, str] | None = None, command: Sequence[str] = COMMAND
+    ) -> None:
+        self.process = subprocess.Popen(
+            [*command, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+            env=dict(env or environment()),
+        )
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self._changed: queue.Queue[None] = queue.Queue()
+        self._readers = [
+            threading.Thread(target=self._collect, args=(pipe, lines), daemon=True)
+            for pipe, lines in ((self.process.stdout, self.stdout), (self.process.stderr, self.stderr))
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _collect(self, pipe: Any, lines: list[str]) -> None:
+        for line in pipe:
+            lines.append(line.rstrip("\n"))
+            self._changed.put(None)
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"timed out; stdout={self.stdout[-5:]!r} stderr={self.stderr!r}")
+            with contextlib.suppress(queue.Empty):
+                self._changed.get(timeout=min(remaining, 0.2))
+
+    def stderr_has(self, text: str) -> bool:
+        return any(text in line for line in self.stderr)
+
+    def json_events(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in list(self.stdout)]
+
+    def exit_code(self, timeout: float = 20) -> int:
+        """Waits for the end; the exit code once all its output is read."""
+        code = self.process.wait(timeout)
+        for reader in self._readers:
+            reader.join(5)
+        return code
+
+    def interrupt(self) -> int:
+        """Ctrl+C, as an operator stops it."""
+        self.process.send_signal(signal.SIGINT)
+        return self.exit_code(5)
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(5)
