@@ -30,7 +30,7 @@ from opentelemetry.sdk.trace import TracerProvider
 import sollol_otel
 from sollol_otel import EventType
 from sollol_otel.configuration import force_flush
-from sollol_otel.instrumentation import decision_metrics_processor, record_decision, routing_span
+from sollol_otel.instrumentation import record_decision, routing_span
 
 
 class Router:
@@ -111,7 +111,6 @@ def main() -> None:
     metrics.set_meter_provider(MeterProvider())
     stream = f"bench:decorators:{uuid.uuid4().hex[:8]}"
     logs = LoggerProvider()
-    logs.add_log_record_processor(decision_metrics_processor())
     router = Router()
     rows: list[tuple[str, list[float]]] = []
     try:

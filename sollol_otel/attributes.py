@@ -14,6 +14,8 @@
 | service | resource `service.name` |
 | keys whose value is null | named in `sollol.null_keys` (OTel attributes cannot be null) |
 
+The span event of a decision carries only SPAN_EVENT_KEYS; the log event carries all of the above.
+
 Attributes are flat and few on purpose: attribute validation is half the cost of an emit.
 """
 
@@ -27,7 +29,7 @@ from urllib.parse import urlsplit
 from opentelemetry.util.types import AttributeValue
 
 from .events import SCHEMA_VERSION, EventType, describe
-from .wire import iso_timestamp, to_wire_value
+from .wire import MAX_STRING_CHARS, iso_timestamp, to_wire_value
 
 NAMESPACE = "sollol."
 MODEL = "gen_ai.request.model"
@@ -35,6 +37,11 @@ SERVER_ADDRESS = "server.address"
 SERVER_PORT = "server.port"
 ERROR_TYPE = "error.type"
 NULL_KEYS = NAMESPACE + "null_keys"
+BACKEND = NAMESPACE + "backend"
+REASON = NAMESPACE + "reason"
+#: What a span event keeps: enough to read the decision in Jaeger's timeline. The log event,
+#: correlated by trace id, has everything; each attribute left out saves ~2 µs of validation.
+SPAN_EVENT_KEYS = frozenset({MODEL, BACKEND, REASON, SERVER_ADDRESS, SERVER_PORT, ERROR_TYPE})
 
 RESOURCE_INSTANCE_ID = "service.instance.id"
 RESOURCE_HOSTNAME = "host.name"
@@ -51,6 +58,9 @@ _PRIMITIVES = (str, bool, int, float)
 
 def to_attribute_value(value: object) -> AttributeValue | None:
     """A metadata value as a valid OTel attribute value; None means "leave it out"."""
+    kind = type(value)
+    if kind is bool or kind is int or (kind is str and len(value) <= MAX_STRING_CHARS):  # type: ignore[arg-type]
+        return value  # type: ignore[return-value]  # the common case, on the caller's hot path
     wire = to_wire_value(value)
     if isinstance(wire, list):
         kinds = {type(item) for item in wire}
@@ -82,9 +92,9 @@ def event_attributes(
     """The attributes of one decision's log event and span event."""
     attributes: dict[str, AttributeValue] = {}
     if model is not None:
-        attributes[MODEL] = str(to_wire_value(model))
+        attributes[MODEL] = str(to_attribute_value(model))
     if backend is not None:
-        attributes[NAMESPACE + "backend"] = str(to_wire_value(backend))
+        attributes[BACKEND] = str(to_attribute_value(backend))
     nulls: list[str] = []
     for key, value in fields.items():
         converted = to_attribute_value(value)
@@ -106,6 +116,10 @@ def event_attributes(
     if nulls:
         attributes[NULL_KEYS] = tuple(nulls)
     return attributes
+
+
+def span_event_attributes(attributes: Mapping[str, AttributeValue]) -> dict[str, AttributeValue]:
+    return {key: value for key, value in attributes.items() if key in SPAN_EVENT_KEYS}
 
 
 def _wire_key(event_type: str, key: str) -> str | None:
@@ -138,10 +152,10 @@ def to_wire_fields(
         "pid": resource.get(RESOURCE_PID),
         "event_type": event_type,
         "model": attributes.get(MODEL),
-        "backend": attributes.get(NAMESPACE + "backend"),
+        "backend": attributes.get(BACKEND),
     }
     for key, value in attributes.items():
-        if key in (MODEL, NAMESPACE + "backend"):
+        if key in (MODEL, BACKEND):
             continue
         if key == NULL_KEYS:
             fields.update(dict.fromkeys(value if isinstance(value, (list, tuple)) else (), None))

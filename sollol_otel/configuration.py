@@ -29,6 +29,7 @@ from . import bridge_metrics
 from .attributes import RESOURCE_HOSTNAME, RESOURCE_INSTANCE_ID, RESOURCE_PID, RESOURCE_SERVICE
 from .bridge_metrics import BridgeStats
 from .exporters.console import ConsoleRoutingExporter
+from .exporters.decision_metrics import DecisionMetricsExporter
 from .exporters.redis_bridge import RedisBridgeExporter
 from .identity import hostname, instance_id
 from .logger import RoutingLogger
@@ -92,6 +93,7 @@ class _Pipeline:
 
 _lock = threading.RLock()
 _pipeline: _Pipeline | None = None
+_observed_meters: set[int] = set()
 
 
 def identity() -> dict[str, Any]:
@@ -195,7 +197,9 @@ def configure(
         )
         client = client_like(redis_client) if redis_client is not None else None
         writer = RedisWriter(settings, client=client)
-        processor = RealtimeLogRecordProcessor([RedisBridgeExporter(writer, identity())])
+        processor = RealtimeLogRecordProcessor(
+            [RedisBridgeExporter(writer, identity()), DecisionMetricsExporter(meter_provider)]
+        )
         logs.add_log_record_processor(processor)
         pipeline = _Pipeline(settings, RoutingLogger(None), logs, writer, processor, owned=owned)
         pipeline.logger = RoutingLogger(
@@ -203,13 +207,18 @@ def configure(
         )
         if settings.console:
             pipeline.set_console(True)
-        bridge_metrics.observe(meters.get_meter(SCOPE), pipeline.stats)
+        if id(meters) not in _observed_meters:  # instruments live as long as their provider: register once
+            _observed_meters.add(id(meters))
+            bridge_metrics.observe(meters.get_meter(SCOPE), bridge_stats)
         _pipeline = pipeline
         return pipeline.logger
 
 
 def get_routing_logger(redis_client: Any = None, console_output: bool | None = None) -> RoutingLogger:
     """The process-wide logger, configured from the environment on first use (SOLLOL's signature)."""
+    pipeline = _pipeline
+    if pipeline is not None and redis_client is None and console_output is None:
+        return pipeline.logger  # the decorators' per-call path: no lock
     with _lock:
         if _pipeline is None:
             return configure(redis_client=redis_client, console=console_output)

@@ -15,7 +15,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry._logs import Logger, SeverityNumber
 
-from .attributes import event_attributes
+from .attributes import event_attributes, span_event_attributes
 from .events import EventType, describe
 from .identity import instance_id
 
@@ -87,7 +87,7 @@ class RoutingLogger:
             )
             span = trace.get_current_span()
             if span.is_recording():
-                span.add_event(event_type.event_name, attributes, timestamp)
+                span.add_event(event_type.event_name, span_event_attributes(attributes), timestamp)
         except Exception:
             if not self._failed_once:
                 self._failed_once = True

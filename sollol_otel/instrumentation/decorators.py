@@ -37,9 +37,9 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from ..attributes import ERROR_TYPE, MODEL, NAMESPACE
 from ..configuration import get_routing_logger
 from ..events import EventType
+from ..exporters.decision_metrics import SCOPE, DecisionMetrics, decision_metrics, package_version
 from ..logger import RoutingLogger
 from ..wire import truncate
-from .metrics import SCOPE, DecisionMetrics, decision_metrics, package_version
 
 _log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import redis
 from opentelemetry import metrics, trace
-from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor
+from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -23,7 +23,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import sollol_otel
 from sollol_otel.configuration import force_flush
-from sollol_otel.instrumentation import decision_metrics_processor
 from sollol_otel.wire import Skipped, decode
 
 
@@ -55,7 +54,6 @@ class Pipeline:
     stream: str
     span_exporter: InMemorySpanExporter
     metric_reader: InMemoryMetricReader
-    counting: LogRecordProcessor
 
     def events(self, count: int | None = None, timeout: float = 5.0) -> list[dict[str, Any]]:
         """Wire events in the stream: at least `count` of them when given (waits up to `timeout`)."""
@@ -81,7 +79,7 @@ class Pipeline:
 
     def points(self, metric: str) -> list[Any]:
         """Data points of `metric`, once every event emitted so far has been counted."""
-        self.counting.force_flush()
+        force_flush()
         data = self.metric_reader.get_metrics_data()
         return [
             point
@@ -100,12 +98,10 @@ def pipeline(
     span_exporter: InMemorySpanExporter,
     metric_reader: InMemoryMetricReader,
 ) -> Iterator[Pipeline]:
-    """Recording on, into this test's stream, with decision metrics counted on the global meter."""
+    """Recording on, into this test's stream; configure() counts decision metrics on the global meter."""
     logs = LoggerProvider()
-    counting = decision_metrics_processor()
-    logs.add_log_record_processor(counting)
     sollol_otel.configure(logger_provider=logs)
     span_exporter.clear()
-    yield Pipeline(redis_client, keys[0], span_exporter, metric_reader, counting)
+    yield Pipeline(redis_client, keys[0], span_exporter, metric_reader)
     sollol_otel.shutdown(timeout=2.0)
     span_exporter.clear()

@@ -7,9 +7,9 @@
   a failed decision counts as FALLBACK_TRIGGERED, with the backend that failed and `error.type`.
 
 They are computed from the routing events themselves, on a background thread: the caller pays
-one queue append. `decision_metrics_processor()` is a log record processor that sees every
+one queue append. `configure()` runs the exporter beside the Redis bridge, so it sees every
 routing event whoever emitted it (our decorators, the Instrumentor's SOLLOL call sites, direct
-`RoutingLogger` calls), so each decision is counted exactly once; events that carry a
+`RoutingLogger` calls) and each decision is counted exactly once; events that carry a
 `decision_ms` (the decorators time each decision) also feed the histogram. Model names stay
 out of the attributes: they come from client requests and would make cardinality unbounded.
 """
@@ -26,7 +26,6 @@ from opentelemetry.util.types import AttributeValue
 
 from ..attributes import ERROR_TYPE, NAMESPACE
 from ..events import EVENT_NAME_PREFIX, EventType
-from ..processors import RealtimeLogRecordProcessor
 
 SCOPE = "sollol_otel.instrumentation"
 DECISIONS = "sollol.routing.decisions"
@@ -146,9 +145,3 @@ class DecisionMetricsExporter(LogRecordExporter):
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
 
-
-def decision_metrics_processor(
-    meter_provider: metrics.MeterProvider | None = None,
-) -> RealtimeLogRecordProcessor:
-    """A processor to add to the LoggerProvider that routing events are emitted on."""
-    return RealtimeLogRecordProcessor([DecisionMetricsExporter(meter_provider)])
