@@ -148,3 +148,56 @@ def collector(
     from .receiver.server import serve
 
     serve(_stream_settings(redis_url), host=host, port=port)
+
+
+@app.command()
+def stats(
+    *,
+    since: SinceOption = None,
+    model: ModelOption = None,
+    backend: BackendOption = None,
+    event_type: EventTypeOption = None,
+    instance: InstanceOption = None,
+    output: OutputOption = OutputFormat.text,
+    color: ColorOption = ColorMode.auto,
+    top: Annotated[int, typer.Option("--top", min=1, help="Rows shown per table in text output.")] = 10,
+    redis_url: RedisUrlOption = None,
+) -> None:
+    """Counts by event type, backend, model and instance, the fallback rate and top fallback reasons.
+
+    Over the window Redis keeps (SOLLOL_ROUTING_STREAM_MAXLEN events), or from --since on.
+    """
+    import sys
+
+    from .stats import run
+
+    settings = _stream_settings(redis_url)
+    raise typer.Exit(
+        run(
+            redis_url=settings.redis_url,
+            stream=settings.stream,
+            since=_since(since),
+            event_filter=EventFilter.build(model, backend, event_type, instance),
+            output=output,
+            color=color,
+            top=top,
+            out=sys.stdout,
+            err=sys.stderr,
+        )
+    )
+
+
+@app.command("emit-test")
+def emit_test(
+    *,
+    console: Annotated[bool, typer.Option("--console", help="Also print each event to stderr.")] = False,
+    redis_url: Annotated[
+        str | None, typer.Option("--redis-url", help="Redis to write to [default: $SOLLOL_REDIS_URL].")
+    ] = None,
+) -> None:
+    """Record one routing event of every type through the real pipeline, and check they reached Redis."""
+    import sys
+
+    from .sample_events import run
+
+    raise typer.Exit(run(_stream_settings(redis_url), console=console, err=sys.stderr))
