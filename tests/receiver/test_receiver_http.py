@@ -159,7 +159,7 @@ def test_the_same_request_sent_twice_is_written_once(
         (b"\xff\xff\xff\xff", PROTOBUF, "not a protobuf OTLP logs export request"),
         (b'{"resourceLogs": [', JSON, "not JSON"),
         (b"[1, 2]", JSON, "must be an object"),
-        (b'{"resourceLogs": "many"}', JSON, "not an OTLP/JSON logs export request"),
+        (b'{"resourceLogs": "many"}', JSON, "resourceLogs must be a list"),
         (json_logs_request(json_record(traceId="not-hex")), JSON, "traceId is not hex"),
     ],
     ids=["protobuf", "json-syntax", "json-array", "json-shape", "json-trace-id"],
