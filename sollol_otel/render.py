@@ -53,6 +53,11 @@ def _number(value: object, spec: str, suffix: str = "") -> str:
     return _shown(value)
 
 
+def _billions(count: str) -> str:
+    """SOLLOL writes the parameter count in billions as a number; some writers add the B."""
+    return count if count[-1:] in ("b", "B") else count + "B"
+
+
 def _host_port(fields: Mapping[str, Any], host: str, port: str) -> str | None:
     if fields.get(host) is None:
         return None
@@ -115,7 +120,7 @@ _DETAILS: tuple[tuple[str, Callable[[Mapping[str, Any]], str | None]], ...] = (
     ("node", _field("node_url")),
     ("confidence", _field("confidence", lambda value: _number(value, ".2f"))),
     ("priority", _field("priority")),
-    ("parameters", _field("parameter_count", lambda value: _number(value, "", "B"))),
+    ("parameters", _field("parameter_count", lambda value: _billions(_shown(value)))),
     ("trace", _trace),
 )
 

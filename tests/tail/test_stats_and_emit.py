@@ -1,0 +1,80 @@
+"""`sollol-otel stats` and `sollol-otel emit-test`, run as the real commands."""
+
+from __future__ import annotations
+
+import json
+
+import redis
+from redis_servers import free_port
+from tail.tail_cli import environment, json_lines, run, sollol_event, write
+
+from sollol_otel.events import EventType
+
+
+def test_stats_counts_by_type_backend_model_and_instance(
+    keys: tuple[str, str], redis_client: redis.Redis
+) -> None:
+    write(
+        redis_client, keys[0],
+        sollol_event(), sollol_event(instance_id="b_1_x"), sollol_event(model="llama3.1:70b", backend="rpc"),
+        sollol_event(event_type="WORKER_LOAD", model=None, backend=None),
+    )  # fmt: skip
+    stats = json.loads(run("stats", "-o", "json").stdout)
+    assert stats["by_event_type"] == {"ROUTE_DECISION": 3, "WORKER_LOAD": 1}
+    assert stats["by_backend"] == {"ollama": 2, "rpc": 1, "(none)": 1}
+    assert stats["by_model"] == {"llama3.2:3b": 2, "llama3.1:70b": 1, "(none)": 1}
+    assert stats["by_instance"] == {"workstation_42_a1b2c3d4": 3, "b_1_x": 1}
+
+
+def test_stats_gives_the_fallback_rate_and_top_reasons(
+    keys: tuple[str, str], redis_client: redis.Redis
+) -> None:
+    fallback = {"event_type": "FALLBACK_TRIGGERED", "from_backend": "ollama", "backend": "rpc"}
+    write(
+        redis_client, keys[0],
+        *(sollol_event() for _ in range(3)), sollol_event(event_type="CACHE_HIT"),
+        sollol_event(**fallback, reason="ollama_error: Out of memory"),
+        sollol_event(**fallback, reason="ollama_error: Out of memory"),
+        sollol_event(**fallback, reason="timeout"),
+    )  # fmt: skip
+    stats = json.loads(run("stats", "-o", "json").stdout)
+    assert (stats["routing_decisions"], stats["fallbacks"], stats["fallback_rate"]) == (4, 3, 0.75)
+    assert stats["top_fallback_reasons"] == [
+        {"reason": "ollama_error: Out of memory", "count": 2},
+        {"reason": "timeout", "count": 1},
+    ]
+
+
+def test_stats_since_counts_only_the_window(keys: tuple[str, str], redis_client: redis.Redis) -> None:
+    now_ms = int(redis_client.time()[0]) * 1000
+    redis_client.xadd(keys[0], {"event": json.dumps(sollol_event())}, id=f"{now_ms - 7_200_000}-0")
+    redis_client.xadd(keys[0], {"event": json.dumps(sollol_event(event_type="CACHE_HIT"))}, id=f"{now_ms}-0")
+    stats = json.loads(run("stats", "--since", "30m", "-o", "json").stdout)
+    assert stats["by_event_type"] == {"CACHE_HIT": 1}
+
+
+def test_stats_text_shows_the_rate_and_names_as_plain_text(
+    keys: tuple[str, str], redis_client: redis.Redis
+) -> None:
+    write(redis_client, keys[0], sollol_event(model="[red]x[/red]"))
+    result = run("stats", "--color", "never")
+    assert "fallback rate: 0.0% (0 fallbacks / 1 routing decisions)" in result.stdout
+    assert "[red]x[/red]" in result.stdout
+
+
+def test_stats_on_an_unreachable_redis_exits_1_without_the_password(keys: tuple[str, str]) -> None:
+    result = run("stats", env=environment(SOLLOL_REDIS_URL=f"redis://:pw-123@127.0.0.1:{free_port()}"))
+    assert result.returncode == 1 and "cannot read" in result.stderr and "pw-123" not in result.stderr
+
+
+def test_emit_test_records_every_event_type_through_the_pipeline(keys: tuple[str, str]) -> None:
+    emitted = run("emit-test")
+    assert emitted.returncode == 0, emitted.stderr
+    shown = json_lines(run("tail", "--history", "100", "-o", "json").stdout)
+    assert {event["event_type"] for event in shown} == {kind.value for kind in EventType}
+    assert all(event["instance_id"] == shown[0]["instance_id"] for event in shown)
+
+
+def test_emit_test_fails_clearly_when_redis_is_unreachable(keys: tuple[str, str]) -> None:
+    result = run("emit-test", "--redis-url", f"redis://:pw-123@127.0.0.1:{free_port()}")
+    assert result.returncode == 1 and "cannot reach" in result.stderr and "pw-123" not in result.stderr
