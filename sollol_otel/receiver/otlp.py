@@ -383,83 +383,84 @@ def _json_event_name(record: Mapping[str, Any]) -> str:
     return ""
 
 
-def _json_resources(payload: object, camel: str, snake: str) -> Iterator[tuple[dict[str, Any], str]]:
-    """Each resource entry (`resourceLogs[i]` / `resourceSpans[i]`) with its path for messages."""
-    for i, item in enumerate(_json_list(_json_object(payload, "the body"), camel, snake, "body")):
-        yield _json_object(item, f"{camel}[{i}]"), f"{camel}[{i}]"
+_JSON_LOGS = (("resourceLogs", "resource_logs"), ("scopeLogs", "scope_logs"), ("logRecords", "log_records"))
+_JSON_SPANS = (("resourceSpans", "resource_spans"), ("scopeSpans", "scope_spans"), ("spans", "spans"))
 
 
-def _json_resource(entry: Mapping[str, Any], where: str) -> dict[str, Any]:
-    resource = _get(entry, "resource", "resource")
-    return {} if resource is None else _json_attributes(_json_object(resource, f"{where}.resource"), where)
+class _JsonItem(NamedTuple):
+    """A log record or span, its path for messages, and its resource's attributes (read on demand)."""
+
+    obj: dict[str, Any]
+    at: str
+    entry: dict[str, Any]
+    where: str
+
+
+def _json_items(payload: object, path: tuple[tuple[str, str], ...]) -> Iterator[_JsonItem]:
+    """The records (or spans) of an OTLP/JSON request, every container on the way type-checked."""
+    (outer, outer_snake), (middle, middle_snake), (inner, inner_snake) = path
+    for i, raw_entry in enumerate(_json_list(_json_object(payload, "the body"), outer, outer_snake, "body")):
+        where = f"{outer}[{i}]"
+        entry = _json_object(raw_entry, where)
+        for j, scope in enumerate(_json_list(entry, middle, middle_snake, where)):
+            scope_where = f"{where}.{middle}[{j}]"
+            items = _json_list(_json_object(scope, scope_where), inner, inner_snake, scope_where)
+            for k, item in enumerate(items):
+                at = f"{scope_where}.{inner}[{k}]"
+                yield _JsonItem(_json_object(item, at), at, entry, where)
+
+
+class _Resources:
+    """Resource attributes converted once per resource entry, and only if it has routing events."""
+
+    def __init__(self) -> None:
+        self._by_entry: dict[str, dict[str, Any]] = {}
+
+    def of(self, item: _JsonItem) -> dict[str, Any]:
+        if item.where not in self._by_entry:
+            resource = _get(item.entry, "resource", "resource")
+            self._by_entry[item.where] = (
+                {} if resource is None else _json_attributes(_json_object(resource, item.where), item.where)
+            )
+        return self._by_entry[item.where]
 
 
 def _json_logs(payload: object) -> Iterator[list[_Candidate]]:
-    for entry, where in _json_resources(payload, "resourceLogs", "resource_logs"):
-        resource: dict[str, Any] | None = None
-        for j, scope in enumerate(_json_list(entry, "scopeLogs", "scope_logs", where)):
-            scope_where = f"{where}.scopeLogs[{j}]"
-            for k, item in enumerate(
-                _json_list(_json_object(scope, scope_where), "logRecords", "log_records", scope_where)
-            ):
-                at = f"{scope_where}.logRecords[{k}]"
-                record = _json_object(item, at)
-                name = _json_event_name(record)
-                if not name.startswith(EVENT_NAME_PREFIX):
-                    continue
-                if resource is None:
-                    resource = _json_resource(entry, where)
-                timestamp = _json_int(_get(record, "timeUnixNano", "time_unix_nano"), f"{at}.timeUnixNano")
-                if not timestamp:
-                    observed = _get(record, "observedTimeUnixNano", "observed_time_unix_nano")
-                    timestamp = _json_int(observed, f"{at}.observedTimeUnixNano")
-                yield [
-                    _Candidate(
-                        name,
-                        timestamp,
-                        _json_attributes(record, at),
-                        resource,
-                        to_wire_value(_json_value(record.get("body"), f"{at}.body")),
-                        _json_id(_get(record, "traceId", "trace_id"), f"{at}.traceId"),
-                        _json_id(_get(record, "spanId", "span_id"), f"{at}.spanId"),
-                    )
-                ]
+    resources = _Resources()
+    for item in _json_items(payload, _JSON_LOGS):
+        record, at = item.obj, item.at
+        name = _json_event_name(record)
+        if not name.startswith(EVENT_NAME_PREFIX):
+            continue
+        timestamp = _json_int(_get(record, "timeUnixNano", "time_unix_nano"), f"{at}.timeUnixNano")
+        if not timestamp:
+            observed = _get(record, "observedTimeUnixNano", "observed_time_unix_nano")
+            timestamp = _json_int(observed, f"{at}.observedTimeUnixNano")
+        body = to_wire_value(_json_value(record.get("body"), f"{at}.body"))
+        trace_id = _json_id(_get(record, "traceId", "trace_id"), f"{at}.traceId")
+        span_id = _json_id(_get(record, "spanId", "span_id"), f"{at}.spanId")
+        attributes = _json_attributes(record, at)
+        yield [_Candidate(name, timestamp, attributes, resources.of(item), body, trace_id, span_id)]
 
 
 def _json_spans(payload: object) -> Iterator[list[_Candidate]]:
-    for entry, where in _json_resources(payload, "resourceSpans", "resource_spans"):
-        resource: dict[str, Any] | None = None
-        for j, scope in enumerate(_json_list(entry, "scopeSpans", "scope_spans", where)):
-            scope_where = f"{where}.scopeSpans[{j}]"
-            for k, item in enumerate(
-                _json_list(_json_object(scope, scope_where), "spans", "spans", scope_where)
-            ):
-                at = f"{scope_where}.spans[{k}]"
-                span = _json_object(item, at)
-                unit = []
-                for n, raw_event in enumerate(_json_list(span, "events", "events", at)):
-                    event_at = f"{at}.events[{n}]"
-                    event = _json_object(raw_event, event_at)
-                    name = event.get("name")
-                    if not isinstance(name, str) or not name.startswith(EVENT_NAME_PREFIX):
-                        continue
-                    if resource is None:
-                        resource = _json_resource(entry, where)
-                    unit.append(
-                        _Candidate(
-                            name,
-                            _json_int(
-                                _get(event, "timeUnixNano", "time_unix_nano"), f"{event_at}.timeUnixNano"
-                            ),
-                            _json_attributes(event, event_at),
-                            resource,
-                            None,
-                            _json_id(_get(span, "traceId", "trace_id"), f"{at}.traceId"),
-                            _json_id(_get(span, "spanId", "span_id"), f"{at}.spanId"),
-                        )
-                    )
-                if unit:
-                    yield unit
+    resources = _Resources()
+    for item in _json_items(payload, _JSON_SPANS):
+        span, at = item.obj, item.at
+        unit = []
+        for n, raw_event in enumerate(_json_list(span, "events", "events", at)):
+            event_at = f"{at}.events[{n}]"
+            event = _json_object(raw_event, event_at)
+            name = event.get("name")
+            if not isinstance(name, str) or not name.startswith(EVENT_NAME_PREFIX):
+                continue
+            timestamp = _json_int(_get(event, "timeUnixNano", "time_unix_nano"), f"{event_at}.timeUnixNano")
+            trace_id = _json_id(_get(span, "traceId", "trace_id"), f"{at}.traceId")
+            span_id = _json_id(_get(span, "spanId", "span_id"), f"{at}.spanId")
+            attributes = _json_attributes(event, event_at)
+            unit.append(_Candidate(name, timestamp, attributes, resources.of(item), None, trace_id, span_id))
+        if unit:
+            yield unit
 
 
 def _parse_json(data: bytes) -> object:

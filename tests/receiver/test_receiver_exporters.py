@@ -70,12 +70,15 @@ def sender() -> Iterator[Callable[..., Sender]]:
         each.close()
 
 
+@pytest.fixture
+def app(receiver: RunningReceiver, sender: Callable[..., Sender]) -> Sender:
+    """An application exporting logs and traces to the test's receiver."""
+    return sender(receiver.url)
+
+
 def test_each_routing_event_lands_once_with_its_trace_id(
-    receiver: RunningReceiver,
-    sender: Callable[..., Sender],
-    stream_events: StreamEvents,
+    receiver: RunningReceiver, app: Sender, stream_events: StreamEvents
 ) -> None:
-    app = sender(receiver.url)
     with app.tracer.start_as_current_span("chat request") as span:
         app.routing.log_route_decision("llama3.2:3b", "ollama", "sufficient_resources (estimated 2.5GB)")
         app.routing.log_fallback("codellama:13b", "ollama", "rpc", "ollama_error: Out of memory")
@@ -98,11 +101,8 @@ def test_each_routing_event_lands_once_with_its_trace_id(
 
 
 def test_event_outside_any_span_lands_once_without_trace_id(
-    receiver: RunningReceiver,
-    sender: Callable[..., Sender],
-    stream_events: StreamEvents,
+    receiver: RunningReceiver, app: Sender, stream_events: StreamEvents
 ) -> None:
-    app = sender(receiver.url)
     app.routing.log_coordinator_start("llama3.1:70b", 3)
     app.flush()
     receiver.flush()
@@ -130,11 +130,8 @@ def test_span_events_alone_reach_redis(
 
 
 def test_other_logs_and_span_events_are_ignored(
-    receiver: RunningReceiver,
-    sender: Callable[..., Sender],
-    stream_events: StreamEvents,
+    receiver: RunningReceiver, app: Sender, stream_events: StreamEvents
 ) -> None:
-    app = sender(receiver.url)
     with app.tracer.start_as_current_span("chat request") as span:
         app.otel_logger.emit(
             LogRecord(body="ordinary application log", attributes={"sollol.backend": "ollama"})
@@ -163,30 +160,22 @@ def test_gzip_compressed_exports_are_accepted(
     assert (event["from_model"], event["model"]) == ("llama3.2:3b", "qwen2.5:7b")
 
 
-def test_exporter_with_the_token_is_accepted(
+@pytest.mark.parametrize(
+    ("presented", "written"),
+    [("s3cret-token", ["COORDINATOR_STOP"]), ("wrong", [])],
+    ids=["right-token", "wrong-token"],
+)
+def test_exported_events_are_written_only_with_the_right_token(
     start_receiver: Callable[..., RunningReceiver],
     sender: Callable[..., Sender],
     stream_events: StreamEvents,
+    presented: str,
+    written: list[str],
 ) -> None:
     receiver = start_receiver(ReceiverConfig(token="s3cret-token"))
-    app = sender(receiver.url, headers={"Authorization": "Bearer s3cret-token"})
+    app = sender(receiver.url, headers={"Authorization": f"Bearer {presented}"})
     app.routing.log_coordinator_stop("llama3.1:70b")
-    app.flush()
+    app.logger_provider.force_flush(10_000)  # False when the receiver refuses
     receiver.flush()
 
-    assert [e["event_type"] for e in stream_events()] == ["COORDINATOR_STOP"]
-
-
-def test_exporter_without_the_token_writes_nothing(
-    start_receiver: Callable[..., RunningReceiver],
-    sender: Callable[..., Sender],
-    stream_events: StreamEvents,
-) -> None:
-    receiver = start_receiver(ReceiverConfig(token="s3cret-token"))
-    app = sender(receiver.url, headers={"Authorization": "Bearer wrong"})
-    app.routing.log_coordinator_stop("llama3.1:70b")
-    app.logger_provider.force_flush(10_000)
-    receiver.flush()
-
-    assert stream_events() == []
-    assert receiver.receiver.stats.requests["logs", 401] == 1
+    assert [e["event_type"] for e in stream_events()] == written
