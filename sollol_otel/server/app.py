@@ -8,7 +8,10 @@ import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import redis.asyncio
 import uvicorn
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -16,7 +19,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
-from ..redis_client import async_client
+from ..redis_client import CONNECT_TIMEOUT, SOCKET_TIMEOUT
 from ..settings import Settings
 from . import api
 from .config import DashboardConfig
@@ -40,6 +43,26 @@ def static_dir() -> Path:
     )
 
 
+#: Redis connections shared by history reads, stats and health checks.
+POOL_SIZE = 32
+#: Seconds a read waits for a free pooled connection before counting Redis as unavailable.
+POOL_WAIT = 10.0
+
+
+def shared_client(redis_url: str) -> redis.asyncio.Redis:
+    """A bounded, blocking pool: when every page reconnects at once (a server restart), reads queue
+    for a connection instead of opening hundreds or failing with "Too many connections"."""
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
+        redis_url,
+        max_connections=POOL_SIZE,
+        timeout=POOL_WAIT,
+        socket_connect_timeout=CONNECT_TIMEOUT,
+        socket_timeout=SOCKET_TIMEOUT,
+        retry=Retry(NoBackoff(), 0),
+    )
+    return redis.asyncio.Redis.from_pool(pool)
+
+
 def create_app(settings: Settings | None = None, config: DashboardConfig | None = None) -> Starlette:
     """The dashboard as an ASGI app; its stream reader runs for the app's lifespan."""
     settings = settings or Settings.from_env()
@@ -49,7 +72,7 @@ def create_app(settings: Settings | None = None, config: DashboardConfig | None 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         hub = Hub(settings, client_queue=config.client_queue, flush_interval=config.flush_interval)
-        client = async_client(settings.redis_url)
+        client = shared_client(settings.redis_url)
         app.state.dashboard = DashboardState(
             settings, config, hub, client, StatsCache(client, settings.stream)
         )

@@ -15,8 +15,9 @@ DEFAULT_BACKLOG = 100
 MAX_BACKLOG = 10_000
 #: Messages a client may have waiting before it counts as too slow and is disconnected.
 DEFAULT_CLIENT_QUEUE = 5_000
-#: How long the hub gathers new events before fanning them out: bounds frames per client per second.
-DEFAULT_FLUSH_INTERVAL = 0.01
+#: How long the hub gathers new events before fanning them out (SOLLOL_DASHBOARD_FLUSH_MS). It bounds
+#: frames per client per second, which is what many clients cost; it adds at most this much latency.
+DEFAULT_FLUSH_INTERVAL = 0.02
 
 
 def _trace_template(raw: str | None) -> str | None:
@@ -28,6 +29,18 @@ def _trace_template(raw: str | None) -> str | None:
     if urlsplit(raw.replace("{trace_id}", "x")).scheme not in ("http", "https"):
         raise SettingsError(f"SOLLOL_TRACE_URL_TEMPLATE={raw!r} must be an http:// or https:// URL")
     return raw
+
+
+def _flush_interval(raw: str | None) -> float:
+    if not raw:
+        return DEFAULT_FLUSH_INTERVAL
+    try:
+        milliseconds = int(raw)
+    except ValueError:
+        raise SettingsError(f"SOLLOL_DASHBOARD_FLUSH_MS={raw!r} is not an integer") from None
+    if not 0 <= milliseconds <= 1000:
+        raise SettingsError(f"SOLLOL_DASHBOARD_FLUSH_MS={raw!r} must be between 0 and 1000")
+    return milliseconds / 1000
 
 
 def _origins(raw: str | None) -> frozenset[str]:
@@ -52,4 +65,5 @@ class DashboardConfig:
             token=env.get("SOLLOL_DASHBOARD_TOKEN") or None,
             allowed_origins=_origins(env.get("SOLLOL_DASHBOARD_ALLOWED_ORIGINS")),
             trace_url_template=_trace_template(env.get("SOLLOL_TRACE_URL_TEMPLATE")),
+            flush_interval=_flush_interval(env.get("SOLLOL_DASHBOARD_FLUSH_MS")),
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Mapping
 
 from sse_starlette import EventSourceResponse
@@ -21,15 +22,17 @@ from ..filters import EventFilter
 from ..redis_client import CONNECTION_ERRORS
 from .config import MAX_BACKLOG
 from .history import catch_up, recent
-from .hub import Overflowed
-from .messages import Message, control, gap_message, sse_chunk, ws_frame
+from .hub import Overflowed, scrub
+from .messages import Batch, Message, control, gap_message
 from .params import BadParameter, StreamKey, bounded_int, event_filter, optional_int, stream_id, stream_key
 from .security import origin_allowed
 from .state import DashboardState, state_of
 
+log = logging.getLogger(__name__)
+
 #: How long a new session waits for the hub's first connection to Redis.
 READY_TIMEOUT = 3.0
-#: A client that takes longer than this to accept one frame is dropped.
+#: An SSE client that takes longer than this to accept one chunk is dropped.
 SEND_TIMEOUT = 10.0
 #: Most events per frame while sending backlog or catch-up.
 CHUNK = 500
@@ -57,22 +60,20 @@ class FeedRequest:
         self.offset = optional_int(params, "offset")
 
 
-def _chunks(messages: list[Message]) -> list[list[Message]]:
-    return [messages[i : i + CHUNK] for i in range(0, len(messages), CHUNK)]
+def _chunks(messages: list[Message]) -> list[Batch]:
+    return [Batch(messages[i : i + CHUNK]) for i in range(0, len(messages), CHUNK)]
 
 
-async def session(state: DashboardState, request: FeedRequest) -> AsyncIterator[list[Message]]:
-    """The messages of one client's feed, in order; ends when the client must reconnect."""
+async def session(state: DashboardState, request: FeedRequest) -> AsyncIterator[Batch]:
+    """The batches of one client's feed, in order; ends when the client must reconnect."""
     hub, stream = state.hub, state.settings.stream
-    yield [
-        control(
-            "connected",
-            message="✓ Connected to SOLLOL routing stream",
-            filter=request.filter.describe(),
-            stream=stream,
-        ),
-        hub.status_message(),
-    ]
+    connected = control(
+        "connected",
+        message="✓ Connected to SOLLOL routing stream",
+        filter=request.filter.describe(),
+        stream=stream,
+    )
+    yield Batch([connected, hub.status_message()])
     try:
         await asyncio.wait_for(hub.ready.wait(), READY_TIMEOUT)
     except asyncio.TimeoutError:
@@ -83,45 +84,48 @@ async def session(state: DashboardState, request: FeedRequest) -> AsyncIterator[
             if request.last_id is None:
                 found = await recent(state.client, stream, request.filter, request.backlog)
                 position = found.position
-                last_sent = _last_id(found.messages, last_sent)
-                for chunk in _chunks(found.messages):
-                    yield chunk
+                pages = [found.messages]
             else:
-                position = request.last_id
+                position, pages = request.last_id, []
                 async for messages, reached in catch_up(
                     state.client, stream, request.filter, request.last_id, request.offset
                 ):
                     position = reached
-                    last_sent = _last_id(messages, last_sent)
-                    for chunk in _chunks(messages):
-                        yield chunk
-        except CONNECTION_ERRORS:
+                    pages.append(messages)
+        except CONNECTION_ERRORS as exc:
+            log.warning(
+                "feed could not read the stream: %s",
+                scrub(f"{type(exc).__name__}: {exc}", state.settings.redis_url),
+            )
             raise Unavailable from None
-        yield [control("caught_up", last_id=position)]
+        for page in pages:
+            for batch in _chunks(page):
+                last_sent = batch.last_id or last_sent
+                yield batch
+        yield Batch([control("caught_up", last_id=position)])
         mark: StreamKey | None = stream_key(position)
         while True:
             try:
-                messages = await subscription.get()
+                batch = await subscription.get()
             except Overflowed as exc:
-                yield [gap_message(after_id=last_sent, missed=exc.dropped, reason="slow_client")]
+                yield Batch([gap_message(after_id=last_sent, missed=exc.dropped, reason="slow_client")])
                 return
             if mark is not None:
-                messages, mark = _after(messages, mark)
-            if messages:
-                last_sent = _last_id(messages, last_sent)
-                yield messages
+                batch, mark = _after(batch, mark)
+            if batch:
+                last_sent = batch.last_id or last_sent
+                yield batch
 
 
-def _after(messages: list[Message], mark: StreamKey) -> tuple[list[Message], StreamKey | None]:
+def _after(batch: Batch, mark: StreamKey) -> tuple[Batch, StreamKey | None]:
     """Drop what the stream read already covered; the mark is done once anything newer arrives."""
+    messages = batch.messages
     for index, message in enumerate(messages):
         if message.reset or (message.key is not None and message.key > mark):
-            return [m for m in messages[:index] if m.key is None] + messages[index:], None
-    return [m for m in messages if m.key is None], mark
-
-
-def _last_id(messages: list[Message], default: str | None) -> str | None:
-    return next((m.id for m in reversed(messages) if m.id is not None), default)
+            if index == 0:
+                return batch, None
+            return Batch([m for m in messages[:index] if m.key is None] + messages[index:]), None
+    return Batch([m for m in messages if m.key is None]), mark
 
 
 async def websocket_feed(websocket: WebSocket) -> None:
@@ -152,18 +156,20 @@ async def websocket_feed(websocket: WebSocket) -> None:
                 await websocket.close(code=code)
 
 
-async def _send_all(
-    websocket: WebSocket, messages: AsyncIterator[list[Message]], batched: bool
-) -> int | None:
-    """Sends until the session ends; returns the close code to use, or None if the socket died."""
+async def _send_all(websocket: WebSocket, batches: AsyncIterator[Batch], batched: bool) -> int | None:
+    """Sends until the session ends; returns the close code to use, or None if the socket died.
+
+    A client that stops reading stalls only this task: the hub drops its queue and uvicorn's
+    ping timeout closes the dead connection.
+    """
     try:
-        async for batch in messages:
-            for frame in ws_frame(batch, batched):
-                await asyncio.wait_for(websocket.send_text(frame), SEND_TIMEOUT)
+        async for batch in batches:
+            for frame in batch.ws_frames(batched):
+                await websocket.send_text(frame)
     except Unavailable:
         await websocket.send_text(state_of(websocket).hub.status_message().json)
         return CLOSE_UNAVAILABLE
-    except (asyncio.TimeoutError, WebSocketDisconnect, RuntimeError, OSError):
+    except (WebSocketDisconnect, RuntimeError, OSError):
         return None
     return CLOSE_SLOW
 
@@ -192,6 +198,6 @@ async def _sse_body(state: DashboardState, feed: FeedRequest) -> AsyncIterator[b
     yield f"retry: {SSE_RETRY_MS}\n\n".encode()
     try:
         async for batch in session(state, feed):
-            yield sse_chunk(batch)
+            yield batch.sse
     except Unavailable:
-        yield sse_chunk([state.hub.status_message()])
+        yield state.hub.status_message().sse

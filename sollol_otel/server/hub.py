@@ -23,7 +23,7 @@ from ..filters import EventFilter
 from ..redis_client import CONNECTION_ERRORS, async_client
 from ..settings import Settings
 from ..stream import Gap, StreamEntry, StreamReader
-from .messages import Message, batch_messages, control
+from .messages import Batch, Message, batch_messages, control
 
 log = logging.getLogger(__name__)
 
@@ -45,30 +45,32 @@ class Subscription:
     def __init__(self, event_filter: EventFilter, limit: int) -> None:
         self.filter = event_filter
         self._limit = limit
-        self._pending: list[Message] = []
+        self._pending: list[Batch] = []
+        self._queued = 0
         self._ready = asyncio.Event()
         self._dropped: int | None = None
 
-    def offer(self, messages: list[Message]) -> None:
+    def offer(self, batch: Batch) -> None:
         """Queue without ever waiting; past the limit, drop everything and mark the client slow."""
         if self._dropped is not None:
-            self._dropped += len(messages)
+            self._dropped += len(batch)
             return
-        if len(self._pending) + len(messages) > self._limit:
-            self._dropped = len(self._pending) + len(messages)
+        self._queued += len(batch)
+        if self._queued > self._limit:
+            self._dropped = self._queued
             self._pending = []
         else:
-            self._pending.extend(messages)
+            self._pending.append(batch)
         self._ready.set()
 
-    async def get(self) -> list[Message]:
+    async def get(self) -> Batch:
         """Everything queued so far, waiting for at least one message; raises Overflowed."""
         await self._ready.wait()
         self._ready.clear()
         if self._dropped is not None:
             raise Overflowed(self._dropped)
-        pending, self._pending = self._pending, []
-        return pending
+        pending, self._pending, self._queued = self._pending, [], 0
+        return Batch.joined(pending)
 
 
 @dataclass(frozen=True)
@@ -136,8 +138,9 @@ class Hub:
             self._subscriptions.discard(subscription)
 
     def _broadcast(self, message: Message) -> None:
+        batch = Batch([message])
         for subscription in self._subscriptions:
-            subscription.offer([message])
+            subscription.offer(batch)
 
     def _on_connection(self, connected: bool, detail: str) -> None:
         self._redis_up = connected
@@ -180,10 +183,10 @@ class Hub:
         for subscription in self._subscriptions:
             groups[subscription.filter].append(subscription)
         for event_filter, members in groups.items():
-            messages = [m for m, event in pairs if event is None or event_filter.matches(event)]
-            if messages:
+            shared = Batch([m for m, event in pairs if event is None or event_filter.matches(event)])
+            if shared:
                 for subscription in members:
-                    subscription.offer(messages)
+                    subscription.offer(shared)
 
 
 def redis_client(settings: Settings) -> redis.asyncio.Redis:

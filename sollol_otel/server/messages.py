@@ -118,12 +118,34 @@ def batch_messages(
     return out
 
 
-def ws_frame(messages: list[Message], batched: bool) -> list[str]:
-    """WebSocket frames: one JSON array for a batching client, else one object per frame (SOLLOL's way)."""
-    if batched:
-        return ["[" + ",".join(m.json for m in messages) + "]"]
-    return [m.json for m in messages]
+class Batch:
+    """Messages sent together. Their encodings are built once, however many clients get them:
+    the hub hands the same Batch to every client with the same filter."""
 
+    def __init__(self, messages: list[Message]) -> None:
+        self.messages = messages
 
-def sse_chunk(messages: list[Message]) -> bytes:
-    return b"".join(m.sse for m in messages)
+    def __len__(self) -> int:
+        return len(self.messages)
+
+    @classmethod
+    def joined(cls, batches: list[Batch]) -> Batch:
+        if len(batches) == 1:
+            return batches[0]
+        return cls([m for batch in batches for m in batch.messages])
+
+    @cached_property
+    def json_array(self) -> str:
+        return "[" + ",".join(m.json for m in self.messages) + "]"
+
+    @cached_property
+    def sse(self) -> bytes:
+        return b"".join(m.sse for m in self.messages)
+
+    def ws_frames(self, batched: bool) -> list[str]:
+        """One JSON array for a batching client, else one object per frame (SOLLOL's way)."""
+        return [self.json_array] if batched else [m.json for m in self.messages]
+
+    @property
+    def last_id(self) -> str | None:
+        return next((m.id for m in reversed(self.messages) if m.id is not None), None)

@@ -14,6 +14,7 @@ import httpx
 import redis
 import uvicorn
 from redis_servers import free_port
+from tail.tail_cli import sollol_event
 from websockets.asyncio.client import ClientConnection, connect
 
 from sollol_otel.server.app import create_app, uvicorn_config
@@ -61,27 +62,12 @@ class DashboardServer:
         self._server = self._thread = None
 
 
-def sollol_event(n: int = 0, **fields: Any) -> dict[str, Any]:
-    """An event as SOLLOL 0.9.66 writes it."""
-    return {
-        "timestamp": "2026-11-27T12:03:45.123456",
-        "instance_id": "workstation_42_a1b2c3d4",
-        "hostname": "workstation",
-        "pid": 42,
-        "event_type": "ROUTE_DECISION",
-        "model": "llama3.2:3b",
-        "backend": "ollama",
-        "reason": f"sufficient_resources #{n}",
-        "cached": False,
-        **fields,
-    }
-
-
 def write(client: redis.Redis, stream: str, count: int, start: int = 0, **fields: Any) -> list[str]:
     """XADD `count` events straight into the stream, as any SOLLOL instance would; their ids."""
     pipe = client.pipeline(transaction=False)
     for n in range(start, start + count):
-        pipe.xadd(stream, {"event": encode(sollol_event(n, **fields))})
+        event = sollol_event(reason=f"sufficient_resources #{n}") | fields
+        pipe.xadd(stream, {"event": encode(event)})
     return [i.decode() for i in pipe.execute()]
 
 
