@@ -262,8 +262,13 @@ class Receiver:
         return _serialize(_success(signal, decoded), json_encoded)
 
     def _refuse(self, signal: Signal, refused: Refused, json_encoded: bool) -> Response:
-        self.stats.requests[signal.value, refused.status_code] += 1
-        _log.debug("refused OTLP %s request: %d %s", signal.value, refused.status_code, refused.message)
+        key = (signal.value, refused.status_code)
+        self.stats.requests[key] += 1
+        # The first refusal of each kind says why (a misconfigured sender); the rest are counted in /metrics.
+        level = logging.WARNING if self.stats.requests[key] == 1 else logging.DEBUG
+        _log.log(
+            level, "refused an OTLP %s request: %d %s", signal.value, refused.status_code, refused.message
+        )
         return _refusal(refused, json_encoded)
 
     def health(self) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 
 import typer
@@ -25,6 +26,7 @@ def _is_loopback(host: str) -> bool:
 
 def serve(settings: Settings, *, host: str, port: int) -> None:
     """Serve until interrupted."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     token = os.environ.get(TOKEN_ENV) or None
     if token is None and not _is_loopback(host):
         typer.echo(
