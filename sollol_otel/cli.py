@@ -201,3 +201,19 @@ def emit_test(
     from .sample_events import run
 
     raise typer.Exit(run(_stream_settings(redis_url), console=console, err=sys.stderr))
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option("--host", help="Address the dashboard listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Dashboard port.")] = 8080,
+    rate: Annotated[
+        float, typer.Option("--rate", min=0.1, help="Requests per second per simulated instance.")
+    ] = 2.0,
+) -> None:
+    """Zero setup: Redis (embedded if none answers), the dashboard and a simulated SOLLOL cluster."""
+    import sys
+
+    from .demo import run
+
+    raise typer.Exit(run(host, port, rate, sys.stdout))

