@@ -7,6 +7,7 @@ name and port one file points at is a service and port another file defines.
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from pathlib import Path
@@ -16,8 +17,17 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from sollol_otel.attributes import ERROR_TYPE, NAMESPACE
 from sollol_otel.configuration import SCOPE
 from sollol_otel.events import EVENT_NAME_PREFIX
+from sollol_otel.exporters.decision_metrics import (
+    BACKEND_ATTRIBUTE,
+    DECISIONS,
+    EVENT_TYPE_ATTRIBUTE,
+    FALLBACKS,
+    FROM_BACKEND_ATTRIBUTE,
+)
+from sollol_otel.receiver.app import Receiver
 
 ROOT = Path(__file__).resolve().parents[2]
 COLLECTOR_DIR = ROOT / "collector"
@@ -237,3 +247,38 @@ def test_loki_trace_links_go_to_the_jaeger_datasource() -> None:
     [link] = loki["jsonData"]["derivedFields"]
     assert link["matcherType"] == "label" and link["matcherRegex"] == "trace_id"
     assert link["datasourceUid"] in {d["uid"] for d in datasources if d["type"] == "jaeger"}
+
+
+def dashboard_expressions(datasource_type: str) -> str:
+    dashboard = json.loads(
+        (COLLECTOR_DIR / "grafana/dashboards/sollol-routing.json").read_text(encoding="utf-8")
+    )
+    return " ".join(
+        target["expr"]
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        if target["datasource"]["type"] == datasource_type
+    )
+
+
+def prometheus_name(otel_name: str) -> str:
+    return otel_name.replace(".", "_")
+
+
+def test_dashboard_queries_use_the_metric_and_label_names_the_package_exports() -> None:
+    expressions = dashboard_expressions("prometheus")
+    for counter in (DECISIONS, FALLBACKS):
+        assert f"{prometheus_name(counter)}_total" in expressions
+    for label in (EVENT_TYPE_ATTRIBUTE, BACKEND_ATTRIBUTE, FROM_BACKEND_ATTRIBUTE, ERROR_TYPE):
+        assert prometheus_name(label) in expressions
+    receiver_metrics = inspect.getsource(Receiver.metrics)
+    for name in re.findall(r"sollol_receiver_\w+", expressions):
+        assert name in receiver_metrics
+
+
+def test_loki_queries_select_routing_events_by_the_attribute_the_collector_adds(otel: dict[str, Any]) -> None:
+    expressions = dashboard_expressions("loki")
+    statements = otel["processors"]["transform/event_name"]["log_statements"][0]["statements"]
+    assert 'set(attributes["event.name"], event_name) where event_name != ""' in statements
+    assert f'event_name=~"{EVENT_NAME_PREFIX.replace(".", "[.]")}.+"' in expressions
+    assert prometheus_name(NAMESPACE + "reason") in expressions
