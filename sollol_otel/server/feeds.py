@@ -23,7 +23,7 @@ from ..redis_client import CONNECTION_ERRORS
 from .config import MAX_BACKLOG
 from .history import catch_up, recent
 from .hub import Overflowed, scrub
-from .messages import Batch, Message, control, gap_message
+from .messages import MAX_BATCH, Batch, Message, control, gap_message
 from .params import BadParameter, StreamKey, bounded_int, event_filter, optional_int, stream_id, stream_key
 from .security import origin_allowed
 from .state import DashboardState, state_of
@@ -34,8 +34,6 @@ log = logging.getLogger(__name__)
 READY_TIMEOUT = 3.0
 #: An SSE client that takes longer than this to accept one chunk is dropped.
 SEND_TIMEOUT = 10.0
-#: Most events per frame while sending backlog or catch-up.
-CHUNK = 500
 #: Milliseconds an SSE client waits before reconnecting (sent as `retry:`).
 SSE_RETRY_MS = 2000
 #: WebSocket close codes: Redis unreachable (try again later), client too slow (resume).
@@ -61,7 +59,7 @@ class FeedRequest:
 
 
 def _chunks(messages: list[Message]) -> list[Batch]:
-    return [Batch(messages[i : i + CHUNK]) for i in range(0, len(messages), CHUNK)]
+    return [Batch(messages[i : i + MAX_BATCH]) for i in range(0, len(messages), MAX_BATCH)]
 
 
 async def session(state: DashboardState, request: FeedRequest) -> AsyncIterator[Batch]:
@@ -106,15 +104,17 @@ async def session(state: DashboardState, request: FeedRequest) -> AsyncIterator[
         mark: StreamKey | None = stream_key(position)
         while True:
             try:
-                batch = await subscription.get()
+                batches = await subscription.get()
             except Overflowed as exc:
                 yield Batch([gap_message(after_id=last_sent, missed=exc.dropped, reason="slow_client")])
                 return
-            if mark is not None:
-                batch, mark = _after(batch, mark)
-            if batch:
-                last_sent = batch.last_id or last_sent
-                yield batch
+            for pending in batches:
+                batch = pending
+                if mark is not None:
+                    batch, mark = _after(batch, mark)
+                if batch:
+                    last_sent = batch.last_id or last_sent
+                    yield batch
 
 
 def _after(batch: Batch, mark: StreamKey) -> tuple[Batch, StreamKey | None]:

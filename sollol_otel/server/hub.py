@@ -63,14 +63,14 @@ class Subscription:
             self._pending.append(batch)
         self._ready.set()
 
-    async def get(self) -> Batch:
+    async def get(self) -> list[Batch]:
         """Everything queued so far, waiting for at least one message; raises Overflowed."""
         await self._ready.wait()
         self._ready.clear()
         if self._dropped is not None:
             raise Overflowed(self._dropped)
         pending, self._pending, self._queued = self._pending, [], 0
-        return Batch.joined(pending)
+        return Batch.coalesced(pending)
 
 
 @dataclass(frozen=True)

@@ -118,6 +118,10 @@ def batch_messages(
     return out
 
 
+#: Most messages in one frame or SSE chunk.
+MAX_BATCH = 500
+
+
 class Batch:
     """Messages sent together. Their encodings are built once, however many clients get them:
     the hub hands the same Batch to every client with the same filter."""
@@ -129,10 +133,19 @@ class Batch:
         return len(self.messages)
 
     @classmethod
-    def joined(cls, batches: list[Batch]) -> Batch:
+    def coalesced(cls, batches: list[Batch]) -> list[Batch]:
+        """Fewer, larger batches for a client that fell behind, each at most MAX_BATCH messages, so a
+        lagging client costs fewer sends without holding one huge frame of its own."""
         if len(batches) == 1:
-            return batches[0]
-        return cls([m for batch in batches for m in batch.messages])
+            return batches
+        out: list[Batch] = []
+        current: list[Message] = []
+        for batch in batches:
+            if current and len(current) + len(batch) > MAX_BATCH:
+                out.append(cls(current))
+                current = []
+            current.extend(batch.messages)
+        return [*out, cls(current)]
 
     @cached_property
     def json_array(self) -> str:
