@@ -35,8 +35,8 @@ from .wire import Skipped
 #: XREAD waits this long per call; a hung Redis is noticed within it plus the socket slack.
 BLOCK_MS = 2000
 _SOCKET_SLACK = 3.0
-#: History pages when a filter may reject most entries.
-_FILTERED_PAGE = 2000
+#: History page sizes: one round trip covers a default-sized stream, a small N reads little.
+_MIN_PAGE, _MAX_PAGE = 1000, 10_000
 EXIT_OK, EXIT_REDIS = 0, 1
 
 
@@ -142,10 +142,10 @@ async def _history(reader: StreamReader, options: TailOptions, output: Output) -
     if wanted == 0:
         await reader.start_live()
         return
-    page = wanted if wanted and options.event_filter.is_empty else _FILTERED_PAGE
+    page = wanted if wanted and options.event_filter.is_empty else max(wanted or 0, _MIN_PAGE)
     picked: list[StreamEntry | Gap] = []  # newest first
     matched = 0
-    pages = pages_back(reader, since=since, page=min(page, 10 * _FILTERED_PAGE))
+    pages = pages_back(reader, since=since, page=min(page, _MAX_PAGE))
     async with contextlib.aclosing(pages):
         async for entries in pages:
             for entry in reversed(entries):
