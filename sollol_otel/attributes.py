@@ -13,6 +13,7 @@
 | trace_id, span_id | the record's trace context (hex) |
 | service | resource `service.name` |
 | keys whose value is null | named in `sollol.null_keys` (OTel attributes cannot be null) |
+| cached (ROUTE_DECISION, CACHE_HIT) | implied by the event type, as SOLLOL sets it, unless contradicting |
 
 The span event of a decision carries only SPAN_EVENT_KEYS; the log event carries all of the above.
 
@@ -54,6 +55,7 @@ TRAILER_KEYS = ("message", "trace_id", "span_id", "service", "schema_version")
 _RESERVED = frozenset(HEADER_KEYS + TRAILER_KEYS) - {"model", "backend"}
 
 _PRIMITIVES = (str, bool, int, float)
+_CACHEABLE = frozenset({EventType.ROUTE_DECISION, EventType.CACHE_HIT})
 
 
 def to_attribute_value(value: object) -> AttributeValue | None:
@@ -97,6 +99,8 @@ def event_attributes(
         attributes[BACKEND] = str(to_attribute_value(backend))
     nulls: list[str] = []
     for key, value in fields.items():
+        if key == "cached" and value is (event_type is EventType.CACHE_HIT) and event_type in _CACHEABLE:
+            continue  # implied by the event type (SOLLOL's rule); to_wire_fields puts it back
         converted = to_attribute_value(value)
         if converted is None:
             nulls.append(key)
@@ -163,6 +167,8 @@ def to_wire_fields(
         wire_key = _wire_key(event_type, key)
         if wire_key is not None:
             fields[wire_key] = list(value) if isinstance(value, tuple) else value
+    if event_type in _CACHEABLE:
+        fields.setdefault("cached", event_type == EventType.CACHE_HIT)
     fields["message"] = body if isinstance(body, str) and body else describe(event_type, fields)
     if trace_id:
         fields["trace_id"] = f"{trace_id:032x}"

@@ -67,7 +67,7 @@ class _Pipeline:
 
     def stats(self) -> BridgeStats:
         writer = self.writer.stats() if self.writer else None
-        queue_dropped = self.processor.dropped if self.processor else 0
+        queue_dropped = self.logger.dropped + (self.processor.dropped if self.processor else 0)
         return BridgeStats(
             exported=writer.exported if writer else 0,
             dropped=queue_dropped + (writer.dropped if writer else 0),
@@ -79,6 +79,7 @@ class _Pipeline:
     def shutdown(self, timeout: float) -> None:
         """Flush within `timeout` overall, then stop; the writer counts what it could not deliver."""
         deadline = time.monotonic() + timeout
+        self.logger.close(timeout)
         for processor in (self.processor, self.console_processor):
             if processor is not None:
                 processor.force_flush(int(max(0.0, deadline - time.monotonic()) * 1000))
@@ -247,7 +248,9 @@ def force_flush(timeout: float = 5.0) -> bool:
     if pipeline is None or pipeline.processor is None or pipeline.writer is None:
         return True
     deadline = time.monotonic() + timeout
-    if not pipeline.processor.force_flush(int(timeout * 1000)):
+    if not pipeline.logger.flush(timeout):
+        return False
+    if not pipeline.processor.force_flush(int(max(0.0, deadline - time.monotonic()) * 1000)):
         return False
     return pipeline.writer.flush(max(0.0, deadline - time.monotonic()))
 

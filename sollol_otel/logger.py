@@ -1,27 +1,47 @@
 """The SOLLOL-compatible routing logger: SOLLOL 0.9.66's method names, OpenTelemetry underneath.
 
 Each call becomes one log-based event (correlated with the active span) and, inside a recording
-span, a span event, so Jaeger shows the decision within the request's trace. Nothing here does
-I/O: processors and exporters deliver off the caller's thread.
+span, a span event, so Jaeger shows the decision within the request's trace.
+
+The caller's thread does only what must happen there: the span event (the span may end right
+after) and capturing the timestamp and context. The log event is emitted from a background
+thread with that timestamp and context, so it is correlated exactly as if emitted inline;
+building and validating its record (most of an emit's cost) stays off the router's path.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
-from opentelemetry import trace
+from opentelemetry import context, trace
 from opentelemetry._logs import Logger, SeverityNumber
+from opentelemetry.context import Context
+from opentelemetry.util.types import AttributeValue
 
 from .attributes import event_attributes, span_event_attributes
 from .events import EventType, describe
+from .handoff import Handoff
 from .identity import instance_id
+from .wire import truncate
 
 _log = logging.getLogger(__name__)
 
-_WARNING_TYPES = frozenset({EventType.FALLBACK_TRIGGERED, EventType.COORDINATOR_STOP})
+_WARNINGS = frozenset({EventType.FALLBACK_TRIGGERED, EventType.COORDINATOR_STOP})
+_SEVERITY = {t: SeverityNumber.WARN if t in _WARNINGS else SeverityNumber.INFO for t in EventType}
+_EVENT_NAMES = {event_type: event_type.event_name for event_type in EventType}  # not computed per call
+
+
+class _Decision(NamedTuple):
+    event_type: EventType
+    model: Any
+    backend: Any
+    fields: dict[str, Any]
+    attributes: dict[str, AttributeValue]
+    timestamp: int
+    context: Context
 
 
 class RoutingLogger:
@@ -52,6 +72,9 @@ class RoutingLogger:
         self._console = console_output
         self._failed_once = False
         self.instance_id = instance_id()
+        self._emitter: Handoff[_Decision] | None = (
+            None if otel_logger is None else Handoff(self._emit, name="sollol-otel-emitter")
+        )
 
     @property
     def enabled(self) -> bool:
@@ -73,25 +96,58 @@ class RoutingLogger:
 
         Positional-only parameters leave every keyword free for metadata, as in SOLLOL.
         """
-        if self._logger is None:
+        if self._emitter is None:
             return
         try:
             attributes = event_attributes(event_type, model, backend, fields)
             timestamp = time.time_ns()
-            self._logger.emit(
-                timestamp=timestamp,
-                event_name=event_type.event_name,
-                severity_number=SeverityNumber.WARN if event_type in _WARNING_TYPES else SeverityNumber.INFO,
-                body=describe(event_type, {"model": model, "backend": backend, **fields}),
-                attributes=attributes,
-            )
             span = trace.get_current_span()
-            if span.is_recording():
-                span.add_event(event_type.event_name, span_event_attributes(attributes), timestamp)
+            if span.is_recording():  # same timestamp as the log event: receivers dedupe on it
+                span.add_event(_EVENT_NAMES[event_type], span_event_attributes(attributes), timestamp)
+            self._emitter.submit(
+                _Decision(event_type, model, backend, fields, attributes, timestamp, context.get_current())
+            )
         except Exception:
-            if not self._failed_once:
-                self._failed_once = True
-                _log.exception("sollol-otel could not record a routing event; further failures are silent")
+            self._failed("record")
+
+    def _emit(self, decisions: Sequence[_Decision]) -> None:
+        """On the emitter thread: one log event per decision, as if emitted by the caller."""
+        assert self._logger is not None
+        for decision in decisions:
+            try:
+                self._logger.emit(
+                    timestamp=decision.timestamp,
+                    context=decision.context,
+                    event_name=_EVENT_NAMES[decision.event_type],
+                    severity_number=_SEVERITY[decision.event_type],
+                    body=truncate(
+                        describe(
+                            decision.event_type,
+                            {"model": decision.model, "backend": decision.backend, **decision.fields},
+                        )
+                    ),
+                    attributes=decision.attributes,
+                )
+            except Exception:
+                self._failed("emit")
+
+    def _failed(self, what: str) -> None:
+        if not self._failed_once:
+            self._failed_once = True
+            _log.exception("sollol-otel could not %s a routing event; further failures are silent", what)
+
+    @property
+    def dropped(self) -> int:
+        """Decisions lost because the emitter fell 10,000 behind."""
+        return 0 if self._emitter is None else self._emitter.dropped
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every decision recorded so far has been emitted."""
+        return True if self._emitter is None else self._emitter.flush(timeout)
+
+    def close(self, timeout: float) -> None:
+        if self._emitter is not None:
+            self._emitter.close(timeout)
 
     # SOLLOL 0.9.66's API, same names and keyword arguments.
 

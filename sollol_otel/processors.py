@@ -2,15 +2,13 @@
 
 The SDK's BatchLogRecordProcessor waits up to a second before exporting; routing events must
 reach Redis within milliseconds. This one exports as soon as a record arrives and batches by
-itself under load (whatever piled up while the last export ran goes out together). It costs
-the caller one deque append, never blocks it, and drops the oldest record (counted) when full.
+itself under load (whatever piled up while the last export ran goes out together), through a
+`Handoff`: one deque append for the emitting thread, oldest dropped (and counted) when full.
 """
 
 from __future__ import annotations
 
-import collections
 import logging
-import threading
 import time
 from collections.abc import Sequence
 
@@ -19,6 +17,7 @@ from opentelemetry.sdk._logs.export import LogRecordExporter
 from opentelemetry.sdk.resources import Resource
 
 from .events import EVENT_NAME_PREFIX
+from .handoff import Handoff
 
 _log = logging.getLogger(__name__)
 _NO_RESOURCE = Resource.get_empty()
@@ -37,51 +36,28 @@ class RealtimeLogRecordProcessor(LogRecordProcessor):
     ) -> None:
         self._exporters = tuple(exporters)
         self._prefix = event_name_prefix
-        self._queue: collections.deque[ReadWriteLogRecord] = collections.deque(maxlen=max_queue_size)
-        self._batch_size = max_export_batch_size
-        self._wake = threading.Event()
-        self._idle = threading.Event()
-        self._idle.set()
-        self._stopping = False
-        self.dropped = 0
-        self._thread = threading.Thread(target=self._run, name="sollol-otel-realtime", daemon=True)
-        self._thread.start()
+        self._handoff: Handoff[ReadWriteLogRecord] = Handoff(
+            self._export,
+            name="sollol-otel-realtime",
+            max_size=max_queue_size,
+            batch_size=max_export_batch_size,
+        )
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
         name = log_record.log_record.event_name
-        if self._stopping or not name or not name.startswith(self._prefix):
-            return
-        queue = self._queue
-        if len(queue) == queue.maxlen:
-            self.dropped += 1  # the deque drops the oldest itself
-        queue.append(log_record)
-        if not self._wake.is_set():
-            self._wake.set()
+        if name and name.startswith(self._prefix):
+            self._handoff.submit(log_record)
 
-    def _run(self) -> None:
-        queue = self._queue
-        while True:
-            self._wake.wait()
-            self._wake.clear()  # cleared before draining: a record appended after this wakes us again
-            self._idle.clear()
-            while queue:
-                batch: list[ReadableLogRecord] = []
-                while queue and len(batch) < self._batch_size:
-                    record = queue.popleft()
-                    batch.append(
-                        ReadableLogRecord(
-                            log_record=record.log_record,
-                            resource=record.resource or _NO_RESOURCE,
-                            instrumentation_scope=record.instrumentation_scope,
-                            limits=record.limits,
-                        )
-                    )
-                self._export(batch)
-            self._idle.set()
-            if self._stopping:
-                return
-
-    def _export(self, batch: Sequence[ReadableLogRecord]) -> None:
+    def _export(self, records: Sequence[ReadWriteLogRecord]) -> None:
+        batch = [
+            ReadableLogRecord(
+                log_record=record.log_record,
+                resource=record.resource or _NO_RESOURCE,
+                instrumentation_scope=record.instrumentation_scope,
+                limits=record.limits,
+            )
+            for record in records
+        ]
         for exporter in self._exporters:
             try:
                 exporter.export(batch)
@@ -89,28 +65,22 @@ class RealtimeLogRecordProcessor(LogRecordProcessor):
                 _log.exception("routing event exporter %s failed", type(exporter).__name__)
 
     @property
+    def dropped(self) -> int:
+        return self._handoff.dropped
+
+    @property
     def pending(self) -> int:
-        return len(self._queue)
+        return self._handoff.pending
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         deadline = time.monotonic() + timeout_millis / 1000
-        while self._queue or not self._idle.is_set():
-            if time.monotonic() >= deadline:
-                return False
-            self._wake.set()
-            self._idle.wait(min(0.01, max(0.0, deadline - time.monotonic())))
-        flushed = True
+        flushed = self._handoff.flush(timeout_millis / 1000)
         for exporter in self._exporters:
             remaining = max(0, int((deadline - time.monotonic()) * 1000))
             flushed = exporter.force_flush(remaining) and flushed
         return flushed
 
     def shutdown(self) -> None:
-        if self._stopping:
-            return
-        self.force_flush(5_000)
-        self._stopping = True
-        self._wake.set()
-        self._thread.join(5)
+        self._handoff.close(5.0)
         for exporter in self._exporters:
             exporter.shutdown()  # type: ignore[no-untyped-call]
