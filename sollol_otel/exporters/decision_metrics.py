@@ -16,7 +16,8 @@ out of the attributes: they come from client requests and would make cardinality
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 from opentelemetry import metrics
@@ -25,7 +26,7 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 from opentelemetry.util.types import AttributeValue
 
 from ..attributes import ERROR_TYPE, NAMESPACE
-from ..events import EVENT_NAME_PREFIX, EventType
+from ..events import EventType, event_type_of
 
 SCOPE = "sollol_otel.instrumentation"
 DECISIONS = "sollol.routing.decisions"
@@ -68,18 +69,21 @@ class DecisionMetrics:
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )
 
-    def count(self, event_type: str, attributes: Mapping[str, AttributeValue]) -> None:
-        """Count one recorded event given its OTel attributes."""
-        backend = _label(attributes.get(BACKEND_ATTRIBUTE))
-        self._decisions.add(1, {EVENT_TYPE_ATTRIBUTE: event_type, BACKEND_ATTRIBUTE: backend})
-        if event_type == EventType.FALLBACK_TRIGGERED:
+    def count(self, events: Iterable[tuple[str, Mapping[str, AttributeValue]]]) -> None:
+        """Count recorded events given their type and OTel attributes: one add per series per batch."""
+        decisions: Counter[tuple[str, str]] = Counter()
+        fallbacks: Counter[tuple[str, str, str]] = Counter()
+        for event_type, attributes in events:
+            backend = _label(attributes.get(BACKEND_ATTRIBUTE))
+            decisions[event_type, backend] += 1
+            if event_type == EventType.FALLBACK_TRIGGERED:
+                error = _label(attributes.get(ERROR_TYPE))
+                fallbacks[error, _label(attributes.get(FROM_BACKEND_ATTRIBUTE)), backend] += 1
+        for (event_type, backend), count in decisions.items():
+            self._decisions.add(count, {EVENT_TYPE_ATTRIBUTE: event_type, BACKEND_ATTRIBUTE: backend})
+        for (error, from_backend, backend), count in fallbacks.items():
             self._fallbacks.add(
-                1,
-                {
-                    ERROR_TYPE: _label(attributes.get(ERROR_TYPE)),
-                    FROM_BACKEND_ATTRIBUTE: _label(attributes.get(FROM_BACKEND_ATTRIBUTE)),
-                    BACKEND_ATTRIBUTE: backend,
-                },
+                count, {ERROR_TYPE: error, FROM_BACKEND_ATTRIBUTE: from_backend, BACKEND_ATTRIBUTE: backend}
             )
 
     def observe_duration(
@@ -120,14 +124,14 @@ class DecisionMetricsExporter(LogRecordExporter):
         self._metrics = decision_metrics() if meter_provider is None else DecisionMetrics(meter_provider)
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        events = []
         for readable in batch:
             record = readable.log_record
-            name = record.event_name
-            if not name or not name.startswith(EVENT_NAME_PREFIX):
+            event_type = event_type_of(record.event_name)
+            if event_type is None:
                 continue
-            event_type = name[len(EVENT_NAME_PREFIX) :].upper()
             attributes = record.attributes or {}
-            self._metrics.count(event_type, attributes)
+            events.append((event_type, attributes))
             milliseconds = attributes.get(DECISION_MS_ATTRIBUTE)
             if isinstance(milliseconds, (int, float)) and not isinstance(milliseconds, bool):
                 failed = event_type == EventType.FALLBACK_TRIGGERED
@@ -137,6 +141,7 @@ class DecisionMetricsExporter(LogRecordExporter):
                     attributes.get(FROM_BACKEND_ATTRIBUTE if failed else BACKEND_ATTRIBUTE),
                     str(attributes.get(ERROR_TYPE, "_OTHER")) if failed else None,
                 )
+        self._metrics.count(events)
         return LogRecordExportResult.SUCCESS
 
     def shutdown(self) -> None:
@@ -144,4 +149,3 @@ class DecisionMetricsExporter(LogRecordExporter):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
-

@@ -16,12 +16,16 @@ from ..redis_writer import RedisWriter
 def wire_events(batch: Sequence[ReadableLogRecord], identity: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The wire form of each routing record; `identity` fills resource keys the provider lacks."""
     events = []
+    merged: dict[int, Mapping[str, Any]] = {}  # records of one provider share one Resource
     for record in batch:
         log_record = record.log_record
         event_type = event_type_of(log_record.event_name)
         if event_type is None:
             continue
-        resource = {**identity, **record.resource.attributes} if record.resource else identity
+        resource = merged.get(id(record.resource))
+        if resource is None:
+            resource = {**identity, **record.resource.attributes} if record.resource else identity
+            merged[id(record.resource)] = resource
         events.append(
             to_wire_fields(
                 event_type,
