@@ -84,13 +84,36 @@ def theirs(url: str, stream: str, channel: str) -> Callable[[], None]:
 
 
 def _sollol_hung_worker(url: str, stream: str, channel: str, ready: Any, go: Any, done: Any) -> None:
-    """SOLLOL's logger made while Redis answers (as in a running router), then called once it hangs."""
+    """SOLLOL's logger made while Redis answers (as in a running router), then called once it hangs.
+
+    `done` collects each returned call's seconds.
+    """
     call = theirs(url, stream, channel)
     ready.set()
     go.wait()
     for _ in range(3):
+        started = time.perf_counter()
         call()
-        done.value += 1
+        done.append(time.perf_counter() - started)
+
+
+def sollol_against_hung_redis(server: RedisServer, stream: str, channel: str) -> str:
+    """SOLLOL's logger made while Redis answers, then called after it hangs: seconds per call."""
+    manager = multiprocessing.Manager()
+    ready, go, done = multiprocessing.Event(), multiprocessing.Event(), manager.list()
+    worker = multiprocessing.Process(
+        target=_sollol_hung_worker, args=(server.url, stream, channel, ready, go, done)
+    )
+    worker.start()
+    ready.wait(10)
+    server.hang()
+    go.set()
+    worker.join(15)
+    worker.kill()
+    returned = list(done)
+    manager.shutdown()
+    seconds = ", ".join(f"{value:.1f} s" for value in returned)
+    return f"| hung | SOLLOL 0.9.66 | 3 | {len(returned)} of 3 calls returned within 15 s ({seconds}) | |"
 
 
 def caller_cost(count: int) -> list[str]:
@@ -102,33 +125,20 @@ def caller_cost(count: int) -> list[str]:
         for state in ("up", "refusing", "hung"):
             stream, channel = keys()
             call_ours = ours(server.url, stream, channel)
-            call_theirs = theirs(server.url, stream, channel) if state != "hung" else None
-            ready, go, done = multiprocessing.Event(), multiprocessing.Event(), multiprocessing.Value("i", 0)
-            worker = multiprocessing.Process(
-                target=_sollol_hung_worker, args=(server.url, stream, channel, ready, go, done)
-            )
             if state == "hung":
-                worker.start()
-                ready.wait(10)
-            if state == "refusing":
-                server.stop()
-            elif state == "hung":
-                server.hang()
+                theirs_row = sollol_against_hung_redis(server, stream, channel)
+            else:
+                call_theirs = theirs(server.url, stream, channel)
+                if state == "refusing":
+                    server.stop()
+                their_count = count if state == "up" else max(200, count // 10)
+                p50, p99 = percentiles(time_calls(call_theirs, their_count))
+                theirs_row = f"| {state} | SOLLOL 0.9.66 | {their_count} | {p50:.1f} | {p99:.1f} |"
             p50, p99 = percentiles(time_calls(call_ours, count, tracer))
             rows.append(
                 f"| {state} | sollol-otel (log event + span event) | {count} | {p50:.1f} | {p99:.1f} |"
             )
-            if call_theirs is not None:
-                their_count = count if state == "up" else max(200, count // 10)
-                p50, p99 = percentiles(time_calls(call_theirs, their_count))
-                rows.append(f"| {state} | SOLLOL 0.9.66 | {their_count} | {p50:.1f} | {p99:.1f} |")
-            else:
-                go.set()
-                worker.join(15)
-                worker.kill()
-                rows.append(
-                    f"| {state} | SOLLOL 0.9.66 | 3 | {done.value} of 3 calls returned within 15 s | |"
-                )
+            rows.append(theirs_row)
             sollol_otel.shutdown(timeout=0.5)
             if state == "hung":
                 server.resume()
