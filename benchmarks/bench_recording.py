@@ -143,6 +143,12 @@ def caller_cost(count: int) -> list[str]:
             if state == "hung":
                 server.resume()
             server.restart()
+        logger = sollol_otel.configure(enabled=False)
+        p50, p99 = percentiles(
+            time_calls(lambda: logger.log_route_decision(MODEL, BACKEND, REASON), count, tracer)
+        )
+        rows.append(f"| any | sollol-otel, SOLLOL_ROUTING_LOG=false | {count} | {p50:.2f} | {p99:.2f} |")
+        sollol_otel.shutdown()
     finally:
         server.close()
         tracer.shutdown()
