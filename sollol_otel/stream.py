@@ -136,9 +136,14 @@ class StreamReader:
         return self._gap(await self._info())
 
     def _gap(self, info: dict[str, Any] | None) -> Gap | None:
-        if info is None:
-            return None
         last = self.position.last_id
+        if info is None:
+            if last == _START:
+                return None  # nothing written yet
+            # The stream we were reading is gone (Redis restarted empty, or the key was deleted):
+            # whatever appears next is new, and our offset no longer means anything.
+            self.position = Position(_START, 0)
+            return Gap(after_id=last, first_id=None, missed=None, reset=True)
         last_generated = _text(info["last-generated-id"])
         added, length = _entries_added(info), int(info["length"])
         first_entry = info.get("first-entry")
@@ -171,10 +176,19 @@ class StreamReader:
     async def read(self, *, block_ms: int = 5000, count: int = 1000) -> list[StreamEntry | Gap]:
         """The next entries after the position, waiting up to `block_ms` for some to arrive.
 
-        Every read first checks for trimming, atomically with a non-blocking read: a reader
-        that was away (suspended, stopped, slow, far behind) learns exactly how many events it
-        can no longer get. Only when nothing is waiting does it block.
+        Entries are only ever taken together with a check for trimming, in one transaction, so
+        a reader that was away (suspended, stopped, slow, far behind) learns exactly how many
+        events it can no longer get. The blocking XREAD only waits for something new.
         """
+        items = await self._read_checked(count)
+        if items:
+            return items
+        streams: dict[Any, Any] = {self._stream: self.position.last_id}
+        if not await self._client.xread(streams, count=1, block=block_ms):
+            return []
+        return await self._read_checked(count)
+
+    async def _read_checked(self, count: int) -> list[StreamEntry | Gap]:
         streams: dict[Any, Any] = {self._stream: self.position.last_id}
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.xinfo_stream(self._stream)
@@ -184,16 +198,13 @@ class StreamReader:
             raise response
         gap = self._gap(info if isinstance(info, dict) else None)
         if gap is not None and gap.reset:
-            return [gap]  # that read used the old id; the next one reads the new stream from its start
+            return [gap]  # that XREAD used the old id; the next one reads the new stream from its start
         items: list[StreamEntry | Gap] = [] if gap is None else [gap]
-        if not response:
-            response = await self._client.xread(streams, count=count, block=block_ms)
-        if not response:
-            return items
-        entries = _entries(response[0][1])
-        offset = self.position.offset
-        self.position = Position(entries[-1].id, None if offset is None else offset + len(entries))
-        items.extend(entries)
+        if response:
+            entries = _entries(response[0][1])
+            offset = self.position.offset
+            self.position = Position(entries[-1].id, None if offset is None else offset + len(entries))
+            items.extend(entries)
         return items
 
     async def follow(
