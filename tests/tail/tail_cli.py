@@ -15,25 +15,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import redis
+from core.test_wire import SOLLOL_EVENT
 
 COMMAND = [sys.executable, "-m", "sollol_otel"]
 
 
 def sollol_event(**overrides: Any) -> dict[str, Any]:
-    """A ROUTE_DECISION exactly as SOLLOL 0.9.66 writes it."""
-    return {
-        "timestamp": "2026-11-27T12:03:45.123456",
-        "instance_id": "workstation_42_a1b2c3d4",
-        "hostname": "workstation",
-        "pid": 42,
-        "event_type": "ROUTE_DECISION",
-        "model": "llama3.2:3b",
-        "backend": "ollama",
-        "reason": "sufficient_resources (estimated 2.5GB)",
-        "cached": False,
-        "parameter_count": 3,
-        **overrides,
-    }
+    """A ROUTE_DECISION exactly as SOLLOL 0.9.66 writes it, with some keys changed."""
+    return {**SOLLOL_EVENT, **overrides}
 
 
 def write(client: redis.Redis, stream: str, *events: Mapping[str, Any]) -> list[str]:
