@@ -69,7 +69,9 @@ def requests_of(events: int, batch: int) -> list[bytes]:
                         "llama3.2:3b",
                         confidence=0.92,
                     )
+        routing.flush(30)  # log events are emitted from the routing logger's own thread
         bodies.append(encode_logs(exporter.get_finished_logs()).SerializeToString())
+    routing.close(5)
     logs.shutdown()
     return bodies
 

@@ -221,8 +221,10 @@ def latency(url: str, seconds: float) -> list[str]:
     logger = sollol_otel.RoutingLogger(provider.get_logger("bench"))
     with reader(url, stream, int(1_000 * seconds)) as latencies:
         paced(lambda: logger.log_route_decision(MODEL, BACKEND, REASON), 1_000, seconds)
+        logger.flush(10)
         provider.force_flush()
     rows.append(_latency_row("SDK BatchLogRecordProcessor", 1_000, latencies))
+    logger.close(5)
     provider.shutdown()
     _cleanup(url, stream)
     return rows

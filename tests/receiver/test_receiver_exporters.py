@@ -49,10 +49,12 @@ class Sender:
         self.routing = RoutingLogger(self.otel_logger)
 
     def flush(self) -> None:
+        assert self.routing.flush(10)  # the routing logger emits its log events from its own thread
         assert self.logger_provider.force_flush(10_000)
         assert self.tracer_provider.force_flush(10_000)
 
     def close(self) -> None:
+        self.routing.close(5)
         self.logger_provider.shutdown()
         self.tracer_provider.shutdown()
 
@@ -175,6 +177,7 @@ def test_exported_events_are_written_only_with_the_right_token(
     receiver = start_receiver(ReceiverConfig(token="s3cret-token"))
     app = sender(receiver.url, headers={"Authorization": f"Bearer {presented}"})
     app.routing.log_coordinator_stop("llama3.1:70b")
+    assert app.routing.flush(10)
     app.logger_provider.force_flush(10_000)  # False when the receiver refuses
     receiver.flush()
 
