@@ -1,17 +1,25 @@
 """Decision → dashboard client latency with many clients, and the server's memory per client.
 
-    python benchmarks/bench_dashboard.py [--clients 200] [--rate 1000] [--seconds 20] [--redis-url URL]
+    python benchmarks/bench_dashboard.py [--clients 200] [--rate 1000] [--seconds 20]
+        [--client-processes 2] [--redis-url URL]
 
 - The dashboard runs as users run it (`python -m sollol_otel dashboard`, its own process),
   reading a stream of the benchmark's own.
 - A separate writer process XADDs SOLLOL-format events at `--rate` per second, paced every
-  half millisecond, each stamped with `bench_ns` (time.time_ns()) as it is written. The latency
-  covers stream → the dashboard's one reader → fan-out → socket → client; decision → stream is
-  the recording pipeline's own benchmark.
-- `--clients` live clients in this process, half WebSocket (`?batch=1`, as the page uses it),
-  half SSE, all connected with `backlog=0` before the writer starts. Each notes the arrival
-  time of every event it receives (the `bench_ns` inside the event). A client must receive
-  every event written: the count is checked, so nothing lost or repeated goes unnoticed.
+  half millisecond, each stamped with `bench_ns` (time.time_ns()) as it is written and numbered
+  with `bench_seq`. The latency covers stream → the dashboard's one reader → fan-out → socket
+  → client; decision → stream is the recording pipeline's own benchmark.
+- `--clients` live clients, half WebSocket (`?batch=1`, as the page uses it), half SSE, all
+  connected with `backlog=0` before the writer starts, spread over `--client-processes`
+  processes so that the measuring side is not one saturated core. Clients are plain asyncio
+  protocols reading the real byte streams (WebSocket frames; SSE over chunked HTTP/1.1, as
+  the server sends it): a general-purpose client library's per-frame cost, times 200 clients,
+  would make the clients, not the server, the bottleneck. Every event of every client is
+  checked: its sequence number must be the next one (nothing lost, repeated or reordered),
+  and the total must equal what was written. Latency is taken from the `bench_ns` inside the
+  event when the chunk holding it is read.
+- CPU: the server's, the client processes', the writer's and the whole machine's (both cores,
+  from /proc/stat) during the measured seconds, so a starved measurement shows up as such.
 - Memory: the server's RSS before any client, with all clients connected and idle, and at
   the end of the run.
 
@@ -22,22 +30,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import base64
 import multiprocessing
 import os
 import platform
 import re
-import statistics
 import subprocess
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field
-from typing import Any
+from array import array
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.sharedctypes import Synchronized
+from typing import Any, cast
 
 import httpx
+import orjson
 import redis
-from websockets.asyncio.client import connect
+import uvloop
 
 TEMPLATE = {
     "timestamp": "2026-11-27T12:03:45.123456",
@@ -49,7 +60,10 @@ TEMPLATE = {
     "backend": "ollama",
     "cached": False,
 }
-BENCH_NS = re.compile(rb'"bench_ns":(\d+)')
+#: The two stamps the writer puts last in each event; the server keeps the event's keys in order.
+STAMPS = re.compile(rb'bench_ns":(\d+),"bench_seq":(\d+)')
+#: Tells the client processes when measuring starts (written once by the parent, read per chunk).
+NOT_YET = 2**63 - 1
 
 
 def free_port() -> int:
@@ -74,6 +88,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies over all cores since boot."""
+    with open("/proc/stat") as stat:
+        values = [int(v) for v in stat.readline().split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
 def writer(redis_url: str, stream: str, rate: int, seconds: float, written: Any) -> None:
     """Runs in its own process: SOLLOL-format events XADDed at a steady rate, each stamped when written."""
     client = redis.Redis.from_url(redis_url)
@@ -84,141 +106,311 @@ def writer(redis_url: str, stream: str, rate: int, seconds: float, written: Any)
         if due > sent:
             pipe = client.pipeline(transaction=False)
             for n in range(sent, due):
-                event = {**TEMPLATE, "reason": f"sufficient_resources #{n}", "bench_ns": time.time_ns()}
-                pipe.xadd(stream, {"event": json.dumps(event)}, maxlen=10_000, approximate=True)
+                stamps = {"bench_ns": time.time_ns(), "bench_seq": n}
+                event = {**TEMPLATE, "reason": "sufficient_resources", **stamps}
+                pipe.xadd(stream, {"event": orjson.dumps(event)}, maxlen=10_000, approximate=True)
             pipe.execute()
             sent = due
         time.sleep(0.0005)
     written.value = sent
 
 
-@dataclass
-class Client:
-    transport: str
-    received: int = 0
-    latencies_ms: list[float] = field(default_factory=list)
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
+class Feed(asyncio.Protocol):
+    """One client connection: sends its request, then checks and times every event it reads."""
 
-    def note(self, data: bytes, now_ns: int, measure_from_ns: int) -> None:
-        for match in BENCH_NS.finditer(data):
-            self.received += 1
-            sent_ns = int(match.group(1))
-            if sent_ns >= measure_from_ns:
-                self.latencies_ms.append((now_ns - sent_ns) / 1e6)
+    transport_name = ""
 
+    def __init__(self, host: str, port: int, measure_from: Synchronized[int]) -> None:
+        self.host, self.port = host, port
+        self.measure_from = measure_from
+        self.buffer = bytearray()
+        self.headers_done = False
+        self.transport: asyncio.Transport | None = None
+        self.ready = asyncio.get_running_loop().create_future()
+        self.received = 0
+        self.next_seq = 0
+        self.out_of_order = 0
+        self.latencies_ms = array("d")
 
-async def ws_client(url: str, client: Client, measure: list[int]) -> None:
-    async with connect(f"{url}?batch=1&backlog=0", max_size=None, compression=None) as ws:
-        async for frame in ws:
-            data = frame.encode() if isinstance(frame, str) else frame
-            if not client.ready.is_set() and b'"caught_up"' in data:
-                client.ready.set()
-            client.note(data, time.time_ns(), measure[0])
+    def request(self) -> bytes:
+        raise NotImplementedError
 
+    def body(self, now_ns: int) -> None:
+        raise NotImplementedError
 
-async def sse_client(host: str, port: int, client: Client, measure: list[int]) -> None:
-    """Plain HTTP/1.1: httpx's per-chunk cost would make the client, not the server, the bottleneck."""
-    reader, writer = await asyncio.open_connection(host, port)
-    writer.write(f"GET /sse/routing_events?backlog=0 HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
-    await reader.readuntil(b"\r\n\r\n")
-    tail = b""
-    try:
-        while data := await reader.read(1 << 16):
-            complete, _, rest = (tail + data).rpartition(b"\n\n")  # only whole SSE events
-            tail = rest
-            if not client.ready.is_set() and b"caught_up" in complete:
-                client.ready.set()
-            client.note(complete, time.time_ns(), measure[0])
-    finally:
-        writer.close()
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass it
+        self.transport.write(self.request())
 
+    def data_received(self, data: bytes) -> None:
+        now_ns = time.time_ns()
+        self.buffer += data
+        if not self.headers_done:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            self.check_headers(bytes(self.buffer[:end]).lower())
+            del self.buffer[: end + 4]
+            self.headers_done = True
+        self.body(now_ns)
 
-def percentile(values: list[float], q: float) -> float:
-    return (
-        statistics.quantiles(values, n=1000, method="inclusive")[int(q * 10) - 1] if len(values) > 1 else 0.0
-    )
+    def check_headers(self, head: bytes) -> None:
+        raise NotImplementedError
 
-
-async def run(args: argparse.Namespace, server_pid: int, base: str, stream: str) -> dict[str, object]:
-    clients = [Client("WebSocket" if i % 2 == 0 else "SSE") for i in range(args.clients)]
-    measure = [2**63]  # no latency recorded until the warm-up is over
-    idle_rss = rss_kib(server_pid)
-    host, port = base.removeprefix("http://").split(":")
-    ws_url = base.replace("http://", "ws://") + "/ws/routing_events"
-    tasks = [
-        asyncio.create_task(
-            ws_client(ws_url, c, measure)
-            if c.transport == "WebSocket"
-            else sse_client(host, int(port), c, measure)
+    def events(self, payload: bytes | bytearray, now_ns: int) -> None:
+        if not self.ready.done() and b'"caught_up"' in payload:
+            self.ready.set_result(None)
+        stamps = STAMPS.findall(payload)
+        if not stamps:
+            return
+        seqs = [int(seq) for _, seq in stamps]
+        if seqs != list(range(self.next_seq, self.next_seq + len(seqs))):
+            self.out_of_order += 1
+        self.next_seq = seqs[-1] + 1
+        self.received += len(seqs)
+        measure_from = self.measure_from.value
+        self.latencies_ms.extend(
+            (now_ns - sent) / 1e6 for sent in map(int, (ns for ns, _ in stamps)) if sent >= measure_from
         )
-        for c in clients
-    ]
-    await asyncio.wait_for(asyncio.gather(*(c.ready.wait() for c in clients)), 60)
-    await asyncio.sleep(1)
+
+
+class WebSocketFeed(Feed):
+    """RFC 6455 client: unmasked text frames from the server, masked pongs back."""
+
+    transport_name = "WebSocket"
+
+    def request(self) -> bytes:
+        key = base64.b64encode(os.urandom(16)).decode()
+        return (
+            f"GET /ws/routing_events?batch=1&backlog=0 HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+
+    def check_headers(self, head: bytes) -> None:
+        if not head.startswith(b"http/1.1 101"):
+            raise RuntimeError(f"WebSocket handshake refused: {head[:80]!r}")
+
+    def body(self, now_ns: int) -> None:
+        buffer, pos = self.buffer, 0
+        while len(buffer) - pos >= 2:
+            first, length = buffer[pos], buffer[pos + 1] & 0x7F
+            head = 2
+            if length == 126:
+                head = 4
+            elif length == 127:
+                head = 10
+            if len(buffer) - pos < head:
+                break
+            if head > 2:
+                length = int.from_bytes(buffer[pos + 2 : pos + head], "big")
+            if len(buffer) - pos < head + length:
+                break
+            payload = buffer[pos + head : pos + head + length]
+            pos += head + length
+            opcode = first & 0x0F
+            if not first & 0x80:
+                raise RuntimeError("fragmented frame: the server sends whole messages")
+            if opcode == 1:
+                self.events(payload, now_ns)
+            elif opcode == 9:
+                self.pong(bytes(payload))
+            elif opcode == 8:
+                assert self.transport is not None
+                self.transport.close()
+        del buffer[:pos]
+
+    def pong(self, payload: bytes) -> None:
+        assert self.transport is not None and len(payload) < 126
+        mask = os.urandom(4)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self.transport.write(bytes([0x8A, 0x80 | len(payload)]) + mask + masked)
+
+
+class SseFeed(Feed):
+    """HTTP/1.1 GET of the SSE feed; the body is chunked (or plain) text/event-stream."""
+
+    transport_name = "SSE"
+
+    def __init__(self, host: str, port: int, measure_from: Synchronized[int]) -> None:
+        super().__init__(host, port, measure_from)
+        self.chunked = False
+        self.text = bytearray()
+
+    def request(self) -> bytes:
+        return f"GET /sse/routing_events?backlog=0 HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n\r\n".encode()
+
+    def check_headers(self, head: bytes) -> None:
+        if not head.startswith(b"http/1.1 200") or b"text/event-stream" not in head:
+            raise RuntimeError(f"SSE request refused: {head[:80]!r}")
+        self.chunked = b"transfer-encoding: chunked" in head
+
+    def body(self, now_ns: int) -> None:
+        if self.chunked:
+            buffer, pos = self.buffer, 0
+            while (line_end := buffer.find(b"\r\n", pos)) >= 0:
+                size = int(buffer[pos:line_end], 16)
+                if len(buffer) < line_end + 2 + size + 2:
+                    break
+                self.text += buffer[line_end + 2 : line_end + 2 + size]
+                pos = line_end + 2 + size + 2
+            del buffer[:pos]
+        else:
+            self.text += self.buffer
+            self.buffer.clear()
+        end = self.text.rfind(b"\n\n")  # whole SSE events only
+        if end >= 0:
+            self.events(self.text[: end + 2], now_ns)
+            del self.text[: end + 2]
+
+
+@dataclass
+class ClientResult:
+    transport: str
+    received: int
+    out_of_order: int
+    latencies: bytes
+
+
+def client_process(
+    transports: list[str], host: str, port: int, measure_from: Synchronized[int], conn: Connection
+) -> None:
+    """Runs in its own process: connects its clients, reports ready, reads until told to stop."""
+
+    async def main() -> list[ClientResult]:
+        loop = asyncio.get_running_loop()
+        kinds = {"WebSocket": WebSocketFeed, "SSE": SseFeed}
+        feeds = [kinds[name](host, port, measure_from) for name in transports]
+        for feed in feeds:
+            await loop.create_connection(lambda feed=feed: feed, host, port)  # type: ignore[misc]
+        await asyncio.wait_for(asyncio.gather(*(f.ready for f in feeds)), 60)
+        conn.send("ready")
+        await loop.run_in_executor(None, conn.recv)  # "stop"
+        for feed in feeds:
+            if feed.transport is not None:
+                feed.transport.close()
+        return [
+            ClientResult(f.transport_name, f.received, f.out_of_order, f.latencies_ms.tobytes())
+            for f in feeds
+        ]
+
+    conn.send(uvloop.run(main()))
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    return ordered[min(len(ordered) - 1, int(len(ordered) * q / 100))] if ordered else 0.0
+
+
+def run(args: argparse.Namespace, server_pid: int, port: int, stream: str) -> dict[str, Any]:
+    context = multiprocessing.get_context("fork")
+    measure_from = context.RawValue("q", NOT_YET)
+    transports = ["WebSocket" if i % 2 == 0 else "SSE" for i in range(args.clients)]
+    idle_rss = rss_kib(server_pid)
+    children = []
+    for k in range(args.client_processes):
+        parent_end, child_end = context.Pipe()
+        share = [t for i, t in enumerate(transports) if i // 2 % args.client_processes == k]  # both kinds
+        process = context.Process(
+            target=client_process, args=(share, "127.0.0.1", port, measure_from, child_end)
+        )
+        process.start()
+        children.append((process, parent_end))
+    for _, conn in children:
+        if not conn.poll(90) or conn.recv() != "ready":
+            raise RuntimeError("clients did not connect")
+    time.sleep(1)
     connected_rss = rss_kib(server_pid)
-    written = multiprocessing.Value("q", 0)
+    written = context.Value("q", 0)
     total = args.warmup + args.seconds
-    process = multiprocessing.Process(target=writer, args=(args.redis_url, stream, args.rate, total, written))
-    cpu_before = cpu_seconds(server_pid)
-    client_cpu_before = time.process_time()
-    process.start()
-    await asyncio.sleep(args.warmup)
-    measure[0] = time.time_ns()
-    await asyncio.sleep(args.seconds)
-    cpu_used = cpu_seconds(server_pid) - cpu_before
-    await asyncio.to_thread(process.join, 30)
-    await asyncio.sleep(2)  # let the last events arrive
+    writer_process = context.Process(target=writer, args=(args.redis_url, stream, args.rate, total, written))
+    writer_process.start()
+    time.sleep(args.warmup)
+    pids: dict[str, list[int]] = {
+        "server": [server_pid],
+        "clients": [p.pid for p, _ in children if p.pid is not None],
+        "writer": [writer_process.pid] if writer_process.pid is not None else [],
+    }
+    before = {name: sum(cpu_seconds(pid) for pid in group) for name, group in pids.items()}
+    machine_before = machine_ticks()
+    measure_from.value = time.time_ns()
+    time.sleep(args.seconds)
+    cpu = {
+        name: (sum(cpu_seconds(pid) for pid in group) - before[name]) / args.seconds
+        for name, group in pids.items()
+    }
+    machine_after = machine_ticks()
+    load = os.getloadavg()
+    writer_process.join(30)
+    time.sleep(2)  # let the last events arrive
     loaded_rss = rss_kib(server_pid)
-    client_cpu = (time.process_time() - client_cpu_before) / (total + 2)
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    results: list[ClientResult] = []
+    for _, conn in children:
+        conn.send("stop")
+    for process, conn in children:
+        results.extend(conn.recv())
+        process.join(10)
+    busy = (machine_after[0] - machine_before[0]) / max(1, machine_after[1] - machine_before[1])
     return {
-        "clients": clients,
+        "results": results,
         "written": written.value,
         "idle_rss": idle_rss,
         "connected_rss": connected_rss,
         "loaded_rss": loaded_rss,
-        "server_cpu": cpu_used / args.seconds,
-        "client_cpu": client_cpu,
+        "cpu": cpu,
+        "machine_busy": busy,
+        "load": load,
     }
 
 
-def report(args: argparse.Namespace, result: dict[str, object]) -> None:
-    clients: list[Client] = result["clients"]  # type: ignore[assignment]
-    written = int(result["written"])  # type: ignore[call-overload]
-    complete = sum(c.received == written for c in clients)
+def report(args: argparse.Namespace, result: dict[str, Any]) -> None:
+    results: list[ClientResult] = result["results"]
+    written = int(result["written"])
+    complete = sum(r.received == written and r.out_of_order == 0 for r in results)
+    flush = os.environ.get("SOLLOL_DASHBOARD_FLUSH_MS", "default")
     print(
         f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"{platform.system()} {platform.release()}"
+        f"{platform.system()} {platform.release()}; load average at the end "
+        + ", ".join(f"{v:.2f}" for v in result["load"])
     )
     print(
-        f"{args.clients} clients, {args.rate} events/s for {args.seconds}s after {args.warmup}s warm-up; "
-        f"{written} events written; {complete}/{len(clients)} clients received exactly all of them"
+        f"{args.clients} clients in {args.client_processes} processes, {args.rate} events/s for "
+        f"{args.seconds}s after {args.warmup}s warm-up, SOLLOL_DASHBOARD_FLUSH_MS={flush}; {written} events "
+        f"written; {complete}/{len(results)} clients received exactly all of them, in order, once"
     )
-    if complete < len(clients):
-        shortest = min(c.received for c in clients)
-        print(f"  incomplete clients: fewest received {shortest}, most {max(c.received for c in clients)}")
+    if complete < len(results):
+        print(
+            f"  incomplete: fewest received {min(r.received for r in results)}, "
+            f"most {max(r.received for r in results)}, "
+            f"out-of-order/lost/repeated seen by {sum(r.out_of_order > 0 for r in results)} clients"
+        )
     print("\n| transport | clients | events measured | p50 ms | p90 ms | p99 ms | max ms |")
     print("|---|---|---|---|---|---|---|")
     for name in ("WebSocket", "SSE", "all"):
-        group = [c for c in clients if name in ("all", c.transport)]
-        values = [v for c in group for v in c.latencies_ms]
-        cells = [f"{percentile(values, q):.1f}" for q in (50, 90, 99)] + [f"{max(values, default=0):.1f}"]
-        print(f"| {name} | {len(group)} | {len(values)} | " + " | ".join(cells) + " |")
-    idle, connected, loaded = (int(result[k]) for k in ("idle_rss", "connected_rss", "loaded_rss"))  # type: ignore[call-overload]
-    per_client = (connected - idle) / len(clients)
+        group = [r for r in results if name in ("all", r.transport)]
+        values = array("d")
+        for r in group:
+            values.frombytes(r.latencies)
+        ordered = sorted(values)
+        cells = [f"{percentile(ordered, q):.1f}" for q in (50, 90, 99)] + [f"{max(ordered, default=0):.1f}"]
+        print(f"| {name} | {len(group)} | {len(ordered)} | " + " | ".join(cells) + " |")
+    idle, connected, loaded = (int(result[k]) for k in ("idle_rss", "connected_rss", "loaded_rss"))
+    per_client = (connected - idle) / len(results)
+    cpu = result["cpu"]
     print(
-        f"\nserver RSS: {idle / 1024:.1f} MiB idle, {connected / 1024:.1f} MiB with {len(clients)} clients "
-        f"({per_client:.0f} KiB per client), {loaded / 1024:.1f} MiB after the run; "
-        f"server CPU {float(result['server_cpu']) * 100:.0f}% of one core during the run, "  # type: ignore[arg-type]
-        f"clients' process {float(result['client_cpu']) * 100:.0f}%"  # type: ignore[arg-type]
+        f"\nserver RSS: {idle / 1024:.1f} MiB idle, {connected / 1024:.1f} MiB with {len(results)} clients "
+        f"({per_client:.0f} KiB per client), {loaded / 1024:.1f} MiB after the run"
+    )
+    print(
+        f"CPU during the measured seconds (100% = one core): server {cpu['server'] * 100:.0f}%, "
+        f"client processes {cpu['clients'] * 100:.0f}%, writer {cpu['writer'] * 100:.0f}%; "
+        f"machine {result['machine_busy'] * 100:.0f}% busy of {os.cpu_count()} cores"
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument("--rate", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=3.0)
@@ -255,7 +447,8 @@ def main() -> None:
             if time.monotonic() > deadline:
                 raise RuntimeError("dashboard did not start")
             time.sleep(0.1)
-        report(args, asyncio.run(run(args, server.pid, base, stream)))
+        print(f"dashboard pid {server.pid} on port {port}", flush=True)
+        report(args, run(args, server.pid, port, stream))
     finally:
         server.terminate()
         server.wait(10)

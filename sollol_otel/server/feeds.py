@@ -11,9 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 
-from sse_starlette import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -26,6 +25,7 @@ from .hub import Overflowed, scrub
 from .messages import MAX_BATCH, Batch, Message, control, gap_message
 from .params import BadParameter, StreamKey, bounded_int, event_filter, optional_int, stream_id, stream_key
 from .security import origin_allowed
+from .sse import SseResponse
 from .state import DashboardState, state_of
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 READY_TIMEOUT = 3.0
 #: An SSE client that takes longer than this to accept one chunk is dropped.
 SEND_TIMEOUT = 10.0
+#: Seconds of quiet after which an SSE feed sends a ping comment (keeps proxies from closing it).
+SSE_PING = 15.0
 #: Milliseconds an SSE client waits before reconnecting (sent as `retry:`).
 SSE_RETRY_MS = 2000
 #: WebSocket close codes: Redis unreachable (try again later), client too slow (resume).
@@ -179,22 +181,22 @@ async def _until_disconnect(websocket: WebSocket) -> None:
         pass  # the feed takes no commands; anything a client sends is ignored
 
 
-async def sse_feed(request: Request) -> Response:
+async def sse_feed(request: Request) -> Response | SseResponse:
     """`GET /sse/routing_events`: `id:` is the stream id; resumes from Last-Event-ID or `?last_id=`."""
     state = state_of(request)
     try:
         feed = FeedRequest(request.query_params, request.headers.get("last-event-id"), state.config.backlog)
     except BadParameter as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
-    return EventSourceResponse(
+    return SseResponse(
         _sse_body(state, feed),
-        ping=15,
+        ping=SSE_PING,
         send_timeout=SEND_TIMEOUT,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
-async def _sse_body(state: DashboardState, feed: FeedRequest) -> AsyncIterator[bytes]:
+async def _sse_body(state: DashboardState, feed: FeedRequest) -> AsyncGenerator[bytes, None]:
     yield f"retry: {SSE_RETRY_MS}\n\n".encode()
     try:
         async for batch in session(state, feed):

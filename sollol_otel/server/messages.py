@@ -9,9 +9,12 @@ position among all entries ever added, which makes gap counts exact), `time` and
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
+
+import orjson
 
 from ..events import RoutingEvent
 from ..stream import Gap, StreamEntry
@@ -37,8 +40,25 @@ class Message:
         return f"{head}event: {self.kind}\ndata: {self.json}\n\n".encode()
 
 
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    return json.dumps(match.group())[1:-1]  # \uXXXX, a surrogate pair beyond the BMP
+
+
 def _dumps(body: dict[str, Any]) -> str:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str)
+    """Compact JSON, ASCII only (non-ASCII characters as \\u escapes: the same JSON value).
+
+    ASCII text is what makes the send path cheap: the server encodes each WebSocket text frame
+    for each client, and encoding an ASCII string is a copy, while one emoji in a message (🎯
+    is in most) makes it a character-by-character conversion of the whole frame.
+    """
+    try:
+        text = orjson.dumps(body, default=str).decode()
+    except TypeError:  # what orjson refuses (integers past 64 bits, non-string keys), json writes
+        return json.dumps(body, separators=(",", ":"), default=str)
+    return text if text.isascii() else _NON_ASCII.sub(_escape, text)
 
 
 def control(kind: str, **body: Any) -> Message:
@@ -159,6 +179,6 @@ class Batch:
         """One JSON array for a batching client, else one object per frame (SOLLOL's way)."""
         return [self.json_array] if batched else [m.json for m in self.messages]
 
-    @property
+    @cached_property
     def last_id(self) -> str | None:
         return next((m.id for m in reversed(self.messages) if m.id is not None), None)
