@@ -95,6 +95,7 @@ class _Pipeline:
 _lock = threading.RLock()
 _pipeline: _Pipeline | None = None
 _observed_meters: set[int] = set()
+_exit_registered = False
 
 
 def identity() -> dict[str, Any]:
@@ -212,7 +213,17 @@ def configure(
             _observed_meters.add(id(meters))
             bridge_metrics.observe(meters.get_meter(SCOPE), bridge_stats)
         _pipeline = pipeline
+        _flush_at_exit()
         return pipeline.logger
+
+
+def _flush_at_exit() -> None:
+    """Registered on first configure, after the application's providers: atexit runs it first (LIFO),
+    so decisions still queued reach those providers before they shut down."""
+    global _exit_registered
+    if not _exit_registered:
+        _exit_registered = True
+        atexit.register(shutdown, 2.0)
 
 
 def get_routing_logger(redis_client: Any = None, console_output: bool | None = None) -> RoutingLogger:
@@ -234,11 +245,14 @@ def enable_console_routing_log() -> None:
 
 
 def bridge_stats() -> BridgeStats:
-    """Delivery counters of the current pipeline (all zero when none runs or recording is off)."""
-    with _lock:
-        if _pipeline is None:
-            return BridgeStats(exported=0, dropped=0, retried=0, backlog=0, connected=False)
-        return _pipeline.stats()
+    """Delivery counters of the current pipeline (all zero when none runs or recording is off).
+
+    Lock-free: the meter provider's reader calls it while `shutdown` holds the lock.
+    """
+    pipeline = _pipeline
+    if pipeline is None:
+        return BridgeStats(exported=0, dropped=0, retried=0, backlog=0, connected=False)
+    return pipeline.stats()
 
 
 def force_flush(timeout: float = 5.0) -> bool:
@@ -262,6 +276,3 @@ def shutdown(timeout: float = 5.0) -> None:
         if _pipeline is not None:
             _pipeline.shutdown(timeout)
             _pipeline = None
-
-
-atexit.register(shutdown, 2.0)
