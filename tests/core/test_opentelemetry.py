@@ -106,7 +106,7 @@ def test_with_an_otlp_endpoint_set_decisions_are_exported_over_otlp(keys: tuple[
     )
     env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{server.server_port}"}
     try:
-        subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=15)  # shutdown must not hang
+        subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=15)  # no hang at exit
     finally:
         server.shutdown()
     logs = [body for path, body in _OtlpSink.received if path == "/v1/logs"]
