@@ -5,10 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+quiet() { "$@" 2> >(grep -v '^WARNING: Location' >&2); }  # pip's notes about this machine's mirrors
+
 python3 -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[dev]'
-bash scripts/install_sollol.sh .venv/bin/python   # the real SOLLOL 0.9.66, for compatibility tests
+quiet .venv/bin/python -m pip install -q --upgrade pip
+quiet .venv/bin/python -m pip install -q -e '.[dev]'
+quiet bash scripts/install_sollol.sh .venv/bin/python   # the real SOLLOL 0.9.66, for compatibility tests
 
 if ! command -v redis-server >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

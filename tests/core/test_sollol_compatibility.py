@@ -117,4 +117,3 @@ def test_we_read_everything_sollols_logger_writes(
     assert all(e.time is not None for e in events)
     assert events[0].message == "🎯 llama3.2:3b → ollama | sufficient_resources (estimated 2.5GB)"
     assert events[7].model is None and events[7].backend == "rpc"
-
