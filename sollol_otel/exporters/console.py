@@ -3,19 +3,20 @@
 Runs on the realtime processor's thread, so printing never slows the router. Text goes
 through the same safe renderer as `sollol-otel tail`, so a hostile model name cannot reach the
 terminal as escape codes, and a None model or backend prints as N/A instead of raising.
+Colour follows tail's rules: on a terminal, unless NO_COLOR is set.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TextIO
 
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
-from rich.console import Console
 
-from ..render import render_event
+from ..render import render_ansi
+from ..terminal import ColorMode, colours, console_for
 from ..wire import event_from_fields
 from .redis_bridge import wire_events
 
@@ -23,20 +24,23 @@ from .redis_bridge import wire_events
 class ConsoleRoutingExporter(LogRecordExporter):
     """Prints while `active`; SOLLOL lets console output be switched at run time."""
 
-    def __init__(self, identity: Mapping[str, Any], console: Console | None = None) -> None:
+    def __init__(self, identity: Mapping[str, Any], out: TextIO | None = None) -> None:
         self._identity = dict(identity)
-        self._console = console or Console(file=sys.stderr, highlight=False, soft_wrap=True)
+        self._out = out or sys.stderr
+        self._colour = colours(console_for(self._out, ColorMode.auto))
         self.active = True
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         if self.active:
-            for fields in wire_events(batch, self._identity):
-                self._console.print(render_event(event_from_fields(fields)))
-                self._console.print()
+            blocks = [
+                render_ansi(event_from_fields(fields), color=self._colour) + "\n\n"
+                for fields in wire_events(batch, self._identity)
+            ]
+            self._out.write("".join(blocks))
         return LogRecordExportResult.SUCCESS
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
-        self._console.file.flush()
+        self._out.flush()
         return True
 
     def shutdown(self) -> None:
