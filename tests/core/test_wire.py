@@ -5,21 +5,10 @@ from __future__ import annotations
 import json
 from datetime import timezone
 
+from sollol_events import SOLLOL_EVENT
+
 from sollol_otel.events import EventType
 from sollol_otel.wire import MAX_STRING_CHARS, TRUNCATION_MARK, Skipped, decode, to_wire_value
-
-SOLLOL_EVENT = {
-    "timestamp": "2026-11-27T12:03:45.123456",
-    "instance_id": "workstation_42_a1b2c3d4",
-    "hostname": "workstation",
-    "pid": 42,
-    "event_type": "ROUTE_DECISION",
-    "model": "llama3.2:3b",
-    "backend": "ollama",
-    "reason": "sufficient_resources (estimated 2.5GB)",
-    "cached": False,
-    "parameter_count": 3,
-}
 
 
 def test_a_sollol_stream_entry_decodes_with_its_naive_timestamp_read_as_utc() -> None:

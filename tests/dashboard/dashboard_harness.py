@@ -14,7 +14,7 @@ import httpx
 import redis
 import uvicorn
 from redis_servers import free_port
-from tail.tail_cli import sollol_event
+from sollol_events import sollol_event
 from websockets.asyncio.client import ClientConnection, connect
 
 from sollol_otel.server.app import create_app, uvicorn_config

@@ -14,23 +14,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import redis
-from core.test_wire import SOLLOL_EVENT
-
 COMMAND = [sys.executable, "-m", "sollol_otel"]
-
-
-def sollol_event(**overrides: Any) -> dict[str, Any]:
-    """A ROUTE_DECISION exactly as SOLLOL 0.9.66 writes it, with some keys changed."""
-    return {**SOLLOL_EVENT, **overrides}
-
-
-def write(client: redis.Redis, stream: str, *events: Mapping[str, Any]) -> list[str]:
-    """XADD each event in SOLLOL's wire format (one field, `event`); the new ids."""
-    pipe = client.pipeline(transaction=False)
-    for event in events:
-        pipe.xadd(stream, {"event": json.dumps(event)})
-    return [entry_id.decode() for entry_id in pipe.execute()]
 
 
 def environment(**extra: str) -> dict[str, str]:

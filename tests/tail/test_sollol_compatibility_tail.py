@@ -8,8 +8,9 @@ import sys
 
 import pytest
 import redis
+from sollol_events import sollol_event, write
 from sollol_reference import INSTALLED, MISSING_REASON, load
-from tail.tail_cli import environment, json_lines, run, sollol_event, write
+from tail.tail_cli import environment, json_lines, run
 
 
 @pytest.mark.sollol

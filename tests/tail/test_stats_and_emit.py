@@ -6,7 +6,8 @@ import json
 
 import redis
 from redis_servers import free_port
-from tail.tail_cli import environment, json_lines, run, sollol_event, write
+from sollol_events import sollol_event, write
+from tail.tail_cli import environment, json_lines, run
 
 from sollol_otel.events import EventType
 

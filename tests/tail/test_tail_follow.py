@@ -11,7 +11,8 @@ from collections.abc import Callable
 
 import redis
 from redis_servers import RedisServer
-from tail.tail_cli import Running, environment, sollol_event, write
+from sollol_events import sollol_event, write
+from tail.tail_cli import Running, environment
 
 Start = Callable[..., Running]
 

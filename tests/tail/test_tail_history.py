@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import redis
-from tail.tail_cli import json_lines, run, sollol_event, write
+from sollol_events import sollol_event, write
+from tail.tail_cli import json_lines, run
 
 
 def test_history_shows_the_last_n_events_oldest_first(

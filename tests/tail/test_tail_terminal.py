@@ -7,7 +7,8 @@ import pty
 import subprocess
 
 import redis
-from tail.tail_cli import COMMAND, environment, json_lines, run, sollol_event, write
+from sollol_events import sollol_event, write
+from tail.tail_cli import COMMAND, environment, json_lines, run
 
 HOSTILE = "[bold red]boom[/] :smile: \x1b]0;owned\x07 \x9b2J \u202eevil"
 
