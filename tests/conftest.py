@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 
@@ -9,7 +10,8 @@ import pytest
 import redis
 from redis_servers import RedisServer, answers
 
-SHARED_REDIS_PORT = 6379
+#: Where the machine's shared Redis answers; point it at a free port to try the no-Redis path.
+SHARED_REDIS_PORT = int(os.environ.get("SOLLOL_TEST_SHARED_REDIS_PORT", "6379"))
 
 
 @pytest.fixture(scope="session")
