@@ -42,6 +42,7 @@ _log = logging.getLogger(__name__)
 
 SCOPE = "sollol_otel"
 DEFAULT_SERVICE_NAME = "sollol"
+_CONSOLE_SWITCH_WAIT = 1.0  # seconds; switching console output is rare and interactive
 _OTLP_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT")
 
 
@@ -57,8 +58,12 @@ class _Pipeline:
     owned: list[Any] = field(default_factory=list)  # providers we built, and so shut down
 
     def set_console(self, on: bool) -> None:
+        """Console output from the next decision on: what was recorded before is emitted first."""
         if self.provider is None:
             return
+        self.logger.flush(_CONSOLE_SWITCH_WAIT)
+        if self.console_processor is not None:
+            self.console_processor.force_flush(int(_CONSOLE_SWITCH_WAIT * 1000))
         if self.console is None:
             self.console = ConsoleRoutingExporter(identity())
             self.console_processor = RealtimeLogRecordProcessor([self.console])

@@ -13,6 +13,8 @@ from typing import ClassVar
 import pytest
 import redis
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -152,3 +154,30 @@ def test_enable_console_routing_log_turns_console_output_on(keys: tuple[str, str
     )
     assert result.returncode == 0, result.stderr
     assert "model=after" in result.stderr and "model=before" not in result.stderr
+
+
+def test_the_bridge_reports_its_delivery_counters_as_otel_metrics(
+    recording: Recording, keys: tuple[str, str]
+) -> None:
+    reader = InMemoryMetricReader()
+    meters = MeterProvider(metric_readers=[reader])
+    logger = recording(meter_provider=meters)
+    for _ in range(3):
+        logger.log_route_decision("m", "ollama", "r")
+    assert sollol_otel.force_flush(5.0)
+    data = reader.get_metrics_data()
+    assert data is not None
+    values = {
+        metric.name: metric.data.data_points[0].value
+        for resource in data.resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+        if metric.name.startswith("sollol_otel.bridge.")
+    }
+    assert values == {
+        "sollol_otel.bridge.exported": 3,
+        "sollol_otel.bridge.dropped": 0,
+        "sollol_otel.bridge.retried": 0,
+        "sollol_otel.bridge.backlog": 0,
+    }
+    meters.shutdown()
