@@ -42,7 +42,6 @@ import uuid
 from array import array
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from multiprocessing.sharedctypes import Synchronized
 from typing import Any, cast
 
 import httpx
@@ -62,8 +61,6 @@ TEMPLATE = {
 }
 #: The two stamps the writer puts last in each event; the server keeps the event's keys in order.
 STAMPS = re.compile(rb'bench_ns":(\d+),"bench_seq":(\d+)')
-#: Tells the client processes when measuring starts (written once by the parent, read per chunk).
-NOT_YET = 2**63 - 1
 
 
 def free_port() -> int:
@@ -120,9 +117,8 @@ class Feed(asyncio.Protocol):
 
     transport_name = ""
 
-    def __init__(self, host: str, port: int, measure_from: Synchronized[int]) -> None:
+    def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
-        self.measure_from = measure_from
         self.buffer = bytearray()
         self.headers_done = False
         self.transport: asyncio.Transport | None = None
@@ -130,7 +126,8 @@ class Feed(asyncio.Protocol):
         self.received = 0
         self.next_seq = 0
         self.out_of_order = 0
-        self.latencies_ms = array("d")
+        self.sent_ns = array("q")  # each event's stamp, and when the chunk holding it was read
+        self.read_ns = array("q")
 
     def request(self) -> bytes:
         raise NotImplementedError
@@ -168,9 +165,18 @@ class Feed(asyncio.Protocol):
             self.out_of_order += 1
         self.next_seq = seqs[-1] + 1
         self.received += len(seqs)
-        measure_from = self.measure_from.value
-        self.latencies_ms.extend(
-            (now_ns - sent) / 1e6 for sent in map(int, (ns for ns, _ in stamps)) if sent >= measure_from
+        self.sent_ns.extend(map(int, [ns for ns, _ in stamps]))
+        self.read_ns.extend([now_ns] * len(stamps))
+
+    def latencies_ms(self, measure_from: int) -> array[float]:
+        """Of the events written from `measure_from` on (time.time_ns())."""
+        return array(
+            "d",
+            (
+                (read - sent) / 1e6
+                for sent, read in zip(self.sent_ns, self.read_ns, strict=True)
+                if sent >= measure_from
+            ),
         )
 
 
@@ -232,8 +238,8 @@ class SseFeed(Feed):
 
     transport_name = "SSE"
 
-    def __init__(self, host: str, port: int, measure_from: Synchronized[int]) -> None:
-        super().__init__(host, port, measure_from)
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(host, port)
         self.chunked = False
         self.text = bytearray()
 
@@ -272,25 +278,23 @@ class ClientResult:
     latencies: bytes
 
 
-def client_process(
-    transports: list[str], host: str, port: int, measure_from: Synchronized[int], conn: Connection
-) -> None:
+def client_process(transports: list[str], host: str, port: int, conn: Connection) -> None:
     """Runs in its own process: connects its clients, reports ready, reads until told to stop."""
 
     async def main() -> list[ClientResult]:
         loop = asyncio.get_running_loop()
         kinds = {"WebSocket": WebSocketFeed, "SSE": SseFeed}
-        feeds = [kinds[name](host, port, measure_from) for name in transports]
+        feeds = [kinds[name](host, port) for name in transports]
         for feed in feeds:
             await loop.create_connection(lambda feed=feed: feed, host, port)  # type: ignore[misc]
         await asyncio.wait_for(asyncio.gather(*(f.ready for f in feeds)), 60)
         conn.send("ready")
-        await loop.run_in_executor(None, conn.recv)  # "stop"
+        measure_from: int = await loop.run_in_executor(None, conn.recv)  # stop; when measuring began
         for feed in feeds:
             if feed.transport is not None:
                 feed.transport.close()
         return [
-            ClientResult(f.transport_name, f.received, f.out_of_order, f.latencies_ms.tobytes())
+            ClientResult(f.transport_name, f.received, f.out_of_order, f.latencies_ms(measure_from).tobytes())
             for f in feeds
         ]
 
@@ -303,16 +307,13 @@ def percentile(ordered: list[float], q: float) -> float:
 
 def run(args: argparse.Namespace, server_pid: int, port: int, stream: str) -> dict[str, Any]:
     context = multiprocessing.get_context("fork")
-    measure_from = context.RawValue("q", NOT_YET)
     transports = ["WebSocket" if i % 2 == 0 else "SSE" for i in range(args.clients)]
     idle_rss = rss_kib(server_pid)
     children = []
     for k in range(args.client_processes):
         parent_end, child_end = context.Pipe()
         share = [t for i, t in enumerate(transports) if i // 2 % args.client_processes == k]  # both kinds
-        process = context.Process(
-            target=client_process, args=(share, "127.0.0.1", port, measure_from, child_end)
-        )
+        process = context.Process(target=client_process, args=(share, "127.0.0.1", port, child_end))
         process.start()
         children.append((process, parent_end))
     for _, conn in children:
@@ -332,7 +333,7 @@ def run(args: argparse.Namespace, server_pid: int, port: int, stream: str) -> di
     }
     before = {name: sum(cpu_seconds(pid) for pid in group) for name, group in pids.items()}
     machine_before = machine_ticks()
-    measure_from.value = time.time_ns()
+    measure_from = time.time_ns()
     time.sleep(args.seconds)
     cpu = {
         name: (sum(cpu_seconds(pid) for pid in group) - before[name]) / args.seconds
@@ -345,7 +346,7 @@ def run(args: argparse.Namespace, server_pid: int, port: int, stream: str) -> di
     loaded_rss = rss_kib(server_pid)
     results: list[ClientResult] = []
     for _, conn in children:
-        conn.send("stop")
+        conn.send(measure_from)  # stop reading; measure from here
     for process, conn in children:
         results.extend(conn.recv())
         process.join(10)
