@@ -25,6 +25,7 @@ from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.util.types import AttributeValue
 
+from ..attributes import BACKEND as BACKEND_ATTRIBUTE
 from ..attributes import ERROR_TYPE, NAMESPACE
 from ..events import EventType, event_type_of
 
@@ -34,7 +35,6 @@ FALLBACKS = "sollol.routing.fallbacks"
 DECISION_DURATION = "sollol.routing.decision.duration"
 
 EVENT_TYPE_ATTRIBUTE = NAMESPACE + "event_type"
-BACKEND_ATTRIBUTE = NAMESPACE + "backend"
 FROM_BACKEND_ATTRIBUTE = NAMESPACE + "from_backend"
 #: Set by the decorators on every decision they time (and on its failure event).
 DECISION_MS_ATTRIBUTE = NAMESPACE + "decision_ms"

@@ -134,25 +134,23 @@ def test_delivery_counters_are_readable(recording: Recording, keys: tuple[str, s
     assert (stats.exported, stats.dropped, stats.backlog, stats.connected) == (10, 0, 0, True)
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"), [("SOLLOL_ROUTING_LOG", "false"), ("OTEL_SDK_DISABLED", "true")]
+)
 def test_recording_off_writes_nothing(
-    monkeypatch: pytest.MonkeyPatch, recording: Recording, keys: tuple[str, str], redis_client: redis.Redis
+    variable: str,
+    value: str,
+    monkeypatch: pytest.MonkeyPatch,
+    recording: Recording,
+    keys: tuple[str, str],
+    redis_client: redis.Redis,
 ) -> None:
-    monkeypatch.setenv("SOLLOL_ROUTING_LOG", "false")
+    monkeypatch.setenv(variable, value)
     logger = recording()
     logger.log_route_decision("m", "ollama", "r")
     sollol_otel.shutdown()
     assert not logger.enabled
     assert redis_client.xlen(keys[0]) == 0
-
-
-def test_otel_sdk_disabled_turns_recording_off(
-    monkeypatch: pytest.MonkeyPatch, recording: Recording, keys: tuple[str, str], redis_client: redis.Redis
-) -> None:
-    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
-    logger = recording()
-    logger.log_route_decision("m", "ollama", "r")
-    sollol_otel.shutdown()
-    assert not logger.enabled and redis_client.xlen(keys[0]) == 0
 
 
 def test_get_routing_logger_is_one_logger_per_process(recording: Recording, keys: tuple[str, str]) -> None:
