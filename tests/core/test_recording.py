@@ -10,6 +10,7 @@ import pytest
 import redis
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+from redis_servers import RedisServer
 
 import sollol_otel
 from sollol_otel import EventType, RoutingLogger
@@ -236,3 +237,13 @@ def test_shutdown_returns_within_its_timeout_when_redis_is_gone(
     started = time.monotonic()
     sollol_otel.shutdown(timeout=0.5)
     assert time.monotonic() - started < 3.0
+
+
+def test_a_redis_client_handed_to_get_routing_logger_is_where_events_go(
+    recording: Recording, keys: tuple[str, str], private_redis: RedisServer
+) -> None:
+    application_client = redis.Redis.from_url(private_redis.url, decode_responses=True)  # as SOLLOL makes it
+    sollol_otel.get_routing_logger(redis_client=application_client).log_route_decision("m", "ollama", "r")
+    assert sollol_otel.force_flush(5.0)
+    assert application_client.xlen(keys[0]) == 1
+    application_client.close()
