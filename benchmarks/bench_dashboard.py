@@ -5,10 +5,11 @@
 
 - The dashboard runs as users run it (`python -m sollol_otel dashboard`, its own process),
   reading a stream of the benchmark's own.
-- A separate writer process XADDs SOLLOL-format events at `--rate` per second, paced every
-  half millisecond, each stamped with `bench_ns` (time.time_ns()) as it is written and numbered
-  with `bench_seq`. The latency covers stream → the dashboard's one reader → fan-out → socket
-  → client; decision → stream is the recording pipeline's own benchmark.
+- A separate writer process XADDs SOLLOL-format events at `--rate` per second, one pipeline
+  a millisecond (a finer pace only costs writer CPU that the server and clients share), each
+  stamped with `bench_ns` (time.time_ns()) as it is written and numbered with `bench_seq`.
+  The latency covers stream → the dashboard's one reader → fan-out → socket → client;
+  decision → stream is the recording pipeline's own benchmark.
 - `--clients` live clients, half WebSocket (`?batch=1`, as the page uses it), half SSE, all
   connected with `backlog=0` before the writer starts, spread over `--client-processes`
   processes so that the measuring side is not one saturated core. Clients are plain asyncio
@@ -79,10 +80,17 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """(user, kernel) CPU seconds of a process so far."""
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
+def group_cpu(pids: list[int]) -> tuple[float, float]:
+    times = [cpu_seconds(pid) for pid in pids]
+    return sum(user for user, _ in times), sum(kernel for _, kernel in times)
 
 
 def machine_ticks() -> tuple[int, int]:
@@ -108,7 +116,7 @@ def writer(redis_url: str, stream: str, rate: int, seconds: float, written: Any)
                 pipe.xadd(stream, {"event": orjson.dumps(event)}, maxlen=10_000, approximate=True)
             pipe.execute()
             sent = due
-        time.sleep(0.0005)
+        time.sleep(0.001)
     written.value = sent
 
 
@@ -132,7 +140,8 @@ class Feed(asyncio.Protocol):
     def request(self) -> bytes:
         raise NotImplementedError
 
-    def body(self, now_ns: int) -> None:
+    def body(self, data: bytes, now_ns: int) -> int:
+        """Reads what `data` holds in full; returns how many bytes that was."""
         raise NotImplementedError
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -140,27 +149,34 @@ class Feed(asyncio.Protocol):
         self.transport.write(self.request())
 
     def data_received(self, data: bytes) -> None:
+        """Parses `data` in place (no copy) unless a previous read left part of a frame or chunk."""
         now_ns = time.time_ns()
-        self.buffer += data
+        if self.buffer:
+            self.buffer += data
+            data = bytes(self.buffer)
+            self.buffer.clear()
         if not self.headers_done:
-            end = self.buffer.find(b"\r\n\r\n")
+            end = data.find(b"\r\n\r\n")
             if end < 0:
+                self.buffer += data
                 return
-            self.check_headers(bytes(self.buffer[:end]).lower())
-            del self.buffer[: end + 4]
+            self.check_headers(data[:end].lower())
+            data = data[end + 4 :]
             self.headers_done = True
-        self.body(now_ns)
+        used = self.body(data, now_ns)
+        if used < len(data):
+            self.buffer += data[used:]
 
     def check_headers(self, head: bytes) -> None:
         raise NotImplementedError
 
-    def events(self, payload: bytes | bytearray, now_ns: int) -> None:
-        if not self.ready.done() and b'"caught_up"' in payload:
+    def events(self, payload: memoryview, now_ns: int) -> None:
+        if not self.ready.done() and b'"caught_up"' in bytes(payload):
             self.ready.set_result(None)
         stamps = STAMPS.findall(payload)
         if not stamps:
             return
-        seqs = [int(seq) for _, seq in stamps]
+        seqs = list(map(int, [seq for _, seq in stamps]))
         if seqs != list(range(self.next_seq, self.next_seq + len(seqs))):
             self.out_of_order += 1
         self.next_seq = seqs[-1] + 1
@@ -197,22 +213,22 @@ class WebSocketFeed(Feed):
         if not head.startswith(b"http/1.1 101"):
             raise RuntimeError(f"WebSocket handshake refused: {head[:80]!r}")
 
-    def body(self, now_ns: int) -> None:
-        buffer, pos = self.buffer, 0
-        while len(buffer) - pos >= 2:
-            first, length = buffer[pos], buffer[pos + 1] & 0x7F
+    def body(self, data: bytes, now_ns: int) -> int:
+        view, pos = memoryview(data), 0
+        while len(data) - pos >= 2:
+            first, length = data[pos], data[pos + 1] & 0x7F
             head = 2
             if length == 126:
                 head = 4
             elif length == 127:
                 head = 10
-            if len(buffer) - pos < head:
+            if len(data) - pos < head:
                 break
             if head > 2:
-                length = int.from_bytes(buffer[pos + 2 : pos + head], "big")
-            if len(buffer) - pos < head + length:
+                length = int.from_bytes(data[pos + 2 : pos + head], "big")
+            if len(data) - pos < head + length:
                 break
-            payload = buffer[pos + head : pos + head + length]
+            payload = view[pos + head : pos + head + length]
             pos += head + length
             opcode = first & 0x0F
             if not first & 0x80:
@@ -224,7 +240,7 @@ class WebSocketFeed(Feed):
             elif opcode == 8:
                 assert self.transport is not None
                 self.transport.close()
-        del buffer[:pos]
+        return pos
 
     def pong(self, payload: bytes) -> None:
         assert self.transport is not None and len(payload) < 126
@@ -251,22 +267,29 @@ class SseFeed(Feed):
             raise RuntimeError(f"SSE request refused: {head[:80]!r}")
         self.chunked = b"transfer-encoding: chunked" in head
 
-    def body(self, now_ns: int) -> None:
-        if self.chunked:
-            buffer, pos = self.buffer, 0
-            while (line_end := buffer.find(b"\r\n", pos)) >= 0:
-                size = int(buffer[pos:line_end], 16)
-                if len(buffer) < line_end + 2 + size + 2:
-                    break
-                self.text += buffer[line_end + 2 : line_end + 2 + size]
-                pos = line_end + 2 + size + 2
-            del buffer[:pos]
-        else:
-            self.text += self.buffer
-            self.buffer.clear()
-        end = self.text.rfind(b"\n\n")  # whole SSE events only
+    def body(self, data: bytes, now_ns: int) -> int:
+        view = memoryview(data)
+        if not self.chunked:
+            self.text_read(view, now_ns)
+            return len(data)
+        pos = 0
+        while (line_end := data.find(b"\r\n", pos)) >= 0:
+            start, size = line_end + 2, int(data[pos:line_end], 16)
+            if len(data) < start + size + 2:
+                break
+            self.text_read(view[start : start + size], now_ns)
+            pos = start + size + 2
+        return pos
+
+    def text_read(self, text: memoryview, now_ns: int) -> None:
+        """Whole SSE events only: a read that ends inside one keeps the rest for the next."""
+        if not self.text and text[-2:].tobytes() == b"\n\n":
+            self.events(text, now_ns)
+            return
+        self.text += text
+        end = self.text.rfind(b"\n\n")
         if end >= 0:
-            self.events(self.text[: end + 2], now_ns)
+            self.events(memoryview(bytes(self.text[: end + 2])), now_ns)
             del self.text[: end + 2]
 
 
@@ -331,12 +354,15 @@ def run(args: argparse.Namespace, server_pid: int, port: int, stream: str) -> di
         "clients": [p.pid for p, _ in children if p.pid is not None],
         "writer": [writer_process.pid] if writer_process.pid is not None else [],
     }
-    before = {name: sum(cpu_seconds(pid) for pid in group) for name, group in pids.items()}
+    before = {name: group_cpu(group) for name, group in pids.items()}
     machine_before = machine_ticks()
     measure_from = time.time_ns()
     time.sleep(args.seconds)
     cpu = {
-        name: (sum(cpu_seconds(pid) for pid in group) - before[name]) / args.seconds
+        name: tuple(
+            (after - earlier) / args.seconds
+            for after, earlier in zip(group_cpu(group), before[name], strict=True)
+        )
         for name, group in pids.items()
     }
     machine_after = machine_ticks()
@@ -402,8 +428,12 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> None:
         f"({per_client:.0f} KiB per client), {loaded / 1024:.1f} MiB after the run"
     )
     print(
-        f"CPU during the measured seconds (100% = one core): server {cpu['server'] * 100:.0f}%, "
-        f"client processes {cpu['clients'] * 100:.0f}%, writer {cpu['writer'] * 100:.0f}%; "
+        "CPU during the measured seconds (100% = one core; user + kernel): "
+        + ", ".join(
+            f"{name} {sum(cpu[name]) * 100:.0f}% ({cpu[name][0] * 100:.0f} + {cpu[name][1] * 100:.0f})"
+            for name in ("server", "clients", "writer")
+        )
+        + "; "
         f"machine {result['machine_busy'] * 100:.0f}% busy of {os.cpu_count()} cores"
     )
 
