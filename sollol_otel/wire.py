@@ -143,9 +143,12 @@ def decode(raw: object) -> RoutingEvent | Skipped:
     if isinstance(text, Skipped):
         return text
     try:
-        obj = json.loads(text, parse_constant=str)  # NaN/Infinity are not JSON for browsers
-    except (ValueError, RecursionError) as exc:
-        return Skipped(f"not JSON: {truncate(str(exc), 200)}")
+        obj = orjson.loads(text)  # ~4x json's speed: readers decode 10,000 entries for one `tail`
+    except orjson.JSONDecodeError:
+        try:  # json says why, and reads NaN/Infinity (as text: they are not JSON for browsers)
+            obj = json.loads(text, parse_constant=str)
+        except (ValueError, RecursionError) as exc:
+            return Skipped(f"not JSON: {truncate(str(exc), 200)}")
     if not isinstance(obj, dict):
         return Skipped(f"JSON {type(obj).__name__} is not an event object")
     kind = obj.get("event_type", obj.get("event"))
