@@ -13,7 +13,7 @@ from typing import TextIO
 from rich.console import Console
 from rich.text import Text
 
-from . import embedded_redis
+from . import addresses, embedded_redis
 from .server import DashboardConfig, serve
 from .settings import DEFAULT_REDIS_URL, Settings
 
@@ -88,7 +88,7 @@ def _instructions(settings: Settings, host: str, port: int) -> Text:
 
 def run(host: str, port: int, rate: float, out: TextIO) -> int:
     console = Console(file=out, highlight=False, soft_wrap=True)
-    if not embedded_redis.port_free(port, host):
+    if not addresses.port_free(port, host):
         console.print(f"[red]Port {port} on {host} is in use.[/] Choose another with --port.")
         return 2
     try:

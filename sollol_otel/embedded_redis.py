@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from . import addresses
+
 _PR_SET_PDEATHSIG = 1
 
 
@@ -69,17 +71,6 @@ def answers(url: str, timeout: float = 0.5) -> bool:
     except OSError:
         return False
     return reply.startswith((b"+PONG", b"-NOAUTH", b"-ERR AUTH"))  # an auth-protected Redis answers too
-
-
-def port_free(port: int, host: str = "127.0.0.1") -> bool:
-    """Whether a server could listen there now (SO_REUSEADDR, as uvicorn and redis-server bind)."""
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
 
 
 def _free_port() -> int:
@@ -156,7 +147,7 @@ def start(preferred_url: str) -> EmbeddedRedis:
     parts = urlsplit(preferred_url)
     local = parts.scheme == "redis" and parts.hostname in ("localhost", "127.0.0.1") and not parts.password
     port = (parts.port or 6379) if local else 0
-    if not port or not port_free(port):
+    if not port or not addresses.port_free(port):
         port = _free_port()
     directory = state_dir() / "redis"
     directory.mkdir(exist_ok=True, mode=0o700)

@@ -2,33 +2,24 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 
 import typer
 import uvicorn
 
+from ..addresses import is_loopback
 from ..settings import Settings
 from .app import ReceiverConfig, create_app
 
 TOKEN_ENV = "SOLLOL_COLLECTOR_TOKEN"
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def serve(settings: Settings, *, host: str, port: int) -> None:
     """Serve until interrupted."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     token = os.environ.get(TOKEN_ENV) or None
-    if token is None and not _is_loopback(host):
+    if token is None and not is_loopback(host):
         typer.echo(
             f"sollol-otel collector: listening on {host} without {TOKEN_ENV}: anyone who can reach "
             "this port can write routing events",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,6 +18,7 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
+from ..addresses import is_loopback
 from ..redis_client import CONNECT_TIMEOUT, SOCKET_TIMEOUT
 from ..settings import Settings
 from . import api
@@ -100,15 +100,6 @@ def create_app(settings: Settings | None = None, config: DashboardConfig | None 
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 #: Feeds never end by themselves; on shutdown they get this long, then clients reconnect and resume.
 GRACEFUL_SHUTDOWN_SECONDS = 2
 
@@ -136,7 +127,7 @@ def serve(
     """Run the dashboard until interrupted."""
     settings = settings or Settings.from_env()
     config = config or DashboardConfig.from_env()
-    if not _is_loopback(host) and config.token is None:
+    if not is_loopback(host) and config.token is None:
         log.warning(
             "dashboard on %s without SOLLOL_DASHBOARD_TOKEN: anyone who can reach it sees every event", host
         )
