@@ -131,11 +131,8 @@ class StreamReader:
         else:
             self.position = Position(_text(info["last-generated-id"]), _entries_added(info))
 
-    async def check_gap(self) -> Gap | None:
-        """Whether events after the current position are gone, and how many."""
-        return self._gap(await self._info())
-
     def _gap(self, info: dict[str, Any] | None) -> Gap | None:
+        """Whether events after the current position are gone (given XINFO STREAM), and how many."""
         last = self.position.last_id
         if info is None:
             if last == _START:
