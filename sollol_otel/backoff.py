@@ -15,10 +15,6 @@ class Backoff:
     jitter: float = 0.2
     _attempt: int = field(default=0, init=False)
 
-    @property
-    def attempts(self) -> int:
-        return self._attempt
-
     def next_delay(self) -> float:
         base = min(self.maximum, self.initial * (2**self._attempt))
         self._attempt += 1

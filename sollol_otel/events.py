@@ -35,14 +35,6 @@ class EventType(str, enum.Enum):
     def event_name(self) -> str:
         return EVENT_NAME_PREFIX + self.value.lower()
 
-    @classmethod
-    def from_event_name(cls, name: str | None) -> EventType | None:
-        event_type = event_type_of(name)
-        try:
-            return None if event_type is None else cls(event_type)
-        except ValueError:
-            return None
-
 
 def event_type_of(event_name: str | None) -> str | None:
     """The event type an OTel event name carries (`sollol.routing.cache_hit` → `CACHE_HIT`), if ours.

@@ -15,7 +15,6 @@ from typing import Any
 from rich.cells import cell_len
 from rich.color import ColorSystem
 from rich.style import Style
-from rich.text import Span, Text
 
 from .events import EventType, RoutingEvent
 from .text import safe_text
@@ -164,20 +163,6 @@ def event_pieces(event: RoutingEvent) -> list[tuple[str, str]]:
         pieces.append((f"  {'└─' if index == last else '├─'} {label}: ", _DIM))
         pieces.append((value, ""))
     return pieces
-
-
-def render_event(event: RoutingEvent) -> Text:
-    """The header line and its ├─/└─ detail lines (no trailing newline), as Rich `Text`."""
-    parts: list[str] = []
-    spans: list[Span] = []
-    position = 0
-    for piece, style in event_pieces(event):
-        end = position + len(piece)
-        if style:
-            spans.append(Span(position, end, style))
-        parts.append(piece)
-        position = end
-    return Text("".join(parts), spans=spans)
 
 
 def render_ansi(event: RoutingEvent, *, color: bool) -> str:
