@@ -88,7 +88,8 @@ class Handoff(Generic[T]):
         """Handle what is queued (within `timeout`), then stop the worker."""
         if self._stopping:
             return
+        deadline = time.monotonic() + timeout
         self.flush(timeout)
         self._stopping = True
         self._wake.set()
-        self._thread.join(max(0.1, timeout))
+        self._thread.join(max(0.1, deadline - time.monotonic()))
