@@ -32,27 +32,11 @@ def observe(meter: Meter, stats: Callable[[], BridgeStats]) -> None:
 
         return callback
 
-    meter.create_observable_counter(
-        "sollol_otel.bridge.exported",
-        [reading("exported")],
-        unit="{event}",
-        description="Events written to Redis",
-    )
-    meter.create_observable_counter(
-        "sollol_otel.bridge.dropped",
-        [reading("dropped")],
-        unit="{event}",
-        description="Events lost before Redis",
-    )
-    meter.create_observable_counter(
-        "sollol_otel.bridge.retried",
-        [reading("retried")],
-        unit="{attempt}",
-        description="Failed writes retried",
-    )
-    meter.create_observable_gauge(
-        "sollol_otel.bridge.backlog",
-        [reading("backlog")],
-        unit="{event}",
-        description="Events waiting for Redis",
-    )
+    instruments = [
+        (meter.create_observable_counter, "exported", "{event}", "Routing events written to Redis"),
+        (meter.create_observable_counter, "dropped", "{event}", "Routing events lost before Redis"),
+        (meter.create_observable_counter, "retried", "{attempt}", "Failed Redis writes, retried"),
+        (meter.create_observable_gauge, "backlog", "{event}", "Routing events waiting for Redis"),
+    ]
+    for create, name, unit, description in instruments:
+        create(f"sollol_otel.bridge.{name}", [reading(name)], unit=unit, description=description)
