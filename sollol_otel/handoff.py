@@ -33,6 +33,8 @@ class Handoff(Generic[T]):
     ) -> None:
         self._handle = handle
         self._queue: collections.deque[T] = collections.deque(maxlen=max_size)
+        self._unlocked_below = max(0, max_size - 256)
+        self._count_lock = threading.Lock()
         self._batch_size = batch_size
         self._wake = threading.Event()
         self._idle = threading.Event()
@@ -43,13 +45,17 @@ class Handoff(Generic[T]):
         self._thread.start()
 
     def submit(self, item: T) -> None:
-        if self._stopping:
-            self.dropped += 1
-            return
         queue = self._queue
-        if len(queue) == queue.maxlen:
-            self.dropped += 1  # the deque drops the oldest itself
-        queue.append(item)
+        if len(queue) < self._unlocked_below and not self._stopping:
+            queue.append(item)  # far from full: no other thread can make this append drop one
+        else:
+            with self._count_lock:  # near full, routers' threads race: count every drop exactly
+                if self._stopping:
+                    self.dropped += 1
+                    return
+                if len(queue) == queue.maxlen:
+                    self.dropped += 1  # the deque drops the oldest itself
+                queue.append(item)
         if not self._wake.is_set():
             self._wake.set()
 

@@ -63,3 +63,27 @@ def test_items_submitted_after_close_are_counted_as_dropped() -> None:
     handoff.close()
     handoff.submit(1)
     assert handoff.dropped == 1
+
+
+def test_drops_are_counted_exactly_when_many_threads_submit_at_once() -> None:
+    release = threading.Event()
+    handled: list[int] = []
+
+    def blocked(batch: Sequence[int]) -> None:
+        release.wait(10)
+        handled.extend(batch)
+
+    handoff: Handoff[int] = Handoff(blocked, name="worker", max_size=300, batch_size=1)
+    handoff.submit(-1)
+    while handoff.pending:
+        pass
+    threads = [threading.Thread(target=lambda: [handoff.submit(n) for n in range(1_000)]) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    release.set()
+    assert handoff.flush(10.0)
+    assert len(handled) == 1 + 300
+    assert handoff.dropped == 8 * 1_000 - 300
+    handoff.close()
