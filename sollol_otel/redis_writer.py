@@ -60,7 +60,7 @@ class RedisWriter:
         self._idle = threading.Event()
         self._idle.set()
         self._stop = threading.Event()
-        self._exported = self._dropped = self._retried = 0
+        self._exported = self._dropped = self._retried = self._in_flight = 0
         self._connected = True
         self._thread = threading.Thread(target=self._run, name="sollol-otel-redis-writer", daemon=True)
         self._thread.start()
@@ -86,18 +86,21 @@ class RedisWriter:
             exported=self._exported,
             dropped=self._dropped,
             retried=self._retried,
-            backlog=len(self._backlog),
+            backlog=len(self._backlog) + self._in_flight,
             connected=self._connected,
         )
 
     def _take(self) -> list[Event]:
+        """The next batch; it still counts as backlog until it is written or dropped."""
         with self._lock:
             count = min(self._max_batch, len(self._backlog))
+            self._in_flight = count
             return [self._backlog.popleft() for _ in range(count)]
 
     def _put_back(self, batch: Sequence[Event]) -> None:
         with self._lock:
             self._backlog.extendleft(reversed(batch))
+            self._in_flight = 0
             self._trim()
 
     def _write(self, batch: Sequence[Event]) -> None:
@@ -156,13 +159,13 @@ class RedisWriter:
                         )  # fmt: skip
                     self._stop.wait(backoff.next_delay())
                     continue
-                except (
-                    redis.RedisError
-                ) as exc:  # Redis answered but refuses these events: retrying cannot help
+                except Exception as exc:  # Redis refused them (or a bug): retrying cannot help
                     self._dropped += len(batch)
-                    _log.error("Redis rejected %d routing events: %s", len(batch), exc)
+                    self._in_flight = 0
+                    _log.error("%d routing events could not be written: %s", len(batch), exc)
                     continue
                 self._exported += len(batch)
+                self._in_flight = 0
                 backoff.reset()
                 if not self._connected:
                     self._connected = True
