@@ -32,15 +32,19 @@ def parse_bool(name: str, raw: str | None, default: bool) -> bool:
     raise SettingsError(f"{name}={raw!r} is not a boolean (use true or false)")
 
 
-def _parse_positive_int(name: str, raw: str | None, default: int) -> int:
+def parse_int(
+    name: str, raw: str | None, default: int, *, minimum: int = 1, maximum: int | None = None
+) -> int:
+    """An integer environment variable within [minimum, maximum]; blank means the default."""
     if raw is None or raw.strip() == "":
         return default
     try:
         value = int(raw)
     except ValueError:
         raise SettingsError(f"{name}={raw!r} is not an integer") from None
-    if value <= 0:
-        raise SettingsError(f"{name}={raw!r} must be positive")
+    if value < minimum or (maximum is not None and value > maximum):
+        upper = "" if maximum is None else f" and at most {maximum}"
+        raise SettingsError(f"{name}={raw!r} must be at least {minimum}{upper}")
     return value
 
 
@@ -65,12 +69,10 @@ class Settings:
             redis_url=env.get("SOLLOL_REDIS_URL") or DEFAULT_REDIS_URL,
             stream=env.get("SOLLOL_ROUTING_STREAM") or DEFAULT_STREAM,
             channel=env.get("SOLLOL_ROUTING_CHANNEL") or DEFAULT_CHANNEL,
-            stream_maxlen=_parse_positive_int(
+            stream_maxlen=parse_int(
                 "SOLLOL_ROUTING_STREAM_MAXLEN", env.get("SOLLOL_ROUTING_STREAM_MAXLEN"), DEFAULT_STREAM_MAXLEN
             ),
-            backlog=_parse_positive_int(
-                "SOLLOL_ROUTING_BACKLOG", env.get("SOLLOL_ROUTING_BACKLOG"), DEFAULT_BACKLOG
-            ),
+            backlog=parse_int("SOLLOL_ROUTING_BACKLOG", env.get("SOLLOL_ROUTING_BACKLOG"), DEFAULT_BACKLOG),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from ..settings import SettingsError
+from ..settings import SettingsError, parse_int
 
 #: Events each feed sends before going live when the client names no resume point.
 DEFAULT_BACKLOG = 100
@@ -33,14 +33,9 @@ def _trace_template(raw: str | None) -> str | None:
 
 
 def _flush_interval(raw: str | None) -> float:
-    if not raw:
-        return DEFAULT_FLUSH_INTERVAL
-    try:
-        milliseconds = int(raw)
-    except ValueError:
-        raise SettingsError(f"SOLLOL_DASHBOARD_FLUSH_MS={raw!r} is not an integer") from None
-    if not 0 <= milliseconds <= 1000:
-        raise SettingsError(f"SOLLOL_DASHBOARD_FLUSH_MS={raw!r} must be between 0 and 1000")
+    milliseconds = parse_int(
+        "SOLLOL_DASHBOARD_FLUSH_MS", raw, round(DEFAULT_FLUSH_INTERVAL * 1000), minimum=0, maximum=1000
+    )
     return milliseconds / 1000
 
 

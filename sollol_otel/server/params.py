@@ -37,19 +37,12 @@ def stream_id(params: Mapping[str, str], name: str) -> str | None:
 
 
 def bounded_int(params: Mapping[str, str], name: str, default: int, maximum: int) -> int:
-    raw = params.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadParameter(f"{name}={raw[:32]!r} is not an integer") from None
-    if not 0 <= value <= maximum:
-        raise BadParameter(f"{name}={value} is outside 0..{maximum}")
-    return value
+    value = optional_int(params, name, maximum)
+    return default if value is None else value
 
 
-def optional_int(params: Mapping[str, str], name: str) -> int | None:
+def optional_int(params: Mapping[str, str], name: str, maximum: int | None = None) -> int | None:
+    """A non-negative integer parameter (at most `maximum`), or None when absent."""
     raw = params.get(name, "").strip()
     if not raw:
         return None
@@ -59,6 +52,8 @@ def optional_int(params: Mapping[str, str], name: str) -> int | None:
         raise BadParameter(f"{name}={raw[:32]!r} is not an integer") from None
     if value < 0:
         raise BadParameter(f"{name}={value} is negative")
+    if maximum is not None and value > maximum:
+        raise BadParameter(f"{name}={value} is outside 0..{maximum}")
     return value
 
 
