@@ -29,8 +29,8 @@ from opentelemetry.sdk.trace import TracerProvider
 
 import sollol_otel
 from sollol_otel import EventType
-from sollol_otel.configuration import force_flush
 from sollol_otel.instrumentation import record_decision, routing_span
+from sollol_otel.recording.pipeline import force_flush
 
 
 class Router:

@@ -37,8 +37,8 @@ import sollol_reference
 from redis_servers import RedisServer
 
 import sollol_otel
-from sollol_otel.exporters.redis_bridge import RedisBridgeExporter
-from sollol_otel.redis_writer import RedisWriter
+from sollol_otel.recording.exporters.redis_bridge import RedisBridgeExporter
+from sollol_otel.redis.writer import RedisWriter
 from sollol_otel.settings import Settings
 from sollol_otel.wire import decode
 

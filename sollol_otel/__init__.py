@@ -12,11 +12,11 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .events import EventType, RoutingEvent
+from sollol_otel.events import EventType, RoutingEvent
 
 if TYPE_CHECKING:
-    from .bridge_metrics import BridgeStats
-    from .configuration import (
+    from sollol_otel.recording.logger import RoutingLogger
+    from sollol_otel.recording.pipeline import (
         bridge_stats,
         configure,
         enable_console_routing_log,
@@ -24,24 +24,24 @@ if TYPE_CHECKING:
         get_routing_logger,
         shutdown,
     )
-    from .logger import RoutingLogger
+    from sollol_otel.redis.delivery import BridgeStats
 
 _LAZY = {
-    "BridgeStats": "bridge_metrics",
-    "RoutingLogger": "logger",
-    "bridge_stats": "configuration",
-    "configure": "configuration",
-    "enable_console_routing_log": "configuration",
-    "force_flush": "configuration",
-    "get_routing_logger": "configuration",
-    "shutdown": "configuration",
+    "BridgeStats": "redis.delivery",
+    "RoutingLogger": "recording.logger",
+    "bridge_stats": "recording.pipeline",
+    "configure": "recording.pipeline",
+    "enable_console_routing_log": "recording.pipeline",
+    "force_flush": "recording.pipeline",
+    "get_routing_logger": "recording.pipeline",
+    "shutdown": "recording.pipeline",
 }
 
 
 def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module 'sollol_otel' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
     globals()[name] = value
     return value
 

@@ -1,5 +1,5 @@
 """`python -m sollol_otel` runs the CLI."""
 
-from .cli import app
+from sollol_otel.cli import app
 
 app()

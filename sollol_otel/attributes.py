@@ -29,8 +29,8 @@ from urllib.parse import urlsplit
 
 from opentelemetry.util.types import AttributeValue
 
-from .events import SCHEMA_VERSION, EventType, describe
-from .wire import MAX_STRING_CHARS, iso_timestamp, to_wire_value
+from sollol_otel.events import SCHEMA_VERSION, EventType, describe
+from sollol_otel.wire import MAX_STRING_CHARS, iso_timestamp, to_wire_value
 
 NAMESPACE = "sollol."
 MODEL = "gen_ai.request.model"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from .cli import tail
+from sollol_otel.cli.main import tail
 
 
 def main() -> None:

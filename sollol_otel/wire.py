@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from .events import RoutingEvent
+from sollol_otel.events import RoutingEvent
 
 #: Longest string kept in any field; longer ones are cut and end in TRUNCATION_MARK.
 MAX_STRING_CHARS = 4096

@@ -1,6 +1,6 @@
 """Instrumentation: decorators for routers' own methods, and the SOLLOL Instrumentor."""
 
-from .decorators import Argument, argument, record_decision, routing_span
+from sollol_otel.instrumentation.decorators import Argument, argument, record_decision, routing_span
 
 __all__ = [
     "Argument",

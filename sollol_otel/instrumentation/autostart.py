@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 
-from ..settings import SettingsError, parse_bool
+from sollol_otel.settings import SettingsError, parse_bool
 
 _log = logging.getLogger(__name__)
 

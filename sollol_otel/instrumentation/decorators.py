@@ -34,12 +34,17 @@ import wrapt
 from opentelemetry import context, metrics, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
-from ..attributes import ERROR_TYPE, MODEL, NAMESPACE
-from ..configuration import get_routing_logger
-from ..events import EventType
-from ..exporters.decision_metrics import SCOPE, DecisionMetrics, decision_metrics, package_version
-from ..logger import RoutingLogger
-from ..wire import truncate
+from sollol_otel.attributes import ERROR_TYPE, MODEL, NAMESPACE
+from sollol_otel.events import EventType
+from sollol_otel.recording.exporters.decision_metrics import (
+    SCOPE,
+    DecisionMetrics,
+    decision_metrics,
+    package_version,
+)
+from sollol_otel.recording.logger import RoutingLogger
+from sollol_otel.recording.pipeline import get_routing_logger
+from sollol_otel.wire import truncate
 
 _log = logging.getLogger(__name__)
 

@@ -27,10 +27,10 @@ import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import unwrap
 
-from .. import configuration
-from ..events import EventType
-from .autostart import start_dashboard_if_wanted
-from .decorators import Extractor, _Instrumentation, argument
+from sollol_otel.events import EventType
+from sollol_otel.instrumentation.autostart import start_dashboard_if_wanted
+from sollol_otel.instrumentation.decorators import Extractor, _Instrumentation, argument
+from sollol_otel.recording import pipeline as configuration
 
 _log = logging.getLogger(__name__)
 

@@ -35,10 +35,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from ..attributes import RESOURCE_INSTANCE_ID, to_wire_fields
-from ..redis_writer import RedisWriter
-from ..settings import Settings
-from .otlp import Decoded, MalformedPayload, OtlpEvent, Signal, decode
+from sollol_otel.attributes import RESOURCE_INSTANCE_ID, to_wire_fields
+from sollol_otel.receiver.otlp import Decoded, MalformedPayload, OtlpEvent, Signal, decode
+from sollol_otel.redis.writer import RedisWriter
+from sollol_otel.settings import Settings
 
 _log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 
-from ..events import EVENT_NAME_PREFIX, EventType
-from ..wire import MAX_STRING_CHARS, to_wire_value, truncate
+from sollol_otel.events import EVENT_NAME_PREFIX, EventType
+from sollol_otel.wire import MAX_STRING_CHARS, to_wire_value, truncate
 
 #: Where SDKs older than the LogRecord.event_name field (and some Collectors) put the event name.
 EVENT_NAME_ATTRIBUTE = "event.name"

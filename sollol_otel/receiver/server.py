@@ -8,9 +8,9 @@ import os
 import typer
 import uvicorn
 
-from ..addresses import is_loopback
-from ..settings import Settings
-from .app import ReceiverConfig, create_app
+from sollol_otel.addresses import is_loopback
+from sollol_otel.receiver.app import ReceiverConfig, create_app
+from sollol_otel.settings import Settings
 
 TOKEN_ENV = "SOLLOL_COLLECTOR_TOKEN"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-from sollol_otel.handoff import Handoff
+from sollol_otel.recording.handoff import Handoff
 
 
 def test_items_are_handled_in_order_on_another_thread() -> None:

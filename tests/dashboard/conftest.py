@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from dashboard.dashboard_harness import DashboardServer
 
-from sollol_otel.server.config import DashboardConfig
 from sollol_otel.settings import Settings
+from sollol_otel.web.config import DashboardConfig
 
 ServerFactory = Callable[..., DashboardServer]
 

@@ -17,9 +17,9 @@ from redis_servers import free_port
 from sollol_events import sollol_event
 from websockets.asyncio.client import ClientConnection, connect
 
-from sollol_otel.server.app import create_app, uvicorn_config
-from sollol_otel.server.config import DashboardConfig
 from sollol_otel.settings import Settings
+from sollol_otel.web.app import create_app, uvicorn_config
+from sollol_otel.web.config import DashboardConfig
 from sollol_otel.wire import encode
 
 Message = dict[str, Any]

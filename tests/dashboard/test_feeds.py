@@ -10,7 +10,7 @@ from dashboard.conftest import ServerFactory
 from dashboard.dashboard_harness import DashboardServer, reasons, sse_messages, write, ws_feed
 from websockets.exceptions import ConnectionClosed
 
-from sollol_otel.server.feeds import CLOSE_SLOW
+from sollol_otel.web.feeds import CLOSE_SLOW
 
 
 async def test_ws_sends_the_newest_100_then_live_events(

@@ -11,8 +11,8 @@ from dashboard.dashboard_harness import reasons, write, ws_feed
 from redis_servers import RedisServer
 from websockets.exceptions import ConnectionClosed
 
-from sollol_otel.server.feeds import CLOSE_UNAVAILABLE
 from sollol_otel.settings import Settings
+from sollol_otel.web.feeds import CLOSE_UNAVAILABLE
 
 
 def _status(messages: list[dict[str, object]]) -> list[object]:

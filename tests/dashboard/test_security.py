@@ -10,7 +10,7 @@ from dashboard.conftest import ServerFactory
 from dashboard.dashboard_harness import DashboardServer, ws_feed
 from websockets.exceptions import InvalidStatus
 
-from sollol_otel.server.app import static_dir
+from sollol_otel.web.app import static_dir
 
 TOKEN = "s3cret-token"
 ENDPOINTS = ["/", "/api/routing_events", "/api/stats", "/api/config", "/healthz", "/static/js/main.js"]

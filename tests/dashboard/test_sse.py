@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncGenerator, MutableMapping
 from typing import Any
 
-from sollol_otel.server.sse import PING, SseResponse
+from sollol_otel.web.sse import PING, SseResponse
 
 SCOPE = {"type": "http", "method": "GET"}
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from redis_servers import free_port
 
-from sollol_otel import embedded_redis
+from sollol_otel.demo import embedded_redis
 
 
 @pytest.fixture(autouse=True)
@@ -69,7 +69,7 @@ def test_the_server_dies_with_its_demo_even_on_sigkill(state_home: Path) -> None
     port = free_port()
     script = (
         "import sys, time\n"
-        "from sollol_otel import embedded_redis\n"
+        "from sollol_otel.demo import embedded_redis\n"
         f"embedded_redis.start('redis://127.0.0.1:{port}')\n"
         "print('up', flush=True)\n"
         "time.sleep(60)\n"

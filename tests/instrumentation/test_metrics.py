@@ -8,8 +8,8 @@ import pytest
 
 import sollol_otel
 from sollol_otel import EventType
-from sollol_otel.exporters.decision_metrics import DECISION_DURATION, DECISIONS, FALLBACKS
 from sollol_otel.instrumentation import record_decision
+from sollol_otel.recording.exporters.decision_metrics import DECISION_DURATION, DECISIONS, FALLBACKS
 
 from .conftest import Pipeline
 

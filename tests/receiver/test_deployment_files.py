@@ -18,16 +18,16 @@ import pytest
 import yaml
 
 from sollol_otel.attributes import ERROR_TYPE, NAMESPACE
-from sollol_otel.configuration import SCOPE
 from sollol_otel.events import EVENT_NAME_PREFIX
-from sollol_otel.exporters.decision_metrics import (
+from sollol_otel.receiver.app import Receiver
+from sollol_otel.recording.exporters.decision_metrics import (
     BACKEND_ATTRIBUTE,
     DECISIONS,
     EVENT_TYPE_ATTRIBUTE,
     FALLBACKS,
     FROM_BACKEND_ATTRIBUTE,
 )
-from sollol_otel.receiver.app import Receiver
+from sollol_otel.recording.pipeline import SCOPE
 
 ROOT = Path(__file__).resolve().parents[2]
 COLLECTOR_DIR = ROOT / "collector"

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from sollol_otel.display import event_pieces, render_ansi
 from sollol_otel.events import RoutingEvent
-from sollol_otel.render import event_pieces, render_ansi
 from sollol_otel.wire import decode
 
 

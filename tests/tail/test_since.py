@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from sollol_otel.since import parse_since
+from sollol_otel.filters import parse_since
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
 

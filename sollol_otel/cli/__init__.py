@@ -1,0 +1,5 @@
+"""The `sollol-otel` command line: tail, stats, emit-test, and the servers' launchers."""
+
+from sollol_otel.cli.main import app
+
+__all__ = ["app"]

@@ -1,0 +1,80 @@
+"""`sollol-otel emit-test`: a realistic routing session, recorded through the real pipeline.
+
+The seed's test_routing_log.py, done properly: every event type SOLLOL records, with the
+arguments HybridRouter and OllamaPool pass, written by `get_routing_logger().log_*()` and
+flushed by `shutdown()`, then counted in the stream so a silent failure cannot pass for success.
+"""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+import redis
+
+from sollol_otel.display import safe_text
+from sollol_otel.recording.logger import RoutingLogger
+from sollol_otel.redis.client import CONNECTION_ERRORS, sync_client
+from sollol_otel.settings import Settings, redact_url
+
+EXIT_OK, EXIT_REDIS = 0, 1
+_READ_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, redis.ResponseError)
+
+
+def record_session(logger: RoutingLogger) -> int:
+    """One of each event type, as a small cluster produces them; the number recorded."""
+    logger.log_route_decision(
+        "llama3.2:3b", "ollama", "sufficient_resources (estimated 2.5GB)", parameter_count=3
+    )
+    logger.log_ollama_node_selected(
+        "192.168.1.21:11434",
+        "lowest_latency (15ms) + high_vram (8192MB free)",
+        "llama3.2:3b",
+        confidence=0.92,
+    )
+    logger.log_route_decision("llama3.2:3b", "ollama", "cached_decision", cached=True, parameter_count=3)
+    logger.log_route_decision(
+        "llama3.1:70b", "rpc", "insufficient_ollama_resources (requires 40.0GB)", parameter_count=70
+    )
+    logger.log_coordinator_start("llama3.1:70b", 3, coordinator_host="127.0.0.1", coordinator_port=18080)
+    logger.log_rpc_backend_selected("192.168.1.31", 50052, "round_robin (3 backends)")
+    logger.log_fallback("codellama:13b", "ollama", "rpc", "ollama_error: Out of memory")
+    logger.log_model_switch("llama3.1:70b", "qwen2.5:72b", "rpc")
+    logger.log_task_queued("task-0001", "llama3.2:3b", worker="worker-1")
+    logger.log_task_start("task-0001", "llama3.2:3b", "worker-1")
+    logger.log_task_complete("task-0001", "llama3.2:3b", "worker-1", duration=1.84)
+    logger.log_worker_load("worker-1", 2, cpu_percent=37.5, memory_mb=2048.0)
+    logger.log_coordinator_stop("llama3.1:70b")
+    return 13
+
+
+def _entries_added(client: redis.Redis, stream: str) -> int:
+    try:
+        info = client.xinfo_stream(stream)
+    except redis.ResponseError:  # no such key yet
+        return 0
+    return int(info["entries-added"])
+
+
+def run(settings: Settings, *, console: bool, err: TextIO) -> int:
+    """Records the session into `settings`' Redis and checks it arrived; the exit code."""
+    from sollol_otel import configure, shutdown
+
+    where = f"{safe_text(settings.stream)} at {redact_url(settings.redis_url)}"
+    client = sync_client(settings.redis_url)
+    try:
+        before = _entries_added(client, settings.stream)
+        recorded = record_session(
+            configure(redis_url=settings.redis_url, stream=settings.stream, enabled=True, console=console)
+        )
+        shutdown()
+        arrived = _entries_added(client, settings.stream) - before
+    except _READ_ERRORS as exc:
+        err.write(f"cannot reach {where}: {safe_text(exc)}\n")
+        return EXIT_REDIS
+    finally:
+        client.close()
+    if arrived < recorded:
+        err.write(f"only {arrived} of {recorded} sample events reached {where}\n")
+        return EXIT_REDIS
+    err.write(f"recorded {recorded} sample events, one of each type, into {where}\n")
+    return EXIT_OK

@@ -1,0 +1,219 @@
+"""The `sollol-otel` command: one Typer app, each command's work in the module named for it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import typer
+
+from sollol_otel.cli.output import OutputFormat
+from sollol_otel.display import ColorMode
+from sollol_otel.filters import EventFilter, parse_since
+from sollol_otel.settings import Settings, SettingsError
+
+app = typer.Typer(
+    name="sollol-otel",
+    help="See every routing decision of your LLM load balancers, live and after the fact.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+
+
+# Options shared by the commands that read the stream (tail, stats).
+RedisUrlOption = Annotated[
+    str | None, typer.Option("--redis-url", help="Redis to read from [default: $SOLLOL_REDIS_URL].")
+]
+SinceOption = Annotated[
+    str | None, typer.Option("--since", help="Start from a time: 30s, 10m, 2h, 1d, or an ISO 8601 time.")
+]
+ModelOption = Annotated[str | None, typer.Option("--model", help="Only this model (exact name).")]
+BackendOption = Annotated[str | None, typer.Option("--backend", help="Only this backend (any name).")]
+EventTypeOption = Annotated[
+    list[str] | None,
+    typer.Option("--event-type", help="Only these event types; repeatable or comma-separated, any case."),
+]
+InstanceOption = Annotated[str | None, typer.Option("--instance", help="Only instances whose id starts so.")]
+OutputOption = Annotated[
+    OutputFormat, typer.Option("--output", "-o", help="text: the seed's layout; json: one object per line.")
+]
+ColorOption = Annotated[
+    ColorMode, typer.Option("--color", help="auto: colour on a terminal unless NO_COLOR is set.")
+]
+
+
+def _stream_settings(redis_url: str | None) -> Settings:
+    try:
+        return Settings.from_env().with_overrides(redis_url=redis_url)
+    except SettingsError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def _since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return parse_since(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--since") from None
+
+
+@app.command()
+def tail(
+    *,
+    history: Annotated[
+        int | None, typer.Option("--history", min=0, metavar="N", help="Show the last N matching events.")
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="With --history: then go on live, losing nothing between.")
+    ] = False,
+    since: SinceOption = None,
+    model: ModelOption = None,
+    backend: BackendOption = None,
+    event_type: EventTypeOption = None,
+    instance: InstanceOption = None,
+    output: OutputOption = OutputFormat.text,
+    color: ColorOption = ColorMode.auto,
+    redis_url: RedisUrlOption = None,
+    reconnect_timeout: Annotated[
+        float, typer.Option("--reconnect-timeout", min=0, help="Seconds to keep reconnecting before exit 1.")
+    ] = 60.0,
+) -> None:
+    """Show routing events: live (the default), the last N (--history N), or both (--history N --follow).
+
+    Events go to stdout, notices and the closing summary to stderr. Exit 1 when Redis cannot be
+    read or stays away longer than --reconnect-timeout.
+    """
+    from sollol_otel.cli.tail import TailOptions, run
+
+    settings = _stream_settings(redis_url)
+    options = TailOptions(
+        redis_url=settings.redis_url,
+        stream=settings.stream,
+        history=history,
+        follow=follow,
+        since=_since(since),
+        event_filter=EventFilter.build(model, backend, event_type, instance),
+        output=output,
+        color=color,
+        reconnect_timeout=reconnect_timeout,
+    )
+    raise typer.Exit(run(options))
+
+
+@app.command()
+def dashboard(
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on; keep 127.0.0.1 unless a token is set.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8080,
+    redis_url: RedisUrlOption = None,
+) -> None:
+    """Serve the live "🎯 SOLLOL Routing Decisions" dashboard (page, WebSocket/SSE feeds, JSON API).
+
+    Set SOLLOL_DASHBOARD_TOKEN to require a token on every endpoint (open /?token=... once),
+    SOLLOL_TRACE_URL_TEMPLATE (e.g. http://localhost:16686/trace/{trace_id}) to link events to traces.
+    """
+    import logging
+
+    from sollol_otel.web import DashboardConfig, serve
+
+    settings = _stream_settings(redis_url)
+    try:
+        config = DashboardConfig.from_env()
+    except SettingsError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    serve(settings, config, host=host, port=port)
+
+
+@app.command()
+def collector(
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on; 0.0.0.0 inside a container.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", min=1, max=65535, help="Port; not 4318, an OTel Collector's own.")
+    ] = 4319,
+    redis_url: Annotated[
+        str | None, typer.Option("--redis-url", help="Redis to write to [default: $SOLLOL_REDIS_URL].")
+    ] = None,
+) -> None:
+    """Receive routing events over OTLP/HTTP (POST /v1/logs, /v1/traces) from any OTel SDK or Collector.
+
+    They go into the Redis stream and channel like the in-process bridge's. Set
+    SOLLOL_COLLECTOR_TOKEN to require `Authorization: Bearer <token>` on every export.
+    """
+    from sollol_otel.receiver.server import serve
+
+    serve(_stream_settings(redis_url), host=host, port=port)
+
+
+@app.command()
+def stats(
+    *,
+    since: SinceOption = None,
+    model: ModelOption = None,
+    backend: BackendOption = None,
+    event_type: EventTypeOption = None,
+    instance: InstanceOption = None,
+    output: OutputOption = OutputFormat.text,
+    color: ColorOption = ColorMode.auto,
+    top: Annotated[int, typer.Option("--top", min=1, help="Rows shown per table in text output.")] = 10,
+    redis_url: RedisUrlOption = None,
+) -> None:
+    """Counts by event type, backend, model and instance, the fallback rate and top fallback reasons.
+
+    Over the window Redis keeps (SOLLOL_ROUTING_STREAM_MAXLEN events), or from --since on.
+    """
+    import sys
+
+    from sollol_otel.cli.stats import run
+
+    settings = _stream_settings(redis_url)
+    raise typer.Exit(
+        run(
+            redis_url=settings.redis_url,
+            stream=settings.stream,
+            since=_since(since),
+            event_filter=EventFilter.build(model, backend, event_type, instance),
+            output=output,
+            color=color,
+            top=top,
+            out=sys.stdout,
+            err=sys.stderr,
+        )
+    )
+
+
+@app.command("emit-test")
+def emit_test(
+    *,
+    console: Annotated[bool, typer.Option("--console", help="Also print each event to stderr.")] = False,
+    redis_url: Annotated[
+        str | None, typer.Option("--redis-url", help="Redis to write to [default: $SOLLOL_REDIS_URL].")
+    ] = None,
+) -> None:
+    """Record one routing event of every type through the real pipeline, and check they reached Redis."""
+    import sys
+
+    from sollol_otel.cli.emit_test import run
+
+    raise typer.Exit(run(_stream_settings(redis_url), console=console, err=sys.stderr))
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option("--host", help="Address the dashboard listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Dashboard port.")] = 8080,
+    rate: Annotated[
+        float, typer.Option("--rate", min=0.1, help="Requests per second per simulated instance.")
+    ] = 2.0,
+) -> None:
+    """Zero setup: Redis (embedded if none answers), the dashboard and a simulated SOLLOL cluster."""
+    import sys
+
+    from sollol_otel.demo.runner import run
+
+    raise typer.Exit(run(host, port, rate, sys.stdout))

@@ -1,0 +1,177 @@
+"""`sollol-otel stats`: what the routers decided over a window, and how often they fell back.
+
+Counts come from the stream (the live window Redis keeps), read newest-first in pages, so
+every instance's decisions are in them. The fallback rate is fallbacks per routing decision
+(ROUTE_DECISION and CACHE_HIT), the question operators ask when Ollama keeps failing over to RPC.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TextIO
+
+import redis
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from sollol_otel.cli.output import OutputFormat, json_text
+from sollol_otel.display import EVENT_STYLES, ColorMode, console_for, safe_text
+from sollol_otel.events import EventType, RoutingEvent
+from sollol_otel.filters import EventFilter
+from sollol_otel.redis.client import CONNECTION_ERRORS, async_client
+from sollol_otel.redis.paging import pages_back
+from sollol_otel.redis.stream import StreamReader, id_for_time
+from sollol_otel.settings import redact_url
+from sollol_otel.wire import Skipped
+
+_PAGE = 5000
+NONE = "(none)"
+_DECISIONS = frozenset({EventType.ROUTE_DECISION, EventType.CACHE_HIT})
+EXIT_OK, EXIT_REDIS = 0, 1
+_READ_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, redis.ResponseError)
+
+
+@dataclass
+class Stats:
+    """Counts over one window; `add` one event at a time, in any order."""
+
+    events: int = 0
+    skipped: int = 0
+    first: datetime | None = None
+    last: datetime | None = None
+    by_event_type: Counter[str] = field(default_factory=Counter)
+    by_backend: Counter[str] = field(default_factory=Counter)
+    by_model: Counter[str] = field(default_factory=Counter)
+    by_instance: Counter[str] = field(default_factory=Counter)
+    fallback_reasons: Counter[str] = field(default_factory=Counter)
+
+    def add(self, event: RoutingEvent) -> None:
+        self.events += 1
+        if event.time is not None:
+            self.first = event.time if self.first is None else min(self.first, event.time)
+            self.last = event.time if self.last is None else max(self.last, event.time)
+        self.by_event_type[event.event_type] += 1
+        self.by_backend[event.backend or NONE] += 1
+        self.by_model[event.model or NONE] += 1
+        self.by_instance[event.instance_id or NONE] += 1
+        if event.event_type == EventType.FALLBACK_TRIGGERED:
+            self.fallback_reasons[event.text("reason") or NONE] += 1
+
+    @property
+    def decisions(self) -> int:
+        return sum(self.by_event_type[kind] for kind in _DECISIONS)
+
+    @property
+    def fallbacks(self) -> int:
+        return self.by_event_type[EventType.FALLBACK_TRIGGERED]
+
+    @property
+    def fallback_rate(self) -> float | None:
+        """Fallbacks per routing decision; None when there were no decisions to fall back from."""
+        return self.fallbacks / self.decisions if self.decisions else None
+
+    def to_json(self, top: int) -> dict[str, Any]:
+        return {
+            "window": {
+                "first": self.first.isoformat() if self.first else None,
+                "last": self.last.isoformat() if self.last else None,
+            },
+            "events": self.events,
+            "skipped": self.skipped,
+            "by_event_type": dict(self.by_event_type.most_common()),
+            "by_backend": dict(self.by_backend.most_common()),
+            "by_model": dict(self.by_model.most_common()),
+            "by_instance": dict(self.by_instance.most_common()),
+            "routing_decisions": self.decisions,
+            "fallbacks": self.fallbacks,
+            "fallback_rate": self.fallback_rate,
+            "top_fallback_reasons": [
+                {"reason": reason, "count": count} for reason, count in self.fallback_reasons.most_common(top)
+            ],
+        }
+
+
+async def collect(client: Any, stream: str, since: datetime | None, event_filter: EventFilter) -> Stats:
+    """The stats of every matching event in the stream since `since` (or all it holds)."""
+    stats = Stats()
+    reader = StreamReader(client, stream)
+    async for page in pages_back(reader, since=id_for_time(since) if since else None, page=_PAGE):
+        for entry in page:
+            if isinstance(entry.item, Skipped):
+                stats.skipped += 1
+            elif event_filter.matches(entry.item):
+                stats.add(entry.item)
+    return stats
+
+
+def _table(title: str, counts: Counter[str], top: int, styles: dict[str, str] | None = None) -> Table:
+    table = Table(title=title, title_justify="left", show_header=False, box=None, pad_edge=False)
+    table.add_column(title)
+    table.add_column("count", justify="right")
+    for name, count in counts.most_common(top):
+        table.add_row(Text(safe_text(name), style=(styles or {}).get(name, "")), Text(str(count)))
+    if len(counts) > top:
+        table.add_row(Text(f"… {len(counts) - top} more", style="dim"), Text(""))
+    return table
+
+
+def render_text(stats: Stats, console: Console, top: int) -> None:
+    """The counts as small tables, every name from an event shown as plain text."""
+    when = (
+        f"{stats.first.astimezone():%Y-%m-%d %H:%M:%S} → {stats.last.astimezone():%Y-%m-%d %H:%M:%S}"
+        if stats.first and stats.last
+        else "no timed events"
+    )
+    console.print(Text(f"{stats.events} events ({when}), {stats.skipped} skipped as malformed", style="bold"))
+    rate = "n/a" if stats.fallback_rate is None else f"{stats.fallback_rate:.1%}"
+    console.print(
+        Text(f"fallback rate: {rate} ({stats.fallbacks} fallbacks / {stats.decisions} routing decisions)")
+    )
+    for title, counts, rows, styles in (
+        ("by event type", stats.by_event_type, len(stats.by_event_type), dict(EVENT_STYLES)),
+        ("by backend", stats.by_backend, top, None),
+        ("by model", stats.by_model, top, None),
+        ("by instance", stats.by_instance, top, None),
+        ("top fallback reasons", stats.fallback_reasons, top, None),
+    ):
+        if counts:
+            console.print()
+            console.print(_table(title, counts, rows, styles))
+
+
+async def _run(url: str, stream: str, since: datetime | None, event_filter: EventFilter) -> Stats:
+    client = async_client(url)
+    try:
+        return await collect(client, stream, since, event_filter)
+    finally:
+        await client.aclose()
+
+
+def run(
+    *,
+    redis_url: str,
+    stream: str,
+    since: datetime | None,
+    event_filter: EventFilter,
+    output: OutputFormat,
+    color: ColorMode,
+    top: int,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    """Prints the stats to `out`; a Redis that cannot be read is said on `err` with exit 1."""
+    try:
+        stats = asyncio.run(_run(redis_url, stream, since, event_filter))
+    except _READ_ERRORS as exc:
+        where = f"{safe_text(stream)} at {redact_url(redis_url)}"
+        console_for(err, color).print(Text(f"cannot read {where}: {safe_text(exc)}", style="bold red"))
+        return EXIT_REDIS
+    if output is OutputFormat.json:
+        out.write(json_text(stats.to_json(top)) + "\n")
+    else:
+        render_text(stats, console_for(out, color), top)
+    return EXIT_OK

@@ -1,0 +1,1 @@
+"""`sollol-otel demo`: an embedded Redis where none runs, the dashboard, a simulated cluster."""

@@ -1,0 +1,107 @@
+"""`sollol-otel demo`: zero setup. Redis (embedded where none runs), the dashboard, and a
+simulated three-instance SOLLOL cluster recording through the real pipeline."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TextIO
+
+from rich.console import Console
+from rich.text import Text
+
+from sollol_otel import addresses
+from sollol_otel.demo import embedded_redis
+from sollol_otel.settings import DEFAULT_REDIS_URL, Settings
+from sollol_otel.web import DashboardConfig, serve
+
+INSTANCES = 3
+
+
+@contextmanager
+def _redis(settings: Settings, console: Console) -> Iterator[Settings]:
+    """The configured Redis when it answers, else an embedded one for as long as the demo runs."""
+    if embedded_redis.answers(settings.redis_url):
+        console.print(f"Using the Redis at {settings.redacted_redis_url}")
+        yield settings
+        return
+    server = embedded_redis.start(settings.redis_url)
+    how = "started an embedded" if server.owner else "reusing the running demo's embedded"
+    console.print(
+        f"No Redis answers at {settings.redacted_redis_url}: {how} redis-server on {server.url} "
+        f"(state in {embedded_redis.state_dir()})"
+    )
+    try:
+        yield settings.with_overrides(redis_url=server.url)
+    finally:
+        server.stop()
+
+
+@contextmanager
+def _cluster(settings: Settings, rate: float) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """One process per simulated instance, so each has its own instance id, as on a real network."""
+    env = {
+        **os.environ,
+        "SOLLOL_REDIS_URL": settings.redis_url,
+        "SOLLOL_ROUTING_STREAM": settings.stream,
+        "SOLLOL_ROUTING_CHANNEL": settings.channel,
+    }
+    instances = [
+        subprocess.Popen(
+            [sys.executable, "-m", "sollol_otel.demo.simulation", "--rate", str(rate), "--seed", str(seed)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl+C reaches the demo, which stops the instances in order
+            preexec_fn=embedded_redis.die_with_parent,  # noqa: PLW1509
+        )
+        for seed in range(INSTANCES)
+    ]
+    try:
+        yield instances
+    finally:
+        for instance in instances:
+            instance.terminate()
+        for instance in instances:
+            try:
+                instance.wait(10)
+            except subprocess.TimeoutExpired:
+                instance.kill()
+                instance.wait(5)
+
+
+def _instructions(settings: Settings, host: str, port: int) -> Text:
+    """Printed unwrapped, so both lines can be copied whole from any terminal width."""
+    tail = "sollol-otel tail --history 20 --follow"
+    if settings.redis_url != DEFAULT_REDIS_URL:
+        tail += f" --redis-url {settings.redacted_redis_url}"
+    text = Text(no_wrap=True, overflow="ignore")
+    text.append(f"\n{INSTANCES} simulated SOLLOL instances are routing requests.\n")
+    text.append("  Dashboard: ", style="bold")
+    text.append(f"http://{host}:{port}\n", style="cyan underline")
+    text.append("  Terminal:  ", style="bold")
+    text.append(tail + "\n", style="green")
+    text.append("Ctrl+C stops everything.\n")
+    return text
+
+
+def run(host: str, port: int, rate: float, out: TextIO) -> int:
+    console = Console(file=out, highlight=False, soft_wrap=True)
+    if not addresses.port_free(port, host):
+        console.print(f"[red]Port {port} on {host} is in use.[/] Choose another with --port.")
+        return 2
+    try:
+        settings = Settings.from_env()
+        config = DashboardConfig.from_env()
+        with _redis(settings, console) as settings, _cluster(settings, rate):
+            console.print(_instructions(settings, host, port))
+            serve(settings, config, host=host, port=port, log_level="warning")
+    except embedded_redis.EmbeddedRedisError as exc:
+        console.print(f"[red]{exc}[/]")
+        return 1
+    except KeyboardInterrupt:
+        pass
+    console.print("Demo stopped.")
+    return 0

@@ -1,0 +1,231 @@
+"""How a routing event reads on a terminal: SOLLOL's "Example Output" block, its colours, and
+the escaping that keeps event text from acting on the terminal.
+
+Model names come from client requests, so any field may hold terminal escape sequences
+(kubectl's CVE-2021-25743) or bidirectional overrides that reorder what an operator reads.
+Everything taken from an event goes through `safe_text` and into styled spans, never into
+markup strings: a model name like `[red]x[/red]` or one holding escapes prints as the literal
+characters it is. The tail command and the console exporter both print this.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import math
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, TextIO
+
+from rich.cells import cell_len
+from rich.color import ColorSystem
+from rich.console import Console
+from rich.style import Style
+
+from sollol_otel.events import EventType, RoutingEvent
+
+# C0 controls except tab, DEL, C1 controls, and the Unicode bidi embedding/override/isolate marks.
+_UNSAFE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def safe_text(value: object) -> str:
+    """`str(value)` with every control character shown as a visible escape."""
+    text = value if isinstance(value, str) else str(value)
+    return _UNSAFE.sub(_escape, text)
+
+
+class ColorMode(str, enum.Enum):
+    auto = "auto"
+    always = "always"
+    never = "never"
+
+
+_FORCED: dict[ColorMode, dict[str, Any]] = {
+    ColorMode.auto: {},
+    ColorMode.always: {"force_terminal": True, "no_color": False, "color_system": "standard"},
+    ColorMode.never: {"no_color": True, "color_system": None},
+}
+
+
+def console_for(file: TextIO, mode: ColorMode) -> Console:
+    """A Rich console that colours per `mode`; auto means a terminal and no non-empty NO_COLOR.
+
+    Markup, emoji codes and highlighting are off: text from events must print as written.
+    """
+    return Console(file=file, highlight=False, markup=False, emoji=False, soft_wrap=True, **_FORCED[mode])
+
+
+def colours(console: Console) -> bool:
+    return console.color_system is not None and not console.no_color
+
+
+#: Colours per event type, as SOLLOL's viewer draws them (its bright ANSI colours).
+EVENT_STYLES: Mapping[str, str] = {
+    EventType.ROUTE_DECISION: "bold bright_cyan",
+    EventType.RPC_BACKEND_SELECTED: "bold bright_cyan",
+    EventType.CACHE_HIT: "bold bright_blue",
+    EventType.OLLAMA_NODE_SELECTED: "bold bright_blue",
+    EventType.COORDINATOR_START: "bold bright_green",
+    EventType.TASK_QUEUED: "bold bright_green",
+    EventType.TASK_START: "bold bright_green",
+    EventType.TASK_COMPLETE: "bold bright_green",
+    EventType.FALLBACK_TRIGGERED: "bold bright_yellow",
+    EventType.MODEL_SWITCH: "bold bright_magenta",
+    EventType.COORDINATOR_STOP: "bold bright_red",
+    EventType.WORKER_LOAD: "bold bright_black",
+}
+UNKNOWN_TYPE_STYLE = "bold"
+
+_EVENT_TYPE_CELLS = 20  # the longest SOLLOL types (OLLAMA_NODE_SELECTED, RPC_BACKEND_SELECTED)
+_MODEL_CELLS = 20
+_DIM = "dim"
+
+
+def _shown(value: object) -> str:
+    return "N/A" if value is None else safe_text(value)
+
+
+def _number(value: object, spec: str, suffix: str = "") -> str:
+    """A number formatted, anything else shown as it is (writers are not always numeric)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return format(value, spec) + suffix
+    return _shown(value)
+
+
+def _billions(count: str) -> str:
+    """SOLLOL writes the parameter count in billions as a number; some writers add the B."""
+    return count if count[-1:] in ("b", "B") else count + "B"
+
+
+def _host_port(fields: Mapping[str, Any], host: str, port: str) -> str | None:
+    if fields.get(host) is None:
+        return None
+    return f"{_shown(fields[host])}:{_shown(fields.get(port))}"
+
+
+def _from(fields: Mapping[str, Any]) -> str | None:
+    source = fields.get("from_backend", fields.get("from_model"))
+    return None if source is None else _shown(source)
+
+
+def _rpc_backends(fields: Mapping[str, Any]) -> str | None:
+    """SOLLOL sends a count; other writers send the list itself, shown with its count."""
+    value = fields.get("rpc_backends")
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return f"{len(value)} ({', '.join(_shown(item) for item in value)})"
+    return _shown(value)
+
+
+def _load(fields: Mapping[str, Any]) -> str | None:
+    if "active_tasks" not in fields:
+        return None
+    cpu = _number(fields.get("cpu_percent"), ".1f", "%")
+    memory = _number(fields.get("memory_mb"), ".0f", " MB")
+    return f"{_shown(fields['active_tasks'])} active tasks, cpu {cpu}, memory {memory}"
+
+
+def _outcome(fields: Mapping[str, Any]) -> str | None:
+    if "success" not in fields:
+        return None
+    return "failed" if fields["success"] is False else "ok"
+
+
+def _trace(fields: Mapping[str, Any]) -> str | None:
+    if fields.get("trace_id") is None:
+        return None
+    span = fields.get("span_id")
+    return _shown(fields["trace_id"]) + ("" if span is None else f" (span {_shown(span)})")
+
+
+def _field(key: str, show: Callable[[object], str] = _shown) -> Callable[[Mapping[str, Any]], str | None]:
+    return lambda fields: None if fields.get(key) is None else show(fields[key])
+
+
+#: The detail lines in SOLLOL's order (reason, duration, coordinator, rpc_backends, node,
+#: confidence, parameters), with the keys of the other event types and the trace id added.
+_DETAILS: tuple[tuple[str, Callable[[Mapping[str, Any]], str | None]], ...] = (
+    ("reason", _field("reason")),
+    ("from", _from),
+    ("rpc_backend", lambda fields: _host_port(fields, "backend_host", "backend_port")),
+    ("task", _field("task_id")),
+    ("worker", _field("worker")),
+    ("load", _load),
+    ("duration", _field("duration", lambda value: _number(value, ".2f", "s"))),
+    ("result", _outcome),
+    ("coordinator", lambda fields: _host_port(fields, "coordinator_host", "coordinator_port")),
+    ("rpc_backends", _rpc_backends),
+    ("node", _field("node_url")),
+    ("confidence", _field("confidence", lambda value: _number(value, ".2f"))),
+    ("priority", _field("priority")),
+    ("parameters", _field("parameter_count", lambda value: _billions(_shown(value)))),
+    ("trace", _trace),
+)
+
+
+def _padded(text: str, cells: int) -> str:
+    return text + " " * max(0, cells - cell_len(text))
+
+
+def _clock(event: RoutingEvent) -> str:
+    """Local wall-clock time to the millisecond, or the writer's own text when it is not a time."""
+    if event.time is not None:
+        return event.time.astimezone().strftime("%H:%M:%S.%f")[:-3]
+    raw = event.fields.get("timestamp")
+    return "--:--:--.---" if raw is None else safe_text(raw)
+
+
+def _instance(event: RoutingEvent) -> str:
+    return safe_text(event.instance_id or event.text("hostname") or "unknown")
+
+
+def event_pieces(event: RoutingEvent) -> list[tuple[str, str]]:
+    """The block as (text, style) pieces; style "" is none. Newlines are pieces of their own."""
+    fields = event.fields
+    style = EVENT_STYLES.get(event.event_type, UNKNOWN_TYPE_STYLE)
+    pieces = [
+        (f"[{_clock(event)}]", _DIM),
+        (" ", ""),
+        (_padded(safe_text(event.event_type), _EVENT_TYPE_CELLS), style),
+        (" │ ", _DIM),
+        ("model=", ""),
+        (_padded(_shown(fields.get("model")), _MODEL_CELLS), "cyan"),
+        (" │ ", _DIM),
+        ("backend=", ""),
+        (_shown(fields.get("backend")), "yellow"),
+    ]
+    lines = [("instance", _instance(event))]
+    lines.extend((label, value) for label, show in _DETAILS if (value := show(fields)) is not None)
+    last = len(lines) - 1
+    for index, (label, value) in enumerate(lines):
+        pieces.append(("\n", ""))
+        pieces.append((f"  {'└─' if index == last else '├─'} {label}: ", _DIM))
+        pieces.append((value, ""))
+    return pieces
+
+
+def render_ansi(event: RoutingEvent, *, color: bool) -> str:
+    """The same block as terminal text: a fast path for printing thousands of events.
+
+    Only our own fixed styles become escape sequences; the event's text is already safe.
+    """
+    pieces = event_pieces(event)
+    if not color:
+        return "".join(piece for piece, _ in pieces)
+    return "".join(f"{_sgr(style)}{piece}{_RESET}" if style else piece for piece, style in pieces)
+
+
+_RESET = "\x1b[0m"
+
+
+@functools.lru_cache(maxsize=64)
+def _sgr(style: str) -> str:
+    """The escape sequence that starts one of our styles, in the 16 standard colours."""
+    marked = Style.parse(style).render("\0", color_system=ColorSystem.STANDARD)
+    return marked[: marked.index("\0")]

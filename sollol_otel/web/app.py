@@ -1,0 +1,142 @@
+"""The Starlette app factory and `serve`, used by `sollol-otel dashboard` and the demo."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import redis.asyncio
+import uvicorn
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+
+from sollol_otel.addresses import is_loopback
+from sollol_otel.redis.client import CONNECT_TIMEOUT, SOCKET_TIMEOUT
+from sollol_otel.settings import Settings
+from sollol_otel.web import api
+from sollol_otel.web.config import DashboardConfig
+from sollol_otel.web.feeds import sse_feed, websocket_feed
+from sollol_otel.web.hub import Hub
+from sollol_otel.web.security import SecurityHeaders, TokenAuth
+from sollol_otel.web.state import DashboardState
+from sollol_otel.web.stats import StatsCache
+
+log = logging.getLogger(__name__)
+
+
+def static_dir() -> Path:
+    """The page's files: inside the wheel (`sollol_otel/_static`) or the repo's `dashboard/`."""
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package / "_static", package.parent / "dashboard"):
+        if (candidate / "index.html").is_file():
+            return candidate
+    raise RuntimeError(
+        f"dashboard files not found in {package / '_static'} or {package.parent / 'dashboard'}"
+    )
+
+
+#: Redis connections shared by history reads, stats and health checks.
+POOL_SIZE = 32
+#: Seconds a read waits for a free pooled connection before counting Redis as unavailable.
+POOL_WAIT = 10.0
+
+
+def shared_client(redis_url: str) -> redis.asyncio.Redis:
+    """A bounded, blocking pool: when every page reconnects at once (a server restart), reads queue
+    for a connection instead of opening hundreds or failing with "Too many connections"."""
+    pool = redis.asyncio.BlockingConnectionPool.from_url(
+        redis_url,
+        max_connections=POOL_SIZE,
+        timeout=POOL_WAIT,
+        socket_connect_timeout=CONNECT_TIMEOUT,
+        socket_timeout=SOCKET_TIMEOUT,
+        retry=Retry(NoBackoff(), 0),
+    )
+    return redis.asyncio.Redis.from_pool(pool)
+
+
+def create_app(settings: Settings | None = None, config: DashboardConfig | None = None) -> Starlette:
+    """The dashboard as an ASGI app; its stream reader runs for the app's lifespan."""
+    settings = settings or Settings.from_env()
+    config = config or DashboardConfig.from_env()
+    files = static_dir()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        hub = Hub(settings, client_queue=config.client_queue, flush_interval=config.flush_interval)
+        client = shared_client(settings.redis_url)
+        app.state.dashboard = DashboardState(
+            settings, config, hub, client, StatsCache(client, settings.stream)
+        )
+        await hub.start()
+        try:
+            yield
+        finally:
+            await hub.stop()
+            await client.aclose()
+
+    async def index(request: Request) -> Response:
+        return FileResponse(files / "index.html", headers={"Cache-Control": "no-cache"})
+
+    routes = [
+        Route("/", index),
+        Route("/api/routing_events", api.routing_events),
+        Route("/api/stats", api.stats),
+        Route("/api/config", api.config),
+        Route("/healthz", api.healthz),
+        Route("/sse/routing_events", sse_feed),
+        WebSocketRoute("/ws/routing_events", websocket_feed),
+        Mount("/static", StaticFiles(directory=files), name="static"),
+    ]
+    middleware = [Middleware(SecurityHeaders), Middleware(TokenAuth, token=config.token)]
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+
+
+#: Feeds never end by themselves; on shutdown they get this long, then clients reconnect and resume.
+GRACEFUL_SHUTDOWN_SECONDS = 2
+
+
+def uvicorn_config(app: Starlette, host: str, port: int, **options: object) -> uvicorn.Config:
+    """Without per-message deflate: compressing each frame for each client costs more than it saves."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        ws_per_message_deflate=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def serve(
+    settings: Settings | None = None,
+    config: DashboardConfig | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    log_level: str = "info",
+) -> None:
+    """Run the dashboard until interrupted."""
+    settings = settings or Settings.from_env()
+    config = config or DashboardConfig.from_env()
+    if not is_loopback(host) and config.token is None:
+        log.warning(
+            "dashboard on %s without SOLLOL_DASHBOARD_TOKEN: anyone who can reach it sees every event", host
+        )
+    log.info(
+        "routing dashboard on http://%s:%d reading %s from %s",
+        host,
+        port,
+        settings.stream,
+        settings.redacted_redis_url,
+    )
+    server = uvicorn.Server(uvicorn_config(create_app(settings, config), host, port, log_level=log_level))
+    server.run()

@@ -1,0 +1,84 @@
+"""Reading what is already in the stream: the newest events (filtered, paging back) and catch-up.
+
+Both read with the lead's StreamReader, so decoding, offsets and gap detection are the same
+as the live reader's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import redis.asyncio
+
+from sollol_otel.filters import EventFilter
+from sollol_otel.redis.stream import Position, StreamEntry, StreamReader
+from sollol_otel.web.messages import Message, batch_messages
+
+#: Entries read per round trip when scanning.
+PAGE = 1000
+#: Most entries one request scans for filtered matches before handing back a cursor.
+MAX_SCAN = 50_000
+
+
+@dataclass(frozen=True)
+class Recent:
+    """The newest matching events, oldest first, and where to continue paging back from."""
+
+    messages: list[Message]
+    #: The newest id in the stream at read time (live events up to it are already covered).
+    position: str
+    #: Pass as `before` for the next older page; None when the start of the stream was reached.
+    next_before: str | None
+
+
+async def recent(
+    client: redis.asyncio.Redis, stream: str, event_filter: EventFilter, limit: int, before: str | None = None
+) -> Recent:
+    """Up to `limit` events matching the filter, newest last, scanning back at most MAX_SCAN entries."""
+    reader = StreamReader(client, stream)
+    count = max(limit, 1) if event_filter.is_empty else PAGE
+    page = await reader.history(count, before=before)
+    position = reader.position.last_id
+    end_offset = reader.position.offset if before is None and page and page[-1].id == position else None
+    found: list[Message] = []
+    scanned = 0
+    while True:
+        need = limit - len(found)
+        if need > 0:
+            matches = [
+                m
+                for m, event in batch_messages(list(page), end_offset)
+                if event is not None and event_filter.matches(event)
+            ]
+            found = matches[-need:] + found
+        scanned += len(page)
+        if len(found) >= limit:
+            return Recent(found, position, found[0].id if found else None)
+        if len(page) < count:
+            return Recent(found, position, None)
+        if scanned >= MAX_SCAN:
+            return Recent(found, position, page[0].id)
+        end_offset = None if end_offset is None else end_offset - len(page)
+        count = PAGE
+        page = await reader.history(count, before=page[0].id)
+
+
+async def catch_up(
+    client: redis.asyncio.Redis, stream: str, event_filter: EventFilter, after: str, offset: int | None
+) -> AsyncIterator[tuple[list[Message], str]]:
+    """Every matching event after `after` (gaps included), page by page, with the position reached.
+
+    With the client's `offset` a trimmed resume point yields a gap with the exact count.
+    """
+    reader = StreamReader(client, stream, Position(after, offset))
+    while True:
+        batch = await reader.read(block_ms=1, count=PAGE)
+        messages = [
+            message
+            for message, event in batch_messages(batch, reader.position.offset)
+            if event is None or event_filter.matches(event)
+        ]
+        yield messages, reader.position.last_id
+        if sum(isinstance(item, StreamEntry) for item in batch) < PAGE:
+            return

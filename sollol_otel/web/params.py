@@ -1,0 +1,67 @@
+"""Query parameters shared by the feeds and the JSON API, checked with clear errors."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+from sollol_otel.filters import EventFilter
+
+_STREAM_ID = re.compile(r"^(\d{1,20})(?:-(\d{1,20}))?$")
+
+StreamKey = tuple[int, int]
+
+
+class BadParameter(ValueError):
+    """A query parameter the client must fix; the message says which and why."""
+
+
+def stream_key(stream_id: str) -> StreamKey:
+    """A stream id as a comparable tuple; `1700000000000` alone means `1700000000000-0`."""
+    match = _STREAM_ID.match(stream_id)
+    if match is None:
+        raise BadParameter(f"{stream_id[:64]!r} is not a stream id like 1700000000000-0")
+    return int(match.group(1)), int(match.group(2) or 0)
+
+
+def stream_id(params: Mapping[str, str], name: str) -> str | None:
+    """A stream id parameter, normalised to `ms-seq`, or None when absent or blank."""
+    raw = params.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        ms, seq = stream_key(raw)
+    except BadParameter as exc:
+        raise BadParameter(f"{name}: {exc}") from None
+    return f"{ms}-{seq}"
+
+
+def bounded_int(params: Mapping[str, str], name: str, default: int, maximum: int) -> int:
+    value = optional_int(params, name, maximum)
+    return default if value is None else value
+
+
+def optional_int(params: Mapping[str, str], name: str, maximum: int | None = None) -> int | None:
+    """A non-negative integer parameter (at most `maximum`), or None when absent."""
+    raw = params.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadParameter(f"{name}={raw[:32]!r} is not an integer") from None
+    if value < 0:
+        raise BadParameter(f"{name}={value} is negative")
+    if maximum is not None and value > maximum:
+        raise BadParameter(f"{name}={value} is outside 0..{maximum}")
+    return value
+
+
+def event_filter(params: Mapping[str, str]) -> EventFilter:
+    """The four filters every reader applies; `event_type` may be comma-separated."""
+    return EventFilter.build(
+        model=params.get("model"),
+        backend=params.get("backend"),
+        event_types=params.get("event_type"),
+        instance=params.get("instance"),
+    )

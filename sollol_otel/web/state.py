@@ -1,0 +1,27 @@
+"""What every request handler shares: settings, options, the hub, a Redis client, the stats cache."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio
+from starlette.requests import HTTPConnection
+
+from sollol_otel.settings import Settings
+from sollol_otel.web.config import DashboardConfig
+from sollol_otel.web.hub import Hub
+from sollol_otel.web.stats import StatsCache
+
+
+@dataclass(frozen=True)
+class DashboardState:
+    settings: Settings
+    config: DashboardConfig
+    hub: Hub
+    client: redis.asyncio.Redis
+    stats: StatsCache
+
+
+def state_of(connection: HTTPConnection) -> DashboardState:
+    state: DashboardState = connection.app.state.dashboard
+    return state
