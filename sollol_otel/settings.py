@@ -1,17 +1,20 @@
-"""Settings read from the environment, with SOLLOL 0.9.66's variable names and defaults."""
+"""Every environment variable sollol-otel reads: name, default, parser and meaning, in one table.
+
+SOLLOL 0.9.66's names and defaults are kept. Each variable is a `Variable` (the pattern of the
+OTel SDK's `environment_variables` and Logfire's config params): code reads a value with
+`VARIABLE.read()`, never with `os.environ` directly, so the README's table and this one agree and
+a bad value always fails the same way, naming the variable.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-DEFAULT_REDIS_URL = "redis://localhost:6379"
-DEFAULT_STREAM = "sollol:routing_stream"
-DEFAULT_CHANNEL = "sollol:routing_events"
-DEFAULT_STREAM_MAXLEN = 10_000
-DEFAULT_BACKLOG = 10_000
+T = TypeVar("T")
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
@@ -21,9 +24,7 @@ class SettingsError(ValueError):
     """An environment variable holds a value we cannot use."""
 
 
-def parse_bool(name: str, raw: str | None, default: bool) -> bool:
-    if raw is None or raw.strip() == "":
-        return default
+def parse_bool(name: str, raw: str) -> bool:
     value = raw.strip().lower()
     if value in _TRUE:
         return True
@@ -32,12 +33,8 @@ def parse_bool(name: str, raw: str | None, default: bool) -> bool:
     raise SettingsError(f"{name}={raw!r} is not a boolean (use true or false)")
 
 
-def parse_int(
-    name: str, raw: str | None, default: int, *, minimum: int = 1, maximum: int | None = None
-) -> int:
-    """An integer environment variable within [minimum, maximum]; blank means the default."""
-    if raw is None or raw.strip() == "":
-        return default
+def parse_int(name: str, raw: str, *, minimum: int = 1, maximum: int | None = None) -> int:
+    """An integer within [minimum, maximum]."""
     try:
         value = int(raw)
     except ValueError:
@@ -48,31 +45,145 @@ def parse_int(
     return value
 
 
+def integer(*, minimum: int = 1, maximum: int | None = None) -> Callable[[str, str], int]:
+    return lambda name, raw: parse_int(name, raw, minimum=minimum, maximum=maximum)
+
+
+def port(name: str, raw: str) -> int:
+    try:
+        return parse_int(name, raw, maximum=65535)
+    except SettingsError:
+        raise SettingsError(f"{name}={raw!r} is not a port number") from None
+
+
+def text(name: str, raw: str) -> str:
+    return raw
+
+
+def optional_text(name: str, raw: str) -> str | None:
+    return raw
+
+
+def comma_list(name: str, raw: str) -> frozenset[str]:
+    return frozenset(part.strip().rstrip("/") for part in raw.split(",") if part.strip())
+
+
+def trace_url_template(name: str, raw: str) -> str | None:
+    """Only http(s) templates with a {trace_id} slot: the page turns them into links."""
+    if "{trace_id}" not in raw:
+        raise SettingsError(f"{name}={raw!r} has no {{trace_id}} placeholder")
+    if urlsplit(raw.replace("{trace_id}", "x")).scheme not in ("http", "https"):
+        raise SettingsError(f"{name}={raw!r} must be an http:// or https:// URL")
+    return raw
+
+
+@dataclass(frozen=True)
+class Variable(Generic[T]):
+    """One environment variable; blank or unset means the default."""
+
+    name: str
+    default: T
+    parse: Callable[[str, str], T]
+    meaning: str
+
+    def read(self, environ: Mapping[str, str] | None = None) -> T:
+        raw = (os.environ if environ is None else environ).get(self.name)
+        if raw is None or raw.strip() == "":
+            return self.default
+        return self.parse(self.name, raw)
+
+
+# Recording and where events go.
+ROUTING_LOG = Variable("SOLLOL_ROUTING_LOG", True, parse_bool, "false turns recording off (near-zero cost)")
+ROUTING_LOG_CONSOLE = Variable(
+    "SOLLOL_ROUTING_LOG_CONSOLE", False, parse_bool, "also print each decision to stderr"
+)
+REDIS_URL = Variable("SOLLOL_REDIS_URL", "redis://localhost:6379", text, "where events go and are read from")
+ROUTING_STREAM = Variable("SOLLOL_ROUTING_STREAM", "sollol:routing_stream", text, "stream key")
+ROUTING_CHANNEL = Variable("SOLLOL_ROUTING_CHANNEL", "sollol:routing_events", text, "pub/sub channel")
+ROUTING_STREAM_MAXLEN = Variable(
+    "SOLLOL_ROUTING_STREAM_MAXLEN", 10_000, integer(), "approximate stream length kept"
+)
+ROUTING_BACKLOG = Variable(
+    "SOLLOL_ROUTING_BACKLOG", 10_000, integer(), "events kept in memory while Redis is unreachable"
+)
+OTEL_SDK_DISABLED = Variable(
+    "OTEL_SDK_DISABLED", False, parse_bool, "OpenTelemetry's switch: true also turns recording off"
+)
+# The dashboard.
+DASHBOARD_TOKEN = Variable[str | None](
+    "SOLLOL_DASHBOARD_TOKEN", None, optional_text, "token required by every dashboard endpoint"
+)
+DASHBOARD_ALLOWED_ORIGINS = Variable(
+    "SOLLOL_DASHBOARD_ALLOWED_ORIGINS",
+    frozenset[str](),
+    comma_list,
+    "extra WebSocket origins allowed, comma-separated",
+)
+TRACE_URL_TEMPLATE = Variable[str | None](
+    "SOLLOL_TRACE_URL_TEMPLATE", None, trace_url_template, "e.g. http://localhost:16686/trace/{trace_id}"
+)
+DASHBOARD_FLUSH_MS = Variable(
+    "SOLLOL_DASHBOARD_FLUSH_MS",
+    20,
+    integer(minimum=0, maximum=1000),
+    "how long the dashboard gathers events before fanning them out (latency vs. CPU)",
+)
+DASHBOARD_AUTOSTART = Variable(
+    "SOLLOL_DASHBOARD_AUTOSTART", False, parse_bool, "the Instrumentor starts the dashboard if none answers"
+)
+DASHBOARD_HOST = Variable(
+    "SOLLOL_DASHBOARD_HOST", "127.0.0.1", text, "where autostart looks for and starts the dashboard"
+)
+DASHBOARD_PORT = Variable("SOLLOL_DASHBOARD_PORT", 8080, port, "the port autostart looks at and listens on")
+# The OTLP receiver.
+COLLECTOR_TOKEN = Variable[str | None](
+    "SOLLOL_COLLECTOR_TOKEN", None, optional_text, "bearer token required by `sollol-otel collector`"
+)
+
+#: Every variable, in the order the README's Configuration table lists them.
+VARIABLES: tuple[Variable[Any], ...] = (
+    ROUTING_LOG,
+    ROUTING_LOG_CONSOLE,
+    REDIS_URL,
+    ROUTING_STREAM,
+    ROUTING_CHANNEL,
+    ROUTING_STREAM_MAXLEN,
+    ROUTING_BACKLOG,
+    OTEL_SDK_DISABLED,
+    DASHBOARD_TOKEN,
+    DASHBOARD_ALLOWED_ORIGINS,
+    TRACE_URL_TEMPLATE,
+    DASHBOARD_FLUSH_MS,
+    DASHBOARD_AUTOSTART,
+    DASHBOARD_HOST,
+    DASHBOARD_PORT,
+    COLLECTOR_TOKEN,
+)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where routing events go and whether they are recorded at all."""
 
-    enabled: bool = True
-    console: bool = False
-    redis_url: str = DEFAULT_REDIS_URL
-    stream: str = DEFAULT_STREAM
-    channel: str = DEFAULT_CHANNEL
-    stream_maxlen: int = DEFAULT_STREAM_MAXLEN
-    backlog: int = DEFAULT_BACKLOG  # events kept in memory while Redis is away
+    enabled: bool = ROUTING_LOG.default
+    console: bool = ROUTING_LOG_CONSOLE.default
+    redis_url: str = REDIS_URL.default
+    stream: str = ROUTING_STREAM.default
+    channel: str = ROUTING_CHANNEL.default
+    stream_maxlen: int = ROUTING_STREAM_MAXLEN.default
+    backlog: int = ROUTING_BACKLOG.default  # events kept in memory while Redis is away
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if environ is None else environ
         return cls(
-            enabled=parse_bool("SOLLOL_ROUTING_LOG", env.get("SOLLOL_ROUTING_LOG"), True),
-            console=parse_bool("SOLLOL_ROUTING_LOG_CONSOLE", env.get("SOLLOL_ROUTING_LOG_CONSOLE"), False),
-            redis_url=env.get("SOLLOL_REDIS_URL") or DEFAULT_REDIS_URL,
-            stream=env.get("SOLLOL_ROUTING_STREAM") or DEFAULT_STREAM,
-            channel=env.get("SOLLOL_ROUTING_CHANNEL") or DEFAULT_CHANNEL,
-            stream_maxlen=parse_int(
-                "SOLLOL_ROUTING_STREAM_MAXLEN", env.get("SOLLOL_ROUTING_STREAM_MAXLEN"), DEFAULT_STREAM_MAXLEN
-            ),
-            backlog=parse_int("SOLLOL_ROUTING_BACKLOG", env.get("SOLLOL_ROUTING_BACKLOG"), DEFAULT_BACKLOG),
+            enabled=ROUTING_LOG.read(environ),
+            console=ROUTING_LOG_CONSOLE.read(environ),
+            redis_url=REDIS_URL.read(environ),
+            stream=ROUTING_STREAM.read(environ),
+            channel=ROUTING_CHANNEL.read(environ),
+            stream_maxlen=ROUTING_STREAM_MAXLEN.read(environ),
+            backlog=ROUTING_BACKLOG.read(environ),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -15,7 +15,7 @@ from rich.text import Text
 
 from sollol_otel import addresses
 from sollol_otel.demo import embedded_redis
-from sollol_otel.settings import DEFAULT_REDIS_URL, Settings
+from sollol_otel.settings import REDIS_URL, Settings
 from sollol_otel.web import DashboardConfig, serve
 
 INSTANCES = 3
@@ -75,7 +75,7 @@ def _cluster(settings: Settings, rate: float) -> Iterator[list[subprocess.Popen[
 def _instructions(settings: Settings, host: str, port: int) -> Text:
     """Printed unwrapped, so both lines can be copied whole from any terminal width."""
     tail = "sollol-otel tail --history 20 --follow"
-    if settings.redis_url != DEFAULT_REDIS_URL:
+    if settings.redis_url != REDIS_URL.default:
         tail += f" --redis-url {settings.redacted_redis_url}"
     text = Text(no_wrap=True, overflow="ignore")
     text.append(f"\n{INSTANCES} simulated SOLLOL instances are routing requests.\n")

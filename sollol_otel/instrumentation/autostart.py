@@ -17,7 +17,6 @@ to `sollol-otel-dashboard-<port>.log` in the temporary directory.
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import subprocess
 import sys
@@ -27,15 +26,13 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 
-from sollol_otel.settings import SettingsError, parse_bool
+from sollol_otel import settings
+from sollol_otel.settings import SettingsError
 
 _log = logging.getLogger(__name__)
 
-AUTOSTART_ENV = "SOLLOL_DASHBOARD_AUTOSTART"
-HOST_ENV = "SOLLOL_DASHBOARD_HOST"
-PORT_ENV = "SOLLOL_DASHBOARD_PORT"
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8080
+DEFAULT_HOST = settings.DASHBOARD_HOST.default
+DEFAULT_PORT = settings.DASHBOARD_PORT.default
 #: How long to wait for an existing dashboard to accept a connection before starting one.
 PROBE_SECONDS = 0.5
 
@@ -82,17 +79,10 @@ def start_dashboard_if_absent(
     return process
 
 
-def _wanted(environ: Mapping[str, str]) -> tuple[str, int] | None:
-    if not parse_bool(AUTOSTART_ENV, environ.get(AUTOSTART_ENV), False):
+def _wanted(environ: Mapping[str, str] | None) -> tuple[str, int] | None:
+    if not settings.DASHBOARD_AUTOSTART.read(environ):
         return None
-    raw_port = environ.get(PORT_ENV) or str(DEFAULT_PORT)
-    try:
-        port = int(raw_port)
-    except ValueError:
-        raise SettingsError(f"{PORT_ENV}={raw_port!r} is not a port number") from None
-    if not 0 < port < 65536:
-        raise SettingsError(f"{PORT_ENV}={raw_port!r} is not a port number")
-    return environ.get(HOST_ENV) or DEFAULT_HOST, port
+    return settings.DASHBOARD_HOST.read(environ), settings.DASHBOARD_PORT.read(environ)
 
 
 def start_dashboard_if_wanted(
@@ -104,7 +94,7 @@ def start_dashboard_if_wanted(
     when autostart is off. Never raises, and never waits: failures end up in the log.
     """
     try:
-        wanted = _wanted(os.environ if environ is None else environ)
+        wanted = _wanted(environ)
     except SettingsError as error:
         _log.warning("sollol-otel: dashboard autostart skipped: %s", error)
         return None

@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 import logging
-import os
 
 import typer
 import uvicorn
 
 from sollol_otel.addresses import is_loopback
 from sollol_otel.receiver.app import ReceiverConfig, create_app
-from sollol_otel.settings import Settings
-
-TOKEN_ENV = "SOLLOL_COLLECTOR_TOKEN"
+from sollol_otel.settings import COLLECTOR_TOKEN, Settings
 
 
 def serve(settings: Settings, *, host: str, port: int) -> None:
     """Serve until interrupted."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    token = os.environ.get(TOKEN_ENV) or None
+    token = COLLECTOR_TOKEN.read()
     if token is None and not is_loopback(host):
         typer.echo(
-            f"sollol-otel collector: listening on {host} without {TOKEN_ENV}: anyone who can reach "
-            "this port can write routing events",
+            f"sollol-otel collector: listening on {host} without {COLLECTOR_TOKEN.name}: "
+            "anyone who can reach this port can write routing events",
             err=True,
         )
     typer.echo(

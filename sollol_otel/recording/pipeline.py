@@ -36,7 +36,7 @@ from sollol_otel.redis import delivery as bridge_metrics
 from sollol_otel.redis.client import client_like
 from sollol_otel.redis.delivery import BridgeStats
 from sollol_otel.redis.writer import RedisWriter
-from sollol_otel.settings import Settings, parse_bool
+from sollol_otel.settings import OTEL_SDK_DISABLED, Settings
 
 _log = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ def configure(
         if _pipeline is not None:
             _pipeline.shutdown(timeout=2.0)
             _pipeline = None
-        sdk_disabled = parse_bool("OTEL_SDK_DISABLED", os.environ.get("OTEL_SDK_DISABLED"), False)
+        sdk_disabled = OTEL_SDK_DISABLED.read()
         if not settings.enabled or sdk_disabled:
             _pipeline = _Pipeline(settings, RoutingLogger(None))
             return _pipeline.logger

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
-from sollol_otel.settings import SettingsError, parse_int
+from sollol_otel import settings
 
 #: Events each feed sends before going live when the client names no resume point.
 DEFAULT_BACKLOG = 100
@@ -18,29 +16,7 @@ MAX_BACKLOG = 10_000
 DEFAULT_CLIENT_QUEUE = 2_000
 #: How long the hub gathers new events before fanning them out (SOLLOL_DASHBOARD_FLUSH_MS). It bounds
 #: frames per client per second, which is what many clients cost; it adds at most this much latency.
-DEFAULT_FLUSH_INTERVAL = 0.02
-
-
-def _trace_template(raw: str | None) -> str | None:
-    """Only http(s) templates with a {trace_id} slot: the page turns them into links."""
-    if not raw:
-        return None
-    if "{trace_id}" not in raw:
-        raise SettingsError(f"SOLLOL_TRACE_URL_TEMPLATE={raw!r} has no {{trace_id}} placeholder")
-    if urlsplit(raw.replace("{trace_id}", "x")).scheme not in ("http", "https"):
-        raise SettingsError(f"SOLLOL_TRACE_URL_TEMPLATE={raw!r} must be an http:// or https:// URL")
-    return raw
-
-
-def _flush_interval(raw: str | None) -> float:
-    milliseconds = parse_int(
-        "SOLLOL_DASHBOARD_FLUSH_MS", raw, round(DEFAULT_FLUSH_INTERVAL * 1000), minimum=0, maximum=1000
-    )
-    return milliseconds / 1000
-
-
-def _origins(raw: str | None) -> frozenset[str]:
-    return frozenset(part.strip().rstrip("/") for part in (raw or "").split(",") if part.strip())
+DEFAULT_FLUSH_INTERVAL = settings.DASHBOARD_FLUSH_MS.default / 1000
 
 
 @dataclass(frozen=True)
@@ -56,10 +32,9 @@ class DashboardConfig:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> DashboardConfig:
-        env = os.environ if environ is None else environ
         return cls(
-            token=env.get("SOLLOL_DASHBOARD_TOKEN") or None,
-            allowed_origins=_origins(env.get("SOLLOL_DASHBOARD_ALLOWED_ORIGINS")),
-            trace_url_template=_trace_template(env.get("SOLLOL_TRACE_URL_TEMPLATE")),
-            flush_interval=_flush_interval(env.get("SOLLOL_DASHBOARD_FLUSH_MS")),
+            token=settings.DASHBOARD_TOKEN.read(environ),
+            allowed_origins=settings.DASHBOARD_ALLOWED_ORIGINS.read(environ),
+            trace_url_template=settings.TRACE_URL_TEMPLATE.read(environ),
+            flush_interval=settings.DASHBOARD_FLUSH_MS.read(environ) / 1000,
         )
