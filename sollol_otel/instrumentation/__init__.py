@@ -1,10 +1,10 @@
-"""Instrumentation: decorators for routers' own methods, and the SOLLOL Instrumentor."""
+"""Instrumentation: decorators for a router's own methods, and the Instrumentor for SOLLOL's.
 
-from sollol_otel.instrumentation.decorators import Argument, argument, record_decision, routing_span
+from sollol_otel.instrumentation import SollolInstrumentor, record_decision, routing_span
+"""
 
-__all__ = [
-    "Argument",
-    "argument",
-    "record_decision",
-    "routing_span",
-]
+from sollol_otel.instrumentation.decorators import record_decision, routing_span
+from sollol_otel.instrumentation.extraction import Argument, Extractor, argument
+from sollol_otel.instrumentation.instrumentor import SollolInstrumentor
+
+__all__ = ["Argument", "Extractor", "SollolInstrumentor", "argument", "record_decision", "routing_span"]

@@ -8,432 +8,24 @@
         def select_node(self, model: str) -> Node: ...
 
 `routing_span` opens a span around a request; `record_decision` turns the value a method
-returns into one routing event (and times the decision). Values come from small extractors:
-a `str` names an argument of the call, `argument(name, transform)` transforms one, and any
-other callable is given the return value. A decision without its own model takes the model
-of the request span it runs in.
-
-Both decorators work on sync and async functions, methods, class- and static methods. An
-exception is recorded on the span and as one FALLBACK_TRIGGERED event (reason `ErrorType:
-message`, once per exception however many decorated calls it passes through), then re-raised
-unchanged. With recording off (SOLLOL_ROUTING_LOG=false) the wrapped function is called
-directly. Whatever goes wrong inside the instrumentation itself is logged once and swallowed.
+returns into one routing event (and times the decision). Values come from extractors (see
+`extraction`). Both work on sync and async functions, methods, class- and static methods; with
+recording off (SOLLOL_ROUTING_LOG=false) the wrapped function is called directly.
 """
 
 from __future__ import annotations
 
-import contextvars
-import inspect
-import logging
-import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 import wrapt
-from opentelemetry import context, metrics, trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanKind
 
-from sollol_otel.attributes import ERROR_TYPE, MODEL, NAMESPACE
 from sollol_otel.events import EventType
-from sollol_otel.recording.exporters.decision_metrics import (
-    SCOPE,
-    DecisionMetrics,
-    decision_metrics,
-    package_version,
-)
-from sollol_otel.recording.logger import RoutingLogger
-from sollol_otel.recording.pipeline import get_routing_logger
-from sollol_otel.wire import truncate
-
-_log = logging.getLogger(__name__)
+from sollol_otel.instrumentation.engine import Instrumentation, default_model, event_type_named, qualname
+from sollol_otel.instrumentation.extraction import Extractor
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-#: How much of an exception's message goes into a failure event's reason.
-REASON_MESSAGE_CHARS = 200
-#: The backend an event type implies when no extractor names one (SOLLOL's values).
-IMPLIED_BACKEND: Mapping[EventType, str] = {
-    EventType.OLLAMA_NODE_SELECTED: "ollama",
-    EventType.RPC_BACKEND_SELECTED: "rpc",
-    EventType.COORDINATOR_START: "llamacpp",
-    EventType.COORDINATOR_STOP: "llamacpp",
-}
-CODE_FUNCTION = "code.function.name"
-
-
-@dataclass(frozen=True)
-class Argument:
-    """Extracts a value from one argument of the call, optionally transformed."""
-
-    name: str
-    transform: Callable[[Any], object] | None = None
-
-
-def argument(name: str, transform: Callable[[Any], object] | None = None) -> Argument:
-    """The call's argument `name`, passed through `transform` when given (e.g. a payload's model)."""
-    return Argument(name, transform)
-
-
-#: A str names an argument; an Argument transforms one; any other callable gets the return value.
-Extractor = str | Argument | Callable[[Any], object]
-
-_failed_once = False
-
-
-def _swallow(what: str) -> None:
-    """Log the first failure inside instrumentation with its traceback; keep later ones quiet."""
-    global _failed_once
-    if not _failed_once:
-        _failed_once = True
-        _log.exception("sollol-otel instrumentation failed to %s; further failures are silent", what)
-    else:
-        _log.debug("sollol-otel instrumentation failed to %s", what, exc_info=True)
-
-
-class _Frame:
-    """One decorated call in progress; its parent is the decorated call it runs inside."""
-
-    __slots__ = ("backend", "model", "parent", "reported")
-
-    def __init__(self, parent: _Frame | None, model: object) -> None:
-        self.parent = parent
-        self.model: object = model if model is not None or parent is None else parent.model
-        self.backend: object = None
-        self.reported: BaseException | None = None
-
-    def hand_up(self, error: BaseException | None, backend: object) -> None:
-        """Tell the enclosing call what this one decided, and that its exception is reported."""
-        parent = self.parent
-        if parent is None:
-            return
-        if backend is not None:
-            parent.backend = backend
-        if error is not None:
-            parent.reported = error
-
-
-_frames: contextvars.ContextVar[_Frame | None] = contextvars.ContextVar(
-    "sollol_otel_routing_frame", default=None
-)
-
-
-class _Arguments:
-    """Finds named arguments in (args, kwargs) by position, without binding the signature per call."""
-
-    def __init__(self, function: Callable[..., Any], names: set[str]) -> None:
-        self._qualname = getattr(function, "__qualname__", repr(function))
-        signature = inspect.signature(function)
-        parameters = list(signature.parameters.values())
-        self._static = isinstance(function, staticmethod)
-        self._takes_kwargs = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
-        self._positions: dict[str, int | None] = {}
-        self._defaults: dict[str, object] = {}
-        for name in names:
-            parameter = signature.parameters.get(name)
-            if parameter is None or parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
-                if not self._takes_kwargs:
-                    raise TypeError(f"{self._qualname}() has no argument {name!r} to extract")
-                self._positions[name] = None
-                continue
-            positional = parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD)
-            self._positions[name] = parameters.index(parameter) if positional else None
-            self._defaults[name] = None if parameter.default is parameter.empty else parameter.default
-
-    def get(self, name: str, instance: object, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> object:
-        if name in kwargs:
-            return kwargs[name]
-        position = self._positions[name]
-        if position is not None:
-            # wrapt passes a bound call's arguments without `self`/`cls`.
-            position -= 1 if instance is not None and not self._static else 0
-            if 0 <= position < len(args):
-                return args[position]
-        return self._defaults.get(name)
-
-
-@dataclass(frozen=True)
-class _Field:
-    """One compiled extractor: a wire key and where its value comes from."""
-
-    key: str
-    argument: str | None
-    transform: Callable[[Any], object] | None
-
-    @classmethod
-    def compile(cls, key: str, extractor: Extractor) -> _Field:
-        if isinstance(extractor, str):
-            return cls(key, extractor, None)
-        if isinstance(extractor, Argument):
-            return cls(key, extractor.name, extractor.transform)
-        if callable(extractor):
-            return cls(key, None, extractor)
-        raise TypeError(f"extractor for {key!r} must be an argument name, argument(...) or a callable")
-
-    @property
-    def from_result(self) -> bool:
-        return self.argument is None
-
-    def value(
-        self,
-        arguments: _Arguments,
-        instance: object,
-        args: tuple[Any, ...],
-        kwargs: Mapping[str, Any],
-        result: Any,
-    ) -> object:
-        """The extracted value, or None (logged once) when the extractor itself fails."""
-        try:
-            raw = result if self.argument is None else arguments.get(self.argument, instance, args, kwargs)
-            return raw if self.transform is None else self.transform(raw)
-        except Exception:
-            _swallow(f"extract {self.key!r}")
-            return None
-
-
-class _Call:
-    """One instrumented call, as a context manager around the wrapped one (sync or awaited).
-
-    Leaving it records the outcome (the value handed to `returned`, or the exception, which
-    propagates untouched), then leaves the call's context and ends its span.
-    """
-
-    __slots__ = (
-        "args",
-        "context_token",
-        "frame",
-        "frame_token",
-        "instance",
-        "instrumentation",
-        "kwargs",
-        "logger",
-        "result",
-        "seconds",
-        "span",
-        "started",
-    )
-
-    def __init__(
-        self,
-        instrumentation: _Instrumentation,
-        logger: RoutingLogger,
-        instance: object,
-        args: tuple[Any, ...],
-        kwargs: Mapping[str, Any],
-    ) -> None:
-        self.instrumentation = instrumentation
-        self.logger = logger
-        self.instance = instance
-        self.args = args
-        self.kwargs = kwargs
-        self.result: Any = None
-        self.span: Span | None = None
-        self.context_token: object = None
-        self.frame: _Frame | None = None
-        self.frame_token: contextvars.Token[_Frame | None] | None = None
-        self.started = 0
-        self.seconds = 0.0
-
-    def __enter__(self) -> _Call:
-        self.instrumentation._start(self)
-        return self
-
-    def returned(self, result: Any) -> Any:
-        self.result = result
-        return result
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, _: object) -> None:
-        try:
-            if error is None:
-                self.instrumentation._succeed(self)
-            elif isinstance(error, Exception):
-                self.instrumentation._fail(self, error)
-        finally:
-            self.instrumentation._end(self)
-
-
-class _Instrumentation:
-    """What a decorated call does around the wrapped one: start, succeed, fail, end.
-
-    The same object serves as a wrapt wrapper for decorators and for the Instrumentor's patches.
-    """
-
-    def __init__(
-        self,
-        function: Callable[..., Any],
-        *,
-        span_name: str | None,
-        span_kind: SpanKind = SpanKind.INTERNAL,
-        event_type: EventType | None = None,
-        emit: bool = True,
-        fallback_to: str | None = None,
-        extractors: Mapping[str, Extractor | None],
-        failure_events: bool = True,
-        tracer_provider: trace.TracerProvider | None = None,
-        meter_provider: metrics.MeterProvider | None = None,
-    ) -> None:
-        fields = [_Field.compile(key, ex) for key, ex in extractors.items() if ex is not None]
-        self._arguments = _Arguments(function, {f.argument for f in fields if f.argument is not None})
-        self._model = next((f for f in fields if f.key == "model"), None)
-        self._fields = [f for f in fields if f.key != "model"]
-        plain = function.__func__ if isinstance(function, (staticmethod, classmethod)) else function
-        self._is_async = inspect.iscoroutinefunction(plain)
-        self._qualname: str = getattr(plain, "__qualname__", repr(plain))
-        self._span_name = span_name
-        self._span_kind = span_kind
-        self._event_type = event_type
-        self._emit = emit
-        self._fallback_to = fallback_to
-        self._failure_events = failure_events
-        self._tracer = trace.get_tracer(SCOPE, package_version(), tracer_provider) if span_name else None
-        self._metrics = None if meter_provider is None else DecisionMetrics(meter_provider)
-
-    def __call__(
-        self, wrapped: Callable[..., Any], instance: object, args: tuple[Any, ...], kwargs: Any
-    ) -> Any:
-        try:
-            logger = get_routing_logger()
-            recording = logger.enabled
-        except Exception:
-            _swallow("get the routing logger")
-            recording = False
-        if not recording:
-            return wrapped(*args, **kwargs)
-        call = _Call(self, logger, instance, args, kwargs)
-        if self._is_async:
-            return self._call_async(call, wrapped)
-        with call:
-            return call.returned(wrapped(*args, **kwargs))
-
-    @staticmethod
-    async def _call_async(call: _Call, wrapped: Callable[..., Any]) -> Any:
-        with call:  # entered when awaited: the span covers the awaited work, in the awaiting task's context
-            return call.returned(await wrapped(*call.args, **call.kwargs))
-
-    def _extract(self, field: _Field, call: _Call, result: Any) -> object:
-        return field.value(self._arguments, call.instance, call.args, call.kwargs, result)
-
-    def _start(self, call: _Call) -> None:
-        try:
-            model = None
-            if self._model is not None and not self._model.from_result:
-                model = self._extract(self._model, call, None)
-            call.frame = _Frame(_frames.get(), model)
-            call.frame_token = _frames.set(call.frame)
-            if self._tracer is not None:
-                attributes = {CODE_FUNCTION: self._qualname}
-                if call.frame.model is not None:
-                    attributes[MODEL] = str(call.frame.model)
-                call.span = self._tracer.start_span(
-                    cast(str, self._span_name), kind=self._span_kind, attributes=attributes
-                )
-                call.context_token = context.attach(trace.set_span_in_context(call.span))
-        except Exception:
-            _swallow("start a routing span")
-        call.started = time.perf_counter_ns()
-
-    def _end(self, call: _Call) -> None:
-        """Leave the call's context and end its span, after its outcome was recorded inside both."""
-        try:
-            if call.context_token is not None:
-                context.detach(call.context_token)  # type: ignore[arg-type]
-            if call.frame_token is not None:
-                _frames.reset(call.frame_token)
-            if call.span is not None:
-                call.span.end()
-        except Exception:
-            _swallow("end a routing span")
-
-    def _succeed(self, call: _Call) -> None:
-        call.seconds = (time.perf_counter_ns() - call.started) / 1e9
-        try:
-            frame = cast(_Frame, call.frame)
-            model = frame.model
-            if self._model is not None and self._model.from_result:
-                model = self._extract(self._model, call, call.result)
-            backend: object = None
-            if self._event_type is not None:
-                fields = {f.key: self._extract(f, call, call.result) for f in self._fields}
-                backend = fields.pop("backend", None) or IMPLIED_BACKEND.get(self._event_type)
-                self._decided(call, model, backend, fields)
-            frame.hand_up(None, backend)
-        except Exception:
-            _swallow("record a routing decision")
-
-    def _decided(self, call: _Call, model: object, backend: object, fields: dict[str, object]) -> None:
-        event_type = cast(EventType, self._event_type)
-        seconds = call.seconds
-        if event_type is EventType.ROUTE_DECISION:
-            fields["cached"] = bool(fields.get("cached"))
-            if fields["cached"]:
-                event_type = EventType.CACHE_HIT
-        else:
-            fields.pop("cached", None)
-        if self._emit:  # the event carries the timing; metrics take it from there, off this thread
-            call.logger.record(event_type, model, backend, decision_ms=round(seconds * 1000, 3), **fields)
-        else:
-            self._observe(seconds, event_type.value, backend)
-        span = call.span or trace.get_current_span()
-        if span.is_recording() and backend is not None:
-            span.set_attribute(NAMESPACE + "backend", str(backend))
-            if fields.get("node_url") is not None:
-                span.set_attribute(NAMESPACE + "node_url", str(fields["node_url"]))
-
-    def _fail(self, call: _Call, error: Exception) -> None:
-        call.seconds = (time.perf_counter_ns() - call.started) / 1e9
-        try:
-            frame = cast(_Frame, call.frame)
-            error_type = type(error).__name__
-            if call.span is not None:
-                call.span.record_exception(error)
-                call.span.set_status(Status(StatusCode.ERROR, truncate(f"{error_type}: {error}", 1024)))
-                call.span.set_attribute(ERROR_TYPE, f"{type(error).__module__}.{type(error).__qualname__}")
-            backend = self._failed_backend(call, frame)
-            timing = {} if self._event_type is None else {"decision_ms": round(call.seconds * 1000, 3)}
-            if self._failure_events and frame.reported is not error:
-                reason = f"{error_type}: {truncate(str(error), REASON_MESSAGE_CHARS)}"
-                failure = {"from_backend": backend, "reason": reason, **timing}
-                call.logger.record(EventType.FALLBACK_TRIGGERED, frame.model, self._fallback_to, **failure)
-            elif timing:
-                self._observe(call.seconds, EventType.FALLBACK_TRIGGERED.value, backend, error_type)
-            frame.hand_up(error if self._failure_events or frame.reported is error else None, None)
-        except Exception:
-            _swallow("record a failed routing call")
-
-    def _observe(
-        self, seconds: float, event_type: str, backend: object, error_type: str | None = None
-    ) -> None:
-        """Time a decision that no event of ours carries (SOLLOL logs it, or a child reported the failure)."""
-        (self._metrics or decision_metrics()).observe_duration(seconds, event_type, backend, error_type)
-
-    def _failed_backend(self, call: _Call, frame: _Frame) -> object:
-        """What was being tried when the call failed: a backend decided inside it, or one in its arguments."""
-        if frame.backend is not None:
-            return frame.backend
-        backend_field = next((f for f in self._fields if f.key == "backend" and not f.from_result), None)
-        if backend_field is not None:
-            return self._extract(backend_field, call, None)
-        return IMPLIED_BACKEND.get(self._event_type) if self._event_type is not None else None
-
-
-def _event_type(value: EventType | str) -> EventType:
-    if isinstance(value, EventType):
-        return value
-    return EventType(value.upper().removeprefix("SOLLOL.ROUTING."))
-
-
-def _default_model(function: Callable[..., Any]) -> str | None:
-    """A parameter literally named `model` is the model unless the caller says otherwise."""
-    try:
-        return "model" if "model" in inspect.signature(function).parameters else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _qualname(function: Callable[..., Any]) -> str:
-    plain = function.__func__ if isinstance(function, (staticmethod, classmethod)) else function
-    return str(getattr(plain, "__qualname__", repr(plain)))
-
 
 _UNSET: Any = object()
 
@@ -452,12 +44,12 @@ def routing_span(
     """
 
     def decorate(function: F) -> F:
-        instrumentation = _Instrumentation(
+        instrumentation = Instrumentation(
             function,
-            span_name=name or _qualname(function),
+            span_name=name or qualname(function),
             span_kind=kind,
             fallback_to=fallback_to,
-            extractors={"model": _default_model(function) if model is _UNSET else model},
+            extractors={"model": default_model(function) if model is _UNSET else model},
         )
         return cast(F, wrapt.FunctionWrapper(function, instrumentation))
 
@@ -485,17 +77,17 @@ def record_decision(
     (or a name) also opens a span of its own; `emit=False` only times the decision and
     annotates the span, for methods that log the event themselves.
     """
-    kind = _event_type(event_type)
+    kind = event_type_named(event_type)
 
     def decorate(function: F) -> F:
-        instrumentation = _Instrumentation(
+        instrumentation = Instrumentation(
             function,
-            span_name=(span if isinstance(span, str) else _qualname(function)) if span else None,
+            span_name=(span if isinstance(span, str) else qualname(function)) if span else None,
             event_type=kind,
             emit=emit,
             fallback_to=fallback_to,
             extractors={
-                "model": _default_model(function) if model is _UNSET else model,
+                "model": default_model(function) if model is _UNSET else model,
                 "backend": backend,
                 "reason": reason,
                 "node_url": node,

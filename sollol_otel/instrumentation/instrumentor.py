@@ -29,7 +29,8 @@ from opentelemetry.instrumentation.utils import unwrap
 
 from sollol_otel.events import EventType
 from sollol_otel.instrumentation.autostart import start_dashboard_if_wanted
-from sollol_otel.instrumentation.decorators import Extractor, _Instrumentation, argument
+from sollol_otel.instrumentation.engine import Instrumentation
+from sollol_otel.instrumentation.extraction import Extractor, argument
 from sollol_otel.recording import pipeline as configuration
 
 _log = logging.getLogger(__name__)
@@ -249,7 +250,7 @@ class SollolInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     ) -> None:
         for target in _TARGETS:
             owner, name = _owner(modules[target.module], target.qualname)
-            instrumentation = _Instrumentation(
+            instrumentation = Instrumentation(
                 vars(owner)[name],
                 span_name=target.span_name,
                 event_type=target.event_type,

@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 import wrapt
 
-from sollol_otel.instrumentation.instrumentor import LOG_METHODS, SollolInstrumentor
+from sollol_otel.instrumentation import SollolInstrumentor
+from sollol_otel.instrumentation.instrumentor import LOG_METHODS
 
 from .conftest import Pipeline
 from .fake_ollama import FakeOllama
