@@ -21,13 +21,9 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from sollol_otel.attributes import ERROR_TYPE, MODEL, NAMESPACE
 from sollol_otel.events import EventType
+from sollol_otel.identity import package_version
 from sollol_otel.instrumentation.extraction import Arguments, Extractor, Field
-from sollol_otel.recording.exporters.decision_metrics import (
-    SCOPE,
-    DecisionMetrics,
-    decision_metrics,
-    package_version,
-)
+from sollol_otel.recording.exporters.decision_metrics import SCOPE, DecisionMetrics, decision_metrics
 from sollol_otel.recording.logger import RoutingLogger
 from sollol_otel.recording.pipeline import get_routing_logger
 from sollol_otel.wire import truncate

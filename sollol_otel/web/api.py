@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from importlib.metadata import PackageNotFoundError, version
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from sollol_otel.identity import package_version
 from sollol_otel.redis.client import CONNECTION_ERRORS
 from sollol_otel.web.config import MAX_BACKLOG
 from sollol_otel.web.history import recent
@@ -18,13 +18,6 @@ from sollol_otel.web.state import state_of
 #: /healthz gives Redis this long to answer PING.
 HEALTH_TIMEOUT = 2.0
 _HEALTH_ERRORS: tuple[type[BaseException], ...] = (asyncio.TimeoutError, *CONNECTION_ERRORS)
-
-
-def _version() -> str | None:
-    try:
-        return version("sollol-otel")
-    except PackageNotFoundError:
-        return None
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -78,7 +71,7 @@ async def config(request: Request) -> Response:
             "trace_url_template": state.config.trace_url_template,
             "backlog": state.config.backlog,
             "max_backlog": MAX_BACKLOG,
-            "version": _version(),
+            "version": package_version(),
         }
     )
 

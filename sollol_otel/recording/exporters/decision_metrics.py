@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from importlib.metadata import PackageNotFoundError, version
 
 from opentelemetry import metrics
 from opentelemetry.sdk._logs import ReadableLogRecord
@@ -28,6 +27,7 @@ from opentelemetry.util.types import AttributeValue
 from sollol_otel.attributes import BACKEND as BACKEND_ATTRIBUTE
 from sollol_otel.attributes import ERROR_TYPE, NAMESPACE
 from sollol_otel.events import EventType, event_type_of
+from sollol_otel.identity import package_version
 
 SCOPE = "sollol_otel.instrumentation"
 DECISIONS = "sollol.routing.decisions"
@@ -96,14 +96,6 @@ class DecisionMetrics:
         if error_type is not None:
             attributes[ERROR_TYPE] = error_type
         self._duration.record(seconds, attributes)
-
-
-def package_version() -> str:
-    """Our distribution's version, for instrumentation scopes."""
-    try:
-        return version("sollol-otel")
-    except PackageNotFoundError:
-        return "0"
 
 
 _default: DecisionMetrics | None = None
