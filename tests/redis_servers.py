@@ -11,8 +11,9 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
+
+from waiting import eventually
 
 
 def free_port() -> int:
@@ -68,11 +69,10 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        deadline = time.monotonic() + 10
-        while not answers(self.port):
-            if time.monotonic() > deadline or self._process.poll() is not None:
-                raise RuntimeError(f"redis-server did not start on port {self.port}")
-            time.sleep(0.02)
+        process = self._process
+        eventually(lambda: answers(self.port) or process.poll() is not None, what="redis-server to start")
+        if process.poll() is not None:
+            raise RuntimeError(f"redis-server did not start on port {self.port}")
         return self
 
     def stop(self) -> None:

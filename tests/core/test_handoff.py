@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
+from waiting import eventually
+
 from sollol_otel.recording.handoff import Handoff
 
 
@@ -31,8 +33,7 @@ def test_a_full_queue_drops_the_oldest_and_counts_them() -> None:
 
     handoff: Handoff[int] = Handoff(slow, name="worker", max_size=10, batch_size=1)
     handoff.submit(-1)  # the worker takes it and blocks
-    while handoff.pending:
-        pass
+    eventually(lambda: not handoff.pending)
     for item in range(25):
         handoff.submit(item)
     release.set()
@@ -75,8 +76,7 @@ def test_drops_are_counted_exactly_when_many_threads_submit_at_once() -> None:
 
     handoff: Handoff[int] = Handoff(blocked, name="worker", max_size=300, batch_size=1)
     handoff.submit(-1)
-    while handoff.pending:
-        pass
+    eventually(lambda: not handoff.pending)
     threads = [threading.Thread(target=lambda: [handoff.submit(n) for n in range(1_000)]) for _ in range(8)]
     for thread in threads:
         thread.start()

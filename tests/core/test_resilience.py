@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 
 import redis
 from redis_servers import RedisServer
+from waiting import eventually
 
 import sollol_otel
 from sollol_otel import RoutingLogger
@@ -16,21 +16,10 @@ from .conftest import read_stream
 Recording = Callable[..., RoutingLogger]
 
 
-def record(logger: RoutingLogger, first: int, count: int) -> float:
-    """Record `count` decisions numbered from `first`; the seconds the caller spent."""
-    started = time.perf_counter()
+def record(logger: RoutingLogger, first: int, count: int) -> None:
+    """Record `count` decisions numbered from `first` (the caller's cost is in bench_recording)."""
     for i in range(first, first + count):
         logger.log_route_decision(f"model-{i}", "ollama", "r")
-    return time.perf_counter() - started
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_events_recorded_while_redis_is_down_arrive_in_order_after_restart(
@@ -41,7 +30,7 @@ def test_events_recorded_while_redis_is_down_arrive_in_order_after_restart(
     assert sollol_otel.force_flush(5.0)
     private_redis.stop()
     record(logger, 50, 100)
-    assert wait_for(lambda: sollol_otel.bridge_stats().retried > 0)
+    eventually(lambda: sollol_otel.bridge_stats().retried > 0)
     private_redis.start()  # same port; Redis keeps nothing on disk, so the first 50 are gone with it
     assert sollol_otel.force_flush(15.0)
     client = redis.Redis.from_url(private_redis.url)
@@ -53,9 +42,8 @@ def test_events_recorded_while_redis_is_down_arrive_in_order_after_restart(
 
 def test_a_refusing_redis_does_not_slow_the_caller(recording: Recording, keys: tuple[str, str]) -> None:
     logger = recording(redis_url="redis://127.0.0.1:1")
-    spent = record(logger, 0, 500)
-    assert spent < 1.0  # ~25 µs each; SOLLOL 0.9.66 spends ~0.9 ms per event here
-    assert wait_for(lambda: sollol_otel.bridge_stats().retried > 0)
+    record(logger, 0, 500)
+    eventually(lambda: sollol_otel.bridge_stats().retried > 0)
 
 
 def test_a_hung_redis_does_not_block_the_caller_and_drops_are_counted(
@@ -63,9 +51,8 @@ def test_a_hung_redis_does_not_block_the_caller_and_drops_are_counted(
 ) -> None:
     logger = recording(redis_url=private_redis.url, backlog=100)
     private_redis.hang()
-    spent = record(logger, 0, 1_000)
-    assert spent < 2.0  # SOLLOL 0.9.66 blocks for seconds per event against a hung server
-    assert wait_for(lambda: sollol_otel.bridge_stats().dropped >= 800)
+    record(logger, 0, 1_000)
+    eventually(lambda: sollol_otel.bridge_stats().dropped >= 800)
     stats = sollol_otel.bridge_stats()
     assert stats.backlog <= 100 + 1_000 - stats.dropped
     private_redis.resume()
@@ -77,7 +64,7 @@ def test_redis_down_at_start_is_retried_until_it_comes_up(
     private_redis.stop()
     logger = recording(redis_url=private_redis.url)
     record(logger, 0, 10)
-    assert wait_for(lambda: sollol_otel.bridge_stats().retried > 0)
+    eventually(lambda: sollol_otel.bridge_stats().retried > 0)
     private_redis.start()
     assert sollol_otel.force_flush(15.0)
     client = redis.Redis.from_url(private_redis.url)
@@ -92,7 +79,7 @@ def test_a_batch_redis_refuses_is_dropped_and_counted_and_writing_goes_on(
     redis_client.set(stream, "a foreign writer's string where the stream should be")
     logger = recording()
     logger.log_route_decision("refused", "ollama", "r")
-    assert wait_for(lambda: sollol_otel.bridge_stats().dropped == 1)
+    eventually(lambda: sollol_otel.bridge_stats().dropped == 1)
     redis_client.delete(stream)
     logger.log_route_decision("accepted", "ollama", "r")
     assert sollol_otel.force_flush(5.0)

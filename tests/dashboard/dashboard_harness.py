@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,6 +14,7 @@ import redis
 import uvicorn
 from redis_servers import free_port
 from sollol_events import sollol_event
+from waiting import eventually
 from websockets.asyncio.client import ClientConnection, connect
 
 from sollol_otel.settings import Settings
@@ -48,11 +48,9 @@ class DashboardServer:
         self._server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", self.port, log_level="warning"))
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("dashboard did not start")
-            time.sleep(0.01)
+        eventually(lambda: self._server.started or not self._thread.is_alive(), what="the dashboard")
+        if not self._server.started:
+            raise RuntimeError("dashboard did not start")
         return self
 
     def stop(self) -> None:

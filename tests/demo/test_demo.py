@@ -7,13 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from redis_servers import answers, free_port
+from waiting import eventually
 
 from sollol_otel import EventType
 
@@ -37,16 +37,16 @@ def demo(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, int, dict
         process.wait(10)
 
 
-def wait_until(condition: object, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def answered(condition: Callable[[], bool]) -> Callable[[], bool]:
+    """`condition`, counting an HTTP error (the server still starting) as not yet."""
+
+    def check() -> bool:
         try:
-            if condition():  # type: ignore[operator]
-                return True
+            return condition()
         except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
-    return False
+            return False
+
+    return check
 
 
 def event_types(http_port: int) -> set[str]:
@@ -69,13 +69,12 @@ def test_the_demo_runs_with_no_redis_and_stops_cleanly_on_ctrl_c(
 ) -> None:
     process, redis_port, http_port, env = demo
     health = f"http://127.0.0.1:{http_port}/healthz"
-    assert wait_until(lambda: httpx.get(health, timeout=2).json()["redis"] == "up", 30), (
-        "dashboard never came up"
-    )
+    redis_up = answered(lambda: httpx.get(health, timeout=2).json()["redis"] == "up")
+    eventually(redis_up, 30, 0.25, "the dashboard")
     assert answers(redis_port), "the embedded Redis is not on the configured port"
 
     every_type = {t.value for t in EventType}
-    assert wait_until(lambda: event_types(http_port) >= every_type, 60), every_type - event_types(http_port)
+    eventually(answered(lambda: event_types(http_port) >= every_type), 60, 0.25, "every event type")
 
     tail = subprocess.run(
         [sys.executable, "-m", "sollol_otel", "tail", "--history", "5", "--output", "json"],

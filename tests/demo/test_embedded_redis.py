@@ -7,12 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from redis_servers import free_port
+from waiting import eventually
 
 from sollol_otel.demo import embedded_redis
 
@@ -81,10 +81,7 @@ def test_the_server_dies_with_its_demo_even_on_sigkill(state_home: Path) -> None
     assert embedded_redis.answers(f"redis://127.0.0.1:{port}")
     owner.send_signal(signal.SIGKILL)
     owner.wait(5)
-    deadline = time.monotonic() + 5
-    while embedded_redis.answers(f"redis://127.0.0.1:{port}") and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not embedded_redis.answers(f"redis://127.0.0.1:{port}")
+    eventually(lambda: not embedded_redis.answers(f"redis://127.0.0.1:{port}"), timeout=5)
 
 
 def _dead_pid() -> int:

@@ -6,7 +6,6 @@ installs SDK providers with in-memory exporters once; each test clears what it s
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +19,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from waiting import eventually
 
 import sollol_otel
 from sollol_otel.recording.pipeline import force_flush
@@ -57,17 +57,18 @@ class Pipeline:
 
     def events(self, count: int | None = None, timeout: float = 5.0) -> list[dict[str, Any]]:
         """Wire events in the stream: at least `count` of them when given (waits up to `timeout`)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            force_flush(timeout)
-            found = []
-            for _, fields in self.client.xrange(self.stream):
-                event = decode(fields)
-                assert not isinstance(event, Skipped), event
-                found.append(dict(event.fields))
-            if count is None or len(found) >= count or time.monotonic() > deadline:
-                return found
-            time.sleep(0.02)
+        force_flush(timeout)
+        if count is None:
+            return self._stream_events()
+        return eventually(lambda: [] if len(found := self._stream_events()) < count else found, timeout)
+
+    def _stream_events(self) -> list[dict[str, Any]]:
+        found = []
+        for _, fields in self.client.xrange(self.stream):
+            event = decode(fields)
+            assert not isinstance(event, Skipped), event
+            found.append(dict(event.fields))
+        return found
 
     def spans(self) -> list[ReadableSpan]:
         return list(self.span_exporter.get_finished_spans())

@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
+from waiting import eventually
 
 from sollol_otel.instrumentation.autostart import (
     answers,
@@ -35,13 +35,8 @@ def started() -> Iterator[list[subprocess.Popen[bytes]]]:
         process.wait(timeout=10)
 
 
-def wait_until_answering(port: int, timeout: float = 15.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if answers("127.0.0.1", port, timeout=0.2):
-            return True
-        time.sleep(0.1)
-    return False
+def wait_until_answering(port: int) -> bool:
+    return eventually(lambda: answers("127.0.0.1", port, timeout=0.2), timeout=15, what=f"port {port}")
 
 
 def test_autostart_is_off_unless_asked_for() -> None:

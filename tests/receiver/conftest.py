@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -13,6 +12,7 @@ import redis
 import uvicorn
 from receiver.receiver_harness import RunningReceiver
 from redis_servers import free_port
+from waiting import eventually
 
 from sollol_otel.receiver import ReceiverConfig, create_app
 from sollol_otel.settings import Settings
@@ -30,10 +30,8 @@ def start_receiver(keys: tuple[str, str]) -> Iterator[Callable[..., RunningRecei
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         servers.append((server, thread))
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert time.monotonic() < deadline and thread.is_alive(), "receiver did not start"
-            time.sleep(0.01)
+        eventually(lambda: server.started or not thread.is_alive(), what="the receiver to start")
+        assert server.started, "receiver did not start"
         return RunningReceiver(f"http://127.0.0.1:{port}", app)
 
     yield start

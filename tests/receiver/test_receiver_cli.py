@@ -6,10 +6,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import httpx
 from redis_servers import free_port
+from waiting import eventually
 
 
 def test_collector_command_serves_and_warns_about_an_open_bind_without_leaking_the_password(
@@ -21,14 +21,15 @@ def test_collector_command_serves_and_warns_about_an_open_bind_without_leaking_t
     command = [sys.executable, "-m", "sollol_otel", "collector", "--host", "0.0.0.0", "--port", str(port)]
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 15
-        while True:
+
+        def healthz() -> httpx.Response | None:
+            assert process.poll() is None, "collector exited"
             try:
-                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
+                return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
             except httpx.TransportError:
-                assert time.monotonic() < deadline and process.poll() is None, "collector did not start"
-                time.sleep(0.1)
+                return None
+
+        health = eventually(healthz, timeout=15, what="the collector to start")
     finally:
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=15)

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import queue
 import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+
+from waiting import eventually
 
 COMMAND = [sys.executable, "-m", "sollol_otel"]
 
@@ -57,7 +56,6 @@ class Running:
         )
         self.stdout: list[str] = []
         self.stderr: list[str] = []
-        self._changed: queue.Queue[None] = queue.Queue()
         self._readers = [
             threading.Thread(target=self._collect, args=(pipe, lines), daemon=True)
             for pipe, lines in ((self.process.stdout, self.stdout), (self.process.stderr, self.stderr))
@@ -68,16 +66,12 @@ class Running:
     def _collect(self, pipe: Any, lines: list[str]) -> None:
         for line in pipe:
             lines.append(line.rstrip("\n"))
-            self._changed.put(None)
 
     def wait_for(self, condition: Callable[[], bool], timeout: float = 20) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"timed out; stdout={self.stdout[-5:]!r} stderr={self.stderr!r}")
-            with contextlib.suppress(queue.Empty):
-                self._changed.get(timeout=min(remaining, 0.2))
+        try:
+            eventually(condition, timeout)
+        except AssertionError:
+            raise AssertionError(f"timed out; stdout={self.stdout[-5:]!r} stderr={self.stderr!r}") from None
 
     def stderr_has(self, text: str) -> bool:
         return any(text in line for line in self.stderr)
