@@ -9,6 +9,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python="${1:-.venv/bin/python}"
 
-"$python" -m pip install -q --no-deps "sollol==0.9.66"
 "$python" -m pip install -q "ray>=2.9" "flask>=2" "flask-cors>=4" "flask-sock>=0.7" "prometheus-client>=0.12" "httpx>=0.27"
+"$python" -m pip install -q --no-deps "sollol==0.9.66"   # last: nothing installed after it re-checks its deps
 "$python" -c "import sollol.pool, sollol.hybrid_router"

@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-quiet() { "$@" 2> >(grep -v '^WARNING: Location' >&2); }  # pip's notes about this machine's mirrors
+# pip's notes about this machine's mirrors, and (on a re-run) its resolver listing SOLLOL's declared
+# dependencies that scripts/install_sollol.sh leaves out on purpose.
+quiet() { "$@" 2> >(grep -v -e '^WARNING: Location' -e "^ERROR: pip's dependency resolver" -e '^sollol 0.9.66 requires' >&2); }
 
 python3 -m venv .venv
 quiet .venv/bin/python -m pip install -q --upgrade pip

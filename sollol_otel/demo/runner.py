@@ -4,10 +4,13 @@ simulated three-instance SOLLOL cluster recording through the real pipeline."""
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TextIO
 
 from rich.console import Console
@@ -72,9 +75,17 @@ def _cluster(settings: Settings, rate: float) -> Iterator[list[subprocess.Popen[
                 instance.wait(5)
 
 
+def command() -> str:
+    """How to run `sollol-otel` from any shell: the full path when no virtualenv is active."""
+    script = Path(sys.executable).with_name("sollol-otel")
+    if shutil.which("sollol-otel") == str(script):
+        return "sollol-otel"
+    return shlex.quote(str(script)) if script.exists() else f"{shlex.quote(sys.executable)} -m sollol_otel"
+
+
 def _instructions(settings: Settings, host: str, port: int) -> Text:
     """Printed unwrapped, so both lines can be copied whole from any terminal width."""
-    tail = "sollol-otel tail --history 20 --follow"
+    tail = f"{command()} tail --history 20 --follow"
     if settings.redis_url != REDIS_URL.default:
         tail += f" --redis-url {settings.redacted_redis_url}"
     text = Text(no_wrap=True, overflow="ignore")

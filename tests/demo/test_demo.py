@@ -16,6 +16,7 @@ from redis_servers import answers, free_port
 from waiting import eventually
 
 from sollol_otel import EventType
+from sollol_otel.demo import runner
 
 
 @pytest.fixture
@@ -96,3 +97,13 @@ def test_the_demo_runs_with_no_redis_and_stops_cleanly_on_ctrl_c(
     assert not [pid for pid in children if alive(pid)], "a process of the demo was left behind"
     assert not answers(redis_port)
     assert not (Path(env["XDG_STATE_HOME"]) / "sollol-otel" / "redis.json").exists()
+
+
+def test_the_printed_command_runs_in_a_shell_without_the_virtualenv_on_path() -> None:
+    shell = subprocess.run(
+        ["sh", "-c", f"{runner.command()} tail --help"],
+        env={"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/")},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert shell.returncode == 0, shell.stderr
+    assert "--history" in shell.stdout
