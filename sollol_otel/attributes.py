@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 
 from opentelemetry.util.types import AttributeValue
 
-from sollol_otel.events import SCHEMA_VERSION, EventType, describe
+from sollol_otel.events import SCHEMA_VERSION, EventType, one_line_message
 from sollol_otel.wire import MAX_STRING_CHARS, iso_timestamp, to_wire_value
 
 NAMESPACE = "sollol."
@@ -169,7 +169,7 @@ def to_wire_fields(
             fields[wire_key] = list(value) if isinstance(value, tuple) else value
     if event_type in _CACHEABLE:
         fields.setdefault("cached", event_type == EventType.CACHE_HIT)
-    fields["message"] = body if isinstance(body, str) and body else describe(event_type, fields)
+    fields["message"] = body if isinstance(body, str) and body else one_line_message(event_type, fields)
     if trace_id:
         fields["trace_id"] = f"{trace_id:032x}"
         fields["span_id"] = f"{span_id:016x}"

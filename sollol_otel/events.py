@@ -82,7 +82,7 @@ class RoutingEvent:
     @property
     def message(self) -> str:
         """The writer's own message when it sent one, else ours."""
-        return self.text("message") or describe(self.event_type, self.fields)
+        return self.text("message") or one_line_message(self.event_type, self.fields)
 
 
 def _shown(value: object) -> str:
@@ -102,8 +102,8 @@ def _seconds(value: object) -> str:
     return _shown(value)
 
 
-def describe(event_type: str, fields: Mapping[str, Any]) -> str:
-    """The one-line message in the seed's style, e.g. `🎯 llama3.2:3b → ollama | sufficient_resources`."""
+def one_line_message(event_type: str, fields: Mapping[str, Any]) -> str:
+    """SOLLOL's one-line console message, e.g. `🎯 llama3.2:3b → ollama | sufficient_resources`."""
     get = fields.get
     model, backend, reason = _shown(get("model")), _shown(get("backend")), _shown(get("reason"))
     if event_type == EventType.ROUTE_DECISION:

@@ -1,6 +1,6 @@
 """`sollol-otel emit-test`: a realistic routing session, recorded through the real pipeline.
 
-The seed's test_routing_log.py, done properly: every event type SOLLOL records, with the
+SOLLOL's test_routing_log.py, done properly: every event type SOLLOL records, with the
 arguments HybridRouter and OllamaPool pass, written by `get_routing_logger().log_*()` and
 flushed by `shutdown()`, then counted in the stream so a silent failure cannot pass for success.
 """

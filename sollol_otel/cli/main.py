@@ -36,7 +36,7 @@ EventTypeOption = Annotated[
 ]
 InstanceOption = Annotated[str | None, typer.Option("--instance", help="Only instances whose id starts so.")]
 OutputOption = Annotated[
-    OutputFormat, typer.Option("--output", "-o", help="text: the seed's layout; json: one object per line.")
+    OutputFormat, typer.Option("--output", "-o", help="text: SOLLOL's layout; json: one object per line.")
 ]
 ColorOption = Annotated[
     ColorMode, typer.Option("--color", help="auto: colour on a terminal unless NO_COLOR is set.")

@@ -22,7 +22,7 @@ from opentelemetry.context import Context
 from opentelemetry.util.types import AttributeValue
 
 from sollol_otel.attributes import event_attributes, span_event_attributes
-from sollol_otel.events import EventType, describe
+from sollol_otel.events import EventType, one_line_message
 from sollol_otel.identity import instance_id
 from sollol_otel.recording.handoff import Handoff
 from sollol_otel.wire import truncate
@@ -121,7 +121,7 @@ class RoutingLogger:
                     event_name=_EVENT_NAMES[decision.event_type],
                     severity_number=_SEVERITY[decision.event_type],
                     body=truncate(
-                        describe(
+                        one_line_message(
                             decision.event_type,
                             {"model": decision.model, "backend": decision.backend, **decision.fields},
                         )

@@ -245,7 +245,7 @@ def get_routing_logger(redis_client: Any = None, console_output: bool | None = N
 
 
 def enable_console_routing_log() -> None:
-    """Also print every routing decision to stderr, in the seed's format."""
+    """Also print every routing decision to stderr, in SOLLOL's console layout."""
     get_routing_logger().console_output = True
 
 

@@ -26,7 +26,7 @@ from sollol_otel.wire import encode
 
 _log = logging.getLogger(__name__)
 
-Event = Mapping[str, Any]
+WireFields = Mapping[str, Any]  # one event as the wire fields it is written with
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class RedisWriter:
         self._client = client or sync_client(settings.redis_url)
         self._max_backlog = settings.backlog
         self._max_batch = max_batch
-        self._backlog: collections.deque[Event] = collections.deque()
+        self._backlog: collections.deque[WireFields] = collections.deque()
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._idle = threading.Event()
@@ -65,7 +65,7 @@ class RedisWriter:
         self._thread = threading.Thread(target=self._run, name="sollol-otel-redis-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, events: Iterable[Event]) -> None:
+    def submit(self, events: Iterable[WireFields]) -> None:
         with self._lock:
             if self._stop.is_set():
                 self._dropped += sum(1 for _ in events)
@@ -90,20 +90,20 @@ class RedisWriter:
             connected=self._connected,
         )
 
-    def _take(self) -> list[Event]:
+    def _take(self) -> list[WireFields]:
         """The next batch; it still counts as backlog until it is written or dropped."""
         with self._lock:
             count = min(self._max_batch, len(self._backlog))
             self._in_flight = count
             return [self._backlog.popleft() for _ in range(count)]
 
-    def _put_back(self, batch: Sequence[Event]) -> None:
+    def _put_back(self, batch: Sequence[WireFields]) -> None:
         with self._lock:
             self._backlog.extendleft(reversed(batch))
             self._in_flight = 0
             self._trim()
 
-    def _write(self, batch: Sequence[Event]) -> None:
+    def _write(self, batch: Sequence[WireFields]) -> None:
         """XADD and PUBLISH for every event in one round trip.
 
         This is redis-py's pipeline without its per-command Python bookkeeping (packing by hiredis,

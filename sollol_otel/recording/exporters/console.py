@@ -1,4 +1,4 @@
-"""Console exporter: each routing decision printed to stderr in the seed's layout.
+"""Console exporter: each routing decision printed to stderr in SOLLOL's console layout.
 
 Runs on the realtime processor's thread, so printing never slows the router. Text goes
 through the same safe renderer as `sollol-otel tail`, so a hostile model name cannot reach the
