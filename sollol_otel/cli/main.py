@@ -129,7 +129,7 @@ def dashboard(
 
 
 @app.command()
-def collector(
+def receiver(
     host: Annotated[
         str, typer.Option("--host", help="Address to listen on; 0.0.0.0 inside a container.")
     ] = "127.0.0.1",
@@ -148,6 +148,11 @@ def collector(
     from sollol_otel.receiver.server import serve
 
     serve(_stream_settings(redis_url), host=host, port=port)
+
+
+# The command's first name, kept for existing scripts and deployments; `collector/` is the real
+# OpenTelemetry Collector's deployment, which this receiver sits beside.
+app.command("collector", help="The same as `receiver` (its earlier name).")(receiver)
 
 
 @app.command()
