@@ -138,7 +138,7 @@ DASHBOARD_HOST = Variable(
 DASHBOARD_PORT = Variable("SOLLOL_DASHBOARD_PORT", 8080, port, "the port autostart looks at and listens on")
 # The OTLP receiver.
 COLLECTOR_TOKEN = Variable[str | None](
-    "SOLLOL_COLLECTOR_TOKEN", None, optional_text, "bearer token required by `sollol-otel collector`"
+    "SOLLOL_COLLECTOR_TOKEN", None, optional_text, "bearer token required by `sollol-otel receiver`"
 )
 
 #: Every variable, in the order the README's Configuration table lists them.
