@@ -30,7 +30,6 @@ from opentelemetry.sdk.trace import TracerProvider
 import sollol_otel
 from sollol_otel import EventType
 from sollol_otel.instrumentation import record_decision, routing_span
-from sollol_otel.recording.pipeline import force_flush
 
 
 class Router:
@@ -59,7 +58,7 @@ class Router:
 
 def settle() -> None:
     """Let the previous row's events reach Redis, so its delivery does not run during the next row."""
-    force_flush(30.0)
+    sollol_otel.force_flush(30.0)
     gc.collect()
 
 

@@ -40,9 +40,9 @@ from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogR
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
+from sollol_otel import RoutingLogger
 from sollol_otel.receiver.app import to_wire
 from sollol_otel.receiver.otlp import Signal, decode
-from sollol_otel.recording.logger import RoutingLogger
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 

@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from waiting import eventually
 
 import sollol_otel
-from sollol_otel.recording.pipeline import force_flush
+from sollol_otel import force_flush
 from sollol_otel.wire import Skipped, decode
 
 

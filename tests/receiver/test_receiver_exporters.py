@@ -17,8 +17,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from receiver.receiver_harness import RunningReceiver
 
+from sollol_otel import RoutingLogger
 from sollol_otel.receiver import ReceiverConfig
-from sollol_otel.recording.logger import RoutingLogger
 
 StreamEvents = Callable[[], list[dict[str, Any]]]
 
