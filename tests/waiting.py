@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -25,17 +24,3 @@ def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what or condition!r}")
         time.sleep(interval)
-
-
-async def eventually_async(
-    condition: Callable[[], T], timeout: float = DEFAULT_TIMEOUT, interval: float = 0.02, what: str = ""
-) -> T:
-    """`eventually` for tests on an event loop: sleeps without blocking it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what or condition!r}")
-        await asyncio.sleep(interval)
