@@ -3,12 +3,12 @@ times it starts from: a duration back from now (`10m`, `2h`, `1h30m`) or a point
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 from sollol_otel.events import RoutingEvent
+from sollol_otel.settings import duration_seconds
 
 
 @dataclass(frozen=True)
@@ -65,10 +65,6 @@ class EventFilter:
         return " ".join(p for p in parts if p) or "none"
 
 
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-
-
 def parse_since(value: str, now: datetime | None = None) -> datetime:
     """The moment `value` names, timezone-aware.
 
@@ -77,8 +73,8 @@ def parse_since(value: str, now: datetime | None = None) -> datetime:
     """
     text = value.strip()
     moment = now or datetime.now(timezone.utc)
-    if text and _DURATION.sub("", text) == "":
-        seconds = sum(float(amount) * _UNITS[unit] for amount, unit in _DURATION.findall(text))
+    seconds = duration_seconds(text)
+    if seconds is not None:
         return moment - timedelta(seconds=seconds)
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))

@@ -9,10 +9,11 @@ a bad value always fails the same way, naming the variable.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 T = TypeVar("T")
 
@@ -54,6 +55,25 @@ def port(name: str, raw: str) -> int:
         return parse_int(name, raw, maximum=65535)
     except SettingsError:
         raise SettingsError(f"{name}={raw!r} is not a port number") from None
+
+
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+
+
+def duration_seconds(value: str) -> float | None:
+    """`30s`, `15m`, `1h30m`, `7d` in seconds; None when `value` is not a duration."""
+    value = value.strip()
+    if not value or _DURATION.sub("", value):
+        return None
+    return sum(float(amount) * _UNITS[unit] for amount, unit in _DURATION.findall(value))
+
+
+def duration(name: str, raw: str) -> float | None:
+    seconds = duration_seconds(raw)
+    if seconds is None or seconds < 1:
+        raise SettingsError(f"{name}={raw!r} is not a duration of a second or more (like 30s, 15m, 24h, 7d)")
+    return seconds
 
 
 def text(name: str, raw: str) -> str:
@@ -104,6 +124,12 @@ ROUTING_CHANNEL = Variable("SOLLOL_ROUTING_CHANNEL", "sollol:routing_events", te
 ROUTING_STREAM_MAXLEN = Variable(
     "SOLLOL_ROUTING_STREAM_MAXLEN", 10_000, integer(), "approximate stream length kept"
 )
+ROUTING_STREAM_RETENTION = Variable[float | None](
+    "SOLLOL_ROUTING_STREAM_RETENTION",
+    None,
+    duration,
+    "also trim stream entries older than this (30s, 15m, 24h, 7d), alongside the MAXLEN bound",
+)
 ROUTING_BACKLOG = Variable(
     "SOLLOL_ROUTING_BACKLOG", 10_000, integer(), "events kept in memory while Redis is unreachable"
 )
@@ -149,6 +175,7 @@ VARIABLES: tuple[Variable[Any], ...] = (
     ROUTING_STREAM,
     ROUTING_CHANNEL,
     ROUTING_STREAM_MAXLEN,
+    ROUTING_STREAM_RETENTION,
     ROUTING_BACKLOG,
     OTEL_SDK_DISABLED,
     DASHBOARD_TOKEN,
@@ -172,6 +199,7 @@ class Settings:
     stream: str = ROUTING_STREAM.default
     channel: str = ROUTING_CHANNEL.default
     stream_maxlen: int = ROUTING_STREAM_MAXLEN.default
+    stream_retention: float | None = ROUTING_STREAM_RETENTION.default  # seconds
     backlog: int = ROUTING_BACKLOG.default  # events kept in memory while Redis is away
 
     @classmethod
@@ -183,32 +211,10 @@ class Settings:
             stream=ROUTING_STREAM.read(environ),
             channel=ROUTING_CHANNEL.read(environ),
             stream_maxlen=ROUTING_STREAM_MAXLEN.read(environ),
+            stream_retention=ROUTING_STREAM_RETENTION.read(environ),
             backlog=ROUTING_BACKLOG.read(environ),
         )
 
     def with_overrides(self, **changes: object) -> Settings:
         """Copy with the given fields replaced; None means "keep the current value"."""
         return replace(self, **{k: v for k, v in changes.items() if v is not None})  # type: ignore[arg-type]
-
-    @property
-    def redacted_redis_url(self) -> str:
-        return redact_url(self.redis_url)
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced, safe for logs, errors and pages."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable redis url>"
-    if parts.password is None and "password=" not in parts.query:
-        return url
-    netloc = parts.netloc
-    if parts.password is not None:
-        userinfo, _, hostinfo = netloc.rpartition("@")
-        user = userinfo.split(":", 1)[0]
-        netloc = f"{user}:***@{hostinfo}" if user else f":***@{hostinfo}"
-    query = "&".join(
-        "password=***" if pair.startswith("password=") else pair for pair in parts.query.split("&") if pair
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

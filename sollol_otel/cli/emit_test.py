@@ -13,8 +13,9 @@ import redis
 
 from sollol_otel.display import safe_text
 from sollol_otel.recording.logger import RoutingLogger
-from sollol_otel.redis.client import CONNECTION_ERRORS, sync_client
-from sollol_otel.settings import Settings, redact_url
+from sollol_otel.redis.client import CONNECTION_ERRORS, SyncClient, sync_client
+from sollol_otel.redis.urls import redact_url
+from sollol_otel.settings import Settings
 
 EXIT_OK, EXIT_REDIS = 0, 1
 _READ_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, redis.ResponseError)
@@ -47,7 +48,7 @@ def record_session(logger: RoutingLogger) -> int:
     return 13
 
 
-def _entries_added(client: redis.Redis, stream: str) -> int:
+def _entries_added(client: SyncClient, stream: str) -> int:
     try:
         info = client.xinfo_stream(stream)
     except redis.ResponseError:  # no such key yet
@@ -60,8 +61,9 @@ def run(settings: Settings, *, console: bool, err: TextIO) -> int:
     from sollol_otel import configure, shutdown
 
     where = f"{safe_text(settings.stream)} at {redact_url(settings.redis_url)}"
-    client = sync_client(settings.redis_url)
+    client: SyncClient | None = None
     try:
+        client = sync_client(settings.redis_url)
         before = _entries_added(client, settings.stream)
         recorded = record_session(
             configure(redis_url=settings.redis_url, stream=settings.stream, enabled=True, console=console)
@@ -72,7 +74,8 @@ def run(settings: Settings, *, console: bool, err: TextIO) -> int:
         err.write(f"cannot reach {where}: {safe_text(exc)}\n")
         return EXIT_REDIS
     finally:
-        client.close()
+        if client is not None:
+            client.close()
     if arrived < recorded:
         err.write(f"only {arrived} of {recorded} sample events reached {where}\n")
         return EXIT_REDIS

@@ -44,10 +44,17 @@ ColorOption = Annotated[
 
 
 def _stream_settings(redis_url: str | None) -> Settings:
+    from sollol_otel.redis.urls import parse_redis_url
+
     try:
-        return Settings.from_env().with_overrides(redis_url=redis_url)
+        settings = Settings.from_env().with_overrides(redis_url=redis_url)
     except SettingsError as exc:
         raise typer.BadParameter(str(exc)) from None
+    try:
+        parse_redis_url(settings.redis_url)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--redis-url or SOLLOL_REDIS_URL") from None
+    return settings
 
 
 def _since(value: str | None) -> datetime | None:
@@ -108,6 +115,12 @@ def dashboard(
         str, typer.Option("--host", help="Address to listen on; keep 127.0.0.1 unless a token is set.")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8080,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers", min=1, help="Processes serving the one port, each with its own stream reader."
+        ),
+    ] = 1,
     redis_url: RedisUrlOption = None,
 ) -> None:
     """Serve the live "🎯 SOLLOL Routing Decisions" dashboard (page, WebSocket/SSE feeds, JSON API).
@@ -125,7 +138,7 @@ def dashboard(
     except SettingsError as exc:
         raise typer.BadParameter(str(exc)) from None
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    serve(settings, config, host=host, port=port)
+    serve(settings, config, host=host, port=port, workers=workers)
 
 
 @app.command()

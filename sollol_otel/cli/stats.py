@@ -25,7 +25,7 @@ from sollol_otel.filters import EventFilter
 from sollol_otel.redis.client import CONNECTION_ERRORS, async_client
 from sollol_otel.redis.paging import pages_back
 from sollol_otel.redis.stream import StreamReader, id_for_time
-from sollol_otel.settings import redact_url
+from sollol_otel.redis.urls import redact_url
 from sollol_otel.wire import Skipped
 
 _PAGE = 5000
@@ -144,7 +144,7 @@ def render_text(stats: Stats, console: Console, top: int) -> None:
 
 
 async def _run(url: str, stream: str, since: datetime | None, event_filter: EventFilter) -> Stats:
-    client = async_client(url)
+    client = await async_client(url)
     try:
         return await collect(client, stream, since, event_filter)
     finally:

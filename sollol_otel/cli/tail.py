@@ -25,10 +25,10 @@ from rich.text import Text
 from sollol_otel.cli.output import OutputFormat, json_text
 from sollol_otel.display import ColorMode, colours, console_for, render_ansi, safe_text
 from sollol_otel.filters import EventFilter
-from sollol_otel.redis.client import CONNECTION_ERRORS, async_client
+from sollol_otel.redis.client import CONNECTION_ERRORS, AsyncClient, async_client
 from sollol_otel.redis.paging import pages_back
 from sollol_otel.redis.stream import Gap, ReaderLost, StreamEntry, StreamReader, id_for_time
-from sollol_otel.settings import redact_url
+from sollol_otel.redis.urls import redact_url
 from sollol_otel.wire import Skipped
 
 #: XREAD waits this long per call; a hung Redis is noticed within it plus the socket slack.
@@ -160,11 +160,12 @@ async def _history(reader: StreamReader, options: TailOptions, output: Output) -
 
 
 async def _run(options: TailOptions, output: Output) -> int:
-    client = async_client(options.redis_url, socket_timeout=BLOCK_MS / 1000 + _SOCKET_SLACK)
-    reader = StreamReader(client, options.stream)
     where = f"{safe_text(options.stream)} at {redact_url(options.redis_url)}"
+    client: AsyncClient | None = None
     try:
         try:
+            client = await async_client(options.redis_url, socket_timeout=BLOCK_MS / 1000 + _SOCKET_SLACK)
+            reader = StreamReader(client, options.stream)
             if options.history is None and options.since is None:
                 await reader.start_live()
             else:
@@ -190,7 +191,8 @@ async def _run(options: TailOptions, output: Output) -> int:
         output.notice(f"cannot read {where}: {safe_text(exc)}", style="bold red")
         return EXIT_REDIS
     finally:
-        await client.aclose()
+        if client is not None:
+            await client.aclose()
 
 
 def run(options: TailOptions) -> int:

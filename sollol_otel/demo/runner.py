@@ -18,6 +18,7 @@ from rich.text import Text
 
 from sollol_otel import addresses
 from sollol_otel.demo import embedded_redis
+from sollol_otel.redis.urls import redact_url
 from sollol_otel.settings import REDIS_URL, Settings
 from sollol_otel.web import DashboardConfig, serve
 
@@ -28,13 +29,13 @@ INSTANCES = 3
 def _redis(settings: Settings, console: Console) -> Iterator[Settings]:
     """The configured Redis when it answers, else an embedded one for as long as the demo runs."""
     if embedded_redis.answers(settings.redis_url):
-        console.print(f"Using the Redis at {settings.redacted_redis_url}")
+        console.print(f"Using the Redis at {redact_url(settings.redis_url)}")
         yield settings
         return
     server = embedded_redis.start(settings.redis_url)
     how = "started an embedded" if server.owner else "reusing the running demo's embedded"
     console.print(
-        f"No Redis answers at {settings.redacted_redis_url}: {how} redis-server on {server.url} "
+        f"No Redis answers at {redact_url(settings.redis_url)}: {how} redis-server on {server.url} "
         f"(state in {embedded_redis.state_dir()})"
     )
     try:
@@ -87,7 +88,7 @@ def _instructions(settings: Settings, host: str, port: int) -> Text:
     """Printed unwrapped, so both lines can be copied whole from any terminal width."""
     tail = f"{command()} tail --history 20 --follow"
     if settings.redis_url != REDIS_URL.default:
-        tail += f" --redis-url {settings.redacted_redis_url}"
+        tail += f" --redis-url {redact_url(settings.redis_url)}"
     text = Text(no_wrap=True, overflow="ignore")
     text.append(f"\n{INSTANCES} simulated SOLLOL instances are routing requests.\n")
     text.append("  Dashboard: ", style="bold")

@@ -9,6 +9,7 @@ import uvicorn
 
 from sollol_otel.addresses import is_loopback
 from sollol_otel.receiver.app import ReceiverConfig, create_app
+from sollol_otel.redis.urls import redact_url
 from sollol_otel.settings import COLLECTOR_TOKEN, Settings
 
 
@@ -24,7 +25,7 @@ def serve(settings: Settings, *, host: str, port: int) -> None:
         )
     typer.echo(
         f"sollol-otel collector: OTLP/HTTP on http://{host}:{port}/v1/logs and /v1/traces → "
-        f"{settings.redacted_redis_url} stream {settings.stream!r}"
+        f"{redact_url(settings.redis_url)} stream {settings.stream!r}"
         + (" (bearer token required)" if token else ""),
         err=True,
     )

@@ -1,7 +1,8 @@
 """The one Redis writer: every routing event goes into the stream and the channel through here.
 
 Both the in-process bridge exporter and the OTLP receiver submit events and return at once; a
-background thread writes each batch as one pipeline (XADD with MAXLEN ~ and PUBLISH per event).
+background thread writes each batch as one pipeline (XADD with MAXLEN ~ and PUBLISH per event,
+and with a retention set, an XTRIM MINID ~ once a second).
 When Redis refuses or hangs, the thread reconnects with backoff while a bounded backlog keeps
 the newest events in order; what does not fit is dropped oldest-first and counted.
 """
@@ -18,9 +19,17 @@ from typing import Any
 
 import hiredis
 import redis
+import redis.exceptions
 
 from sollol_otel.redis.backoff import Backoff
-from sollol_otel.redis.client import CONNECTION_ERRORS, sync_client
+from sollol_otel.redis.client import (
+    CONNECTION_ERRORS,
+    SyncClient,
+    pool_for_key,
+    refresh_topology,
+    sync_client,
+)
+from sollol_otel.redis.urls import parse_redis_url, redact_url
 from sollol_otel.settings import Settings
 from sollol_otel.wire import encode
 
@@ -51,7 +60,9 @@ class RedisWriter:
         client: redis.Redis | None = None,
     ) -> None:
         self._settings = settings
-        self._client = client or sync_client(settings.redis_url)
+        parse_redis_url(settings.redis_url)  # a malformed URL fails here, not on the writer's thread
+        self._client: SyncClient | None = client  # else made on the writer's thread: it may ask Redis
+        self._next_trim = 0.0
         self._max_backlog = settings.backlog
         self._max_batch = max_batch
         self._backlog: collections.deque[WireFields] = collections.deque()
@@ -103,13 +114,26 @@ class RedisWriter:
             self._in_flight = 0
             self._trim()
 
-    def _write(self, batch: Sequence[WireFields]) -> None:
-        """XADD and PUBLISH for every event in one round trip.
+    def _trim_command(self) -> tuple[bytes, ...] | None:
+        """XTRIM MINID ~ (now - retention), at most once a second: one XADD takes only one trim rule."""
+        retention, now = self._settings.stream_retention, time.time()
+        if retention is None or now < self._next_trim:
+            return None
+        self._next_trim = now + 1.0
+        oldest = f"{int((now - retention) * 1000)}-0"
+        return (b"XTRIM", self._settings.stream.encode(), b"MINID", b"~", oldest.encode())
+
+    def _write(self, batch: Sequence[WireFields]) -> list[WireFields]:
+        """XADD and PUBLISH for every event in one round trip; the events a Cluster redirected.
 
         This is redis-py's pipeline without its per-command Python bookkeeping (packing by hiredis,
-        replies read but not parsed into objects): a third of the cost at 50,000 events/s.
+        replies read but not parsed into objects): a third of the cost at 50,000 events/s. In a
+        Cluster the pipeline goes to the master of the stream's slot (PUBLISH reaches every node
+        from there); XADDs answered MOVED or ASK are handed back to be written again.
         """
         settings = self._settings
+        if self._client is None:
+            self._client = sync_client(settings.redis_url)
         xadd = (
             b"XADD",
             settings.stream.encode(),
@@ -125,17 +149,33 @@ class RedisWriter:
             payload = encode(event)
             packed += hiredis.pack_command((*xadd, payload))  # type: ignore[arg-type]  # stub says 1-tuple
             packed += hiredis.pack_command((*publish, payload))  # type: ignore[arg-type]
-        pool = self._client.connection_pool
+        trim = self._trim_command()
+        if trim is not None:
+            packed += hiredis.pack_command(trim)  # type: ignore[arg-type]
+        pool = pool_for_key(self._client, settings.stream)
         connection = pool.get_connection()
+        redirected: list[WireFields] = []
+        refused: redis.ResponseError | None = None
         try:
             connection.send_packed_command([bytes(packed)], check_health=False)  # type: ignore[no-untyped-call]
-            for _ in range(2 * len(batch)):
-                connection.read_response(disable_decoding=True)
+            for index in range(2 * len(batch) + (trim is not None)):
+                try:
+                    connection.read_response(disable_decoding=True)
+                except (redis.exceptions.MovedError, redis.exceptions.AskError):
+                    if index < 2 * len(batch) and index % 2 == 0:
+                        redirected.append(batch[index // 2])
+                except redis.ResponseError as exc:
+                    refused = refused or exc
         except BaseException:
             connection.disconnect()  # type: ignore[no-untyped-call]  # replies left unread: not reusable
             raise
         finally:
             pool.release(connection)
+        if refused is not None:
+            raise refused
+        if redirected:
+            refresh_topology(self._client)
+        return redirected
 
     def _run(self) -> None:
         backoff = Backoff(initial=0.05, maximum=5.0)
@@ -147,7 +187,7 @@ class RedisWriter:
                 if not batch:
                     break
                 try:
-                    self._write(batch)
+                    redirected = self._write(batch)
                 except CONNECTION_ERRORS as exc:
                     self._put_back(batch)
                     self._retried += 1
@@ -155,7 +195,7 @@ class RedisWriter:
                         self._connected = False
                         _log.warning(
                             "Redis at %s unavailable (%s); keeping up to %d routing events until it is back",
-                            self._settings.redacted_redis_url, type(exc).__name__, self._max_backlog,
+                            redact_url(self._settings.redis_url), type(exc).__name__, self._max_backlog,
                         )  # fmt: skip
                     self._stop.wait(backoff.next_delay())
                     continue
@@ -164,13 +204,18 @@ class RedisWriter:
                     self._in_flight = 0
                     _log.error("%d routing events could not be written: %s", len(batch), exc)
                     continue
-                self._exported += len(batch)
+                self._exported += len(batch) - len(redirected)
                 self._in_flight = 0
+                if redirected:  # a Cluster slot moved or is moving: its owner takes them shortly
+                    self._put_back(redirected)
+                    self._retried += 1
+                    self._stop.wait(backoff.next_delay())
+                    continue
                 backoff.reset()
                 if not self._connected:
                     self._connected = True
                     _log.warning(
-                        "Redis at %s is back; delivering the backlog", self._settings.redacted_redis_url
+                        "Redis at %s is back; delivering the backlog", redact_url(self._settings.redis_url)
                     )
             with self._lock:
                 if not self._backlog:
@@ -194,4 +239,5 @@ class RedisWriter:
             self._dropped += len(self._backlog)
             self._backlog.clear()
         self._idle.set()
-        self._client.close()
+        if self._client is not None:
+            self._client.close()

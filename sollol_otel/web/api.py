@@ -9,7 +9,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from sollol_otel.identity import package_version
-from sollol_otel.redis.client import CONNECTION_ERRORS
+from sollol_otel.redis.client import CONNECTION_ERRORS, LazyClient
+from sollol_otel.redis.urls import redact_url
 from sollol_otel.web.config import MAX_BACKLOG
 from sollol_otel.web.history import recent
 from sollol_otel.web.params import BadParameter, bounded_int, event_filter, stream_id
@@ -39,7 +40,7 @@ async def routing_events(request: Request) -> Response:
     except BadParameter as exc:
         return _error(400, str(exc))
     try:
-        found = await recent(state.client, state.settings.stream, flt, limit, before)
+        found = await recent(await state.client.get(), state.settings.stream, flt, limit, before)
     except CONNECTION_ERRORS as exc:
         return _unavailable(exc)
     body = '{"events":[' + ",".join(m.json for m in found.messages) + "]"
@@ -67,7 +68,7 @@ async def config(request: Request) -> Response:
     return JSONResponse(
         {
             "stream": state.settings.stream,
-            "redis_url": state.settings.redacted_redis_url,
+            "redis_url": redact_url(state.settings.redis_url),
             "trace_url_template": state.config.trace_url_template,
             "backlog": state.config.backlog,
             "max_backlog": MAX_BACKLOG,
@@ -76,12 +77,16 @@ async def config(request: Request) -> Response:
     )
 
 
+async def _ping(client: LazyClient) -> None:
+    await (await client.get()).ping()
+
+
 async def healthz(request: Request) -> Response:
     """`GET /healthz`: 200 when Redis answers, 503 when not, with the hub's state either way."""
     state = state_of(request)
     hub = state.hub.state
     try:
-        await asyncio.wait_for(state.client.ping(), HEALTH_TIMEOUT)
+        await asyncio.wait_for(_ping(state.client), HEALTH_TIMEOUT)
         redis_status, status = "up", 200
     except _HEALTH_ERRORS:
         redis_status, status = "down", 503
@@ -89,7 +94,7 @@ async def healthz(request: Request) -> Response:
         {
             "status": "ok" if status == 200 else "degraded",
             "redis": redis_status,
-            "redis_url": state.settings.redacted_redis_url,
+            "redis_url": redact_url(state.settings.redis_url),
             "stream": state.settings.stream,
             "reader": {
                 "connected": hub.redis_up,

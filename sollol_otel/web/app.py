@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import contextlib
+import copy
+import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
-import redis.asyncio
 import uvicorn
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+import uvicorn.config
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from uvicorn.supervisors import Multiprocess
 
 from sollol_otel.addresses import is_loopback
-from sollol_otel.redis.client import CONNECT_TIMEOUT, SOCKET_TIMEOUT
+from sollol_otel.redis.client import LazyClient
+from sollol_otel.redis.urls import redact_url
 from sollol_otel.settings import Settings
 from sollol_otel.web import api
 from sollol_otel.web.config import DashboardConfig
@@ -43,24 +46,9 @@ def static_dir() -> Path:
     )
 
 
-#: Redis connections shared by history reads, stats and health checks.
+#: Redis connections shared by history reads, stats and health checks: when every page reconnects
+#: at once (a server restart), reads queue for one instead of opening hundreds.
 POOL_SIZE = 32
-#: Seconds a read waits for a free pooled connection before counting Redis as unavailable.
-POOL_WAIT = 10.0
-
-
-def shared_client(redis_url: str) -> redis.asyncio.Redis:
-    """A bounded, blocking pool: when every page reconnects at once (a server restart), reads queue
-    for a connection instead of opening hundreds or failing with "Too many connections"."""
-    pool = redis.asyncio.BlockingConnectionPool.from_url(
-        redis_url,
-        max_connections=POOL_SIZE,
-        timeout=POOL_WAIT,
-        socket_connect_timeout=CONNECT_TIMEOUT,
-        socket_timeout=SOCKET_TIMEOUT,
-        retry=Retry(NoBackoff(), 0),
-    )
-    return redis.asyncio.Redis.from_pool(pool)
 
 
 def create_app(settings: Settings | None = None, config: DashboardConfig | None = None) -> Starlette:
@@ -72,7 +60,7 @@ def create_app(settings: Settings | None = None, config: DashboardConfig | None 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         hub = Hub(settings, client_queue=config.client_queue, flush_interval=config.flush_interval)
-        client = shared_client(settings.redis_url)
+        client = LazyClient(settings.redis_url, max_connections=POOL_SIZE)
         app.state.dashboard = DashboardState(
             settings, config, hub, client, StatsCache(client, settings.stream)
         )
@@ -104,7 +92,9 @@ def create_app(settings: Settings | None = None, config: DashboardConfig | None 
 GRACEFUL_SHUTDOWN_SECONDS = 2
 
 
-def uvicorn_config(app: Starlette, host: str, port: int, **options: object) -> uvicorn.Config:
+def uvicorn_config(
+    app: Starlette | Callable[[], Starlette], host: str, port: int, **options: object
+) -> uvicorn.Config:
     """Without per-message deflate: compressing each frame for each client costs more than it saves."""
     return uvicorn.Config(
         app,
@@ -116,15 +106,28 @@ def uvicorn_config(app: Starlette, host: str, port: int, **options: object) -> u
     )
 
 
+def _worker_logging() -> dict[str, Any]:
+    """uvicorn's logging plus ours: a worker process starts with no handlers of its own."""
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config["root"] = {"handlers": ["default"], "level": "INFO"}
+    return config
+
+
 def serve(
     settings: Settings | None = None,
     config: DashboardConfig | None = None,
     *,
     host: str = "127.0.0.1",
     port: int = 8080,
+    workers: int = 1,
     log_level: str = "info",
 ) -> None:
-    """Run the dashboard until interrupted."""
+    """Run the dashboard until interrupted, in `workers` processes sharing one listening socket.
+
+    Each worker is a whole dashboard with its own stream reader; stream ids are the same in all,
+    so a client resumes (Last-Event-ID, `?last_id=`) on whichever worker its reconnect reaches.
+    uvicorn's supervisor starts a new worker when one dies.
+    """
     settings = settings or Settings.from_env()
     config = config or DashboardConfig.from_env()
     if not is_loopback(host) and config.token is None:
@@ -132,11 +135,18 @@ def serve(
             "dashboard on %s without SOLLOL_DASHBOARD_TOKEN: anyone who can reach it sees every event", host
         )
     log.info(
-        "routing dashboard on http://%s:%d reading %s from %s",
+        "routing dashboard on http://%s:%d reading %s from %s%s",
         host,
         port,
         settings.stream,
-        settings.redacted_redis_url,
+        redact_url(settings.redis_url),
+        f" in {workers} worker processes" if workers > 1 else "",
     )
-    server = uvicorn.Server(uvicorn_config(create_app(settings, config), host, port, log_level=log_level))
-    server.run()
+    if workers == 1:
+        uvicorn.Server(uvicorn_config(create_app(settings, config), host, port, log_level=log_level)).run()
+        return
+    factory = functools.partial(create_app, settings, config)  # pickled into each worker
+    options = uvicorn_config(
+        factory, host, port, factory=True, workers=workers, log_level=log_level, log_config=_worker_logging()
+    )
+    Multiprocess(options, sockets=[options.bind_socket()]).run()

@@ -19,9 +19,10 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from sollol_otel.filters import EventFilter
 from sollol_otel.redis.client import CONNECTION_ERRORS
+from sollol_otel.redis.urls import scrub
 from sollol_otel.web.config import MAX_BACKLOG
 from sollol_otel.web.history import catch_up, recent
-from sollol_otel.web.hub import Overflowed, scrub
+from sollol_otel.web.hub import Overflowed
 from sollol_otel.web.messages import MAX_BATCH, Batch, Message, control, gap_message
 from sollol_otel.web.params import (
     BadParameter,
@@ -90,13 +91,13 @@ async def session(state: DashboardState, request: FeedRequest) -> AsyncIterator[
     with hub.subscribe(request.filter) as subscription:
         try:
             if request.last_id is None:
-                found = await recent(state.client, stream, request.filter, request.backlog)
+                found = await recent(await state.client.get(), stream, request.filter, request.backlog)
                 position = found.position
                 pages = [found.messages]
             else:
                 position, pages = request.last_id, []
                 async for messages, reached in catch_up(
-                    state.client, stream, request.filter, request.last_id, request.offset
+                    await state.client.get(), stream, request.filter, request.last_id, request.offset
                 ):
                     position = reached
                     pages.append(messages)

@@ -14,14 +14,12 @@ import logging
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from urllib.parse import urlsplit
-
-import redis.asyncio
 
 from sollol_otel.filters import EventFilter
 from sollol_otel.redis.backoff import Backoff
-from sollol_otel.redis.client import CONNECTION_ERRORS, async_client
-from sollol_otel.redis.stream import Gap, StreamEntry, StreamReader
+from sollol_otel.redis.client import CONNECTION_ERRORS, LazyClient
+from sollol_otel.redis.stream import Gap, Position, StreamEntry, StreamReader
+from sollol_otel.redis.urls import redact_url, scrub
 from sollol_otel.settings import Settings
 from sollol_otel.web.messages import Batch, Message, batch_messages, control
 
@@ -93,8 +91,9 @@ class Hub:
         self._settings = settings
         self._client_queue = client_queue
         self._flush_interval = flush_interval
-        self._client = redis_client(settings)
-        self._reader = StreamReader(self._client, settings.stream)
+        # Socket timeout past the XREAD block time: a hung Redis shows up as a timeout, not a stall.
+        self._client = LazyClient(settings.redis_url, socket_timeout=BLOCK_MS / 1000 + 3)
+        self._reader: StreamReader | None = None
         self._subscriptions: set[Subscription] = set()
         self._task: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
@@ -108,7 +107,7 @@ class Hub:
         return HubState(
             redis_up=self._redis_up,
             detail=self._detail,
-            last_id=self._reader.position.last_id,
+            last_id=(self._reader.position if self._reader else Position()).last_id,
             clients=len(self._subscriptions),
             events=self._events,
             skipped=self._skipped,
@@ -146,36 +145,41 @@ class Hub:
         self._redis_up = connected
         self._detail = scrub(detail, self._settings.redis_url)
         if connected:
-            log.info("routing stream reader connected to %s", self._settings.redacted_redis_url)
+            log.info("routing stream reader connected to %s", redact_url(self._settings.redis_url))
         else:
             log.warning(
-                "routing stream reader lost Redis at %s: %s", self._settings.redacted_redis_url, self._detail
+                "routing stream reader lost Redis at %s: %s",
+                redact_url(self._settings.redis_url),
+                self._detail,
             )
         self._broadcast(self.status_message())
 
-    async def _place(self) -> None:
-        """Start at the end of the stream, waiting for Redis as long as it takes."""
+    async def _place(self) -> StreamReader:
+        """A reader at the end of the stream, waiting for Redis as long as it takes."""
         backoff = Backoff()
         while True:
             try:
-                await self._reader.start_live()
+                reader = StreamReader(await self._client.get(), self._settings.stream)
+                await reader.start_live()
                 break
             except CONNECTION_ERRORS as exc:
                 if self._redis_up or self._detail == "connecting":
                     self._on_connection(False, f"{type(exc).__name__}: {exc}")
                 await asyncio.sleep(backoff.next_delay())
+        self._reader = reader
         self._on_connection(True, "connected")
         self.ready.set()
+        return reader
 
     async def _run(self) -> None:
-        await self._place()
-        async for batch in self._reader.follow(block_ms=BLOCK_MS, on_connection=self._on_connection):
-            self._dispatch(batch)
+        reader = await self._place()
+        async for batch in reader.follow(block_ms=BLOCK_MS, on_connection=self._on_connection):
+            self._dispatch(batch, reader.position.offset)
             if self._flush_interval:
                 await asyncio.sleep(self._flush_interval)  # gather the next batch: fewer, larger frames
 
-    def _dispatch(self, batch: list[StreamEntry | Gap]) -> None:
-        pairs = batch_messages(batch, self._reader.position.offset)
+    def _dispatch(self, batch: list[StreamEntry | Gap], offset: int | None) -> None:
+        pairs = batch_messages(batch, offset)
         events = sum(event is not None for _, event in pairs)
         self._events += events
         self._skipped += sum(isinstance(item, StreamEntry) for item in batch) - events
@@ -187,14 +191,3 @@ class Hub:
             if shared:
                 for subscription in members:
                     subscription.offer(shared)
-
-
-def redis_client(settings: Settings) -> redis.asyncio.Redis:
-    """Socket timeout past the XREAD block time: a hung Redis shows up as a timeout, not a stall."""
-    return async_client(settings.redis_url, socket_timeout=BLOCK_MS / 1000 + 3)
-
-
-def scrub(text: str, redis_url: str) -> str:
-    """Error text with the Redis password removed, in case a library ever echoes the URL."""
-    password = urlsplit(redis_url).password
-    return text.replace(password, "***") if password else text

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import redis.asyncio
 from starlette.requests import HTTPConnection
 
+from sollol_otel.redis.client import LazyClient
 from sollol_otel.settings import Settings
 from sollol_otel.web.config import DashboardConfig
 from sollol_otel.web.hub import Hub
@@ -18,7 +18,7 @@ class DashboardState:
     settings: Settings
     config: DashboardConfig
     hub: Hub
-    client: redis.asyncio.Redis
+    client: LazyClient
     stats: StatsCache
 
 

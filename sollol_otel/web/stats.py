@@ -12,10 +12,9 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-import redis.asyncio
-
 from sollol_otel.events import RoutingEvent
 from sollol_otel.filters import EventFilter
+from sollol_otel.redis.client import LazyClient
 from sollol_otel.web.params import stream_key
 from sollol_otel.wire import decode
 
@@ -78,7 +77,7 @@ def aggregate(
 class StatsCache:
     """Stats per filter, recomputed at most every CACHE_SECONDS."""
 
-    def __init__(self, client: redis.asyncio.Redis, stream: str) -> None:
+    def __init__(self, client: LazyClient, stream: str) -> None:
         self._client = client
         self._stream = stream
         self._cache: dict[EventFilter, tuple[float, dict[str, Any]]] = {}
@@ -96,10 +95,11 @@ class StatsCache:
             return result
 
     async def _compute(self, event_filter: EventFilter) -> dict[str, Any]:
+        client = await self._client.get()
         entries: list[tuple[Any, Mapping[Any, Any]]] = []
         upper = "+"
         while len(entries) < MAX_WINDOW:
-            page: Any = await self._client.xrevrange(self._stream, max=upper, min="-", count=PAGE)
+            page: Any = await client.xrevrange(self._stream, max=upper, min="-", count=PAGE)
             entries.extend(page)
             if len(page) < PAGE:
                 break
