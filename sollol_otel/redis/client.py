@@ -23,14 +23,13 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from sollol_otel.redis.urls import RedisAddress, Topology, parse_redis_url
+from sollol_otel.redis.urls import Topology, parse_redis_url
 
 #: A hung server (accepts TCP, never answers) costs at most this long per attempt.
 CONNECT_TIMEOUT = 2.0
 SOCKET_TIMEOUT = 2.0
 
 SyncClient: TypeAlias = "redis.Redis | redis.RedisCluster"
-AsyncClient: TypeAlias = "redis.asyncio.Redis | redis.asyncio.RedisCluster"
 
 #: What a lost, stuck or reconfiguring Redis raises; readers and the writer retry on these alone.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
@@ -81,14 +80,14 @@ def sync_client(url: str, *, socket_timeout: float = SOCKET_TIMEOUT) -> SyncClie
 
 
 async def async_client(
-    url: str, *, socket_timeout: float = SOCKET_TIMEOUT, max_connections: int | None = None
-) -> AsyncClient:
-    """A client for readers (pass a socket timeout longer than any XREAD block time).
+    url: str, *, key: str, socket_timeout: float = SOCKET_TIMEOUT, max_connections: int | None = None
+) -> redis.asyncio.Redis:
+    """A client for a reader of `key` (pass a socket timeout longer than any XREAD block time).
 
-    `max_connections` bounds a plain server's pool, callers then queuing for a connection (up
-    to POOL_WAIT) instead of opening hundreds; Sentinel and Cluster pools keep redis-py's own
-    limits. For a plain URL this asks the server whether it is a Cluster node, so it raises
-    CONNECTION_ERRORS while Redis is unreachable.
+    In a Cluster it talks to the master that holds `key` (see `_SlotOwnerPool`). `max_connections`
+    bounds the pool, callers then queuing for a connection (up to POOL_WAIT) instead of opening
+    hundreds; a Sentinel pool keeps redis-py's own. For a plain URL this asks the server whether
+    it is a Cluster node, so it raises CONNECTION_ERRORS while Redis is unreachable.
     """
     address = parse_redis_url(url)
     common = _timeouts(socket_timeout, AsyncRetry(NoBackoff(), 0))
@@ -109,11 +108,24 @@ async def async_client(
             await client.aclose()
             raise
         await client.aclose()
-    return _async_cluster(address, common)
+    nodes = [redis.asyncio.cluster.ClusterNode(host, port) for host, port in address.nodes]
+    cluster = redis.asyncio.RedisCluster(startup_nodes=nodes, **common, **address.options)
+    options = {k: v for k, v in address.options.items() if k != "ssl"}
+    connection_class = _SlotOwnerSSLConnection if address.tls else _SlotOwnerConnection
+    pool = _SlotOwnerPool(
+        _SlotOwner(cluster, key),
+        connection_class=connection_class,
+        max_connections=max_connections or _UNBOUNDED,
+        timeout=POOL_WAIT,
+        **common,
+        **options,
+    )
+    return redis.asyncio.Redis.from_pool(pool)
 
 
 #: Seconds a read waits for a free pooled connection before counting Redis as unavailable.
 POOL_WAIT = 10.0
+_UNBOUNDED = 1_000_000
 
 
 def _async_server(url: str, common: dict[str, Any], max_connections: int | None) -> redis.asyncio.Redis:
@@ -125,9 +137,76 @@ def _async_server(url: str, common: dict[str, Any], max_connections: int | None)
     return redis.asyncio.Redis.from_pool(pool)
 
 
-def _async_cluster(address: RedisAddress, common: dict[str, Any]) -> redis.asyncio.RedisCluster:
-    nodes = [redis.asyncio.cluster.ClusterNode(host, port) for host, port in address.nodes]
-    return redis.asyncio.RedisCluster(startup_nodes=nodes, **common, **address.options)
+class _SlotOwner:
+    """Which Cluster master holds one key's slot, as redis-py's RedisCluster knows the slot map."""
+
+    def __init__(self, cluster: redis.asyncio.RedisCluster, key: str) -> None:
+        self.cluster = cluster
+        self._key = key
+        self._stale = False
+
+    async def address(self) -> tuple[str, int]:
+        if self._stale:
+            self._stale = False
+            await self.cluster.nodes_manager.initialize()
+        await self.cluster.initialize()
+        node = self.cluster.get_node_from_key(self._key)
+        if node is None:
+            raise redis.exceptions.SlotNotCoveredError(f"no Cluster master serves the slot of {self._key!r}")
+        return node.host, int(node.port)
+
+    def moved(self) -> None:
+        """Ask the Cluster again before the next connection: the slot moved, or its master is gone."""
+        self._stale = True
+
+
+class _SlotOwnerConnection(redis.asyncio.Connection):
+    """A connection to the master holding the reader's key, found anew on every connect (as
+    redis-py's Sentinel connections find the master); MOVED or ASK ends it as a ConnectionError,
+    so the reader's reconnect reaches the slot's new owner."""
+
+    def __init__(self, *, slot_owner: _SlotOwner, **kwargs: Any) -> None:
+        self._slot_owner = slot_owner
+        super().__init__(**kwargs)
+
+    async def connect(self) -> None:
+        if self.is_connected:
+            return
+        try:
+            self.host, self.port = await self._slot_owner.address()
+            await super().connect()  # type: ignore[no-untyped-call]
+        except CONNECTION_ERRORS:
+            self._slot_owner.moved()
+            raise
+
+    async def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().read_response(*args, **kwargs)
+        except (redis.exceptions.MovedError, redis.exceptions.AskError) as exc:
+            self._slot_owner.moved()
+            await self.disconnect()
+            raise redis.ConnectionError(f"the stream's Cluster slot moved ({exc})") from exc
+
+
+class _SlotOwnerSSLConnection(_SlotOwnerConnection, redis.asyncio.SSLConnection):
+    pass
+
+
+class _SlotOwnerPool(redis.asyncio.BlockingConnectionPool):
+    """Connections to the one master a reader needs: its stream is one key, in one slot.
+
+    Why not redis-py's asyncio RedisCluster for the reads themselves: the reader takes XINFO
+    and XREAD in one MULTI, which its ClusterPipeline cannot run (it queues commands through
+    threads with event loops of their own). On one node MULTI works as on a plain server.
+    """
+
+    def __init__(self, slot_owner: _SlotOwner, **kwargs: Any) -> None:
+        self._cluster = slot_owner.cluster
+        super().__init__(slot_owner=slot_owner, **kwargs)
+
+    async def disconnect(self, inuse_connections: bool = True) -> None:
+        await super().disconnect(inuse_connections)
+        await self._cluster.aclose()
 
 
 def _cluster_enabled(info: dict[str, Any]) -> bool:
@@ -141,17 +220,18 @@ class LazyClient:
     `get()` raises CONNECTION_ERRORS like any read would.
     """
 
-    def __init__(self, url: str, **options: Any) -> None:
+    def __init__(self, url: str, *, key: str, **options: Any) -> None:
         self._url = url
+        self._key = key
         self._options = options
-        self._client: AsyncClient | None = None
+        self._client: redis.asyncio.Redis | None = None
         self._lock = asyncio.Lock()
 
-    async def get(self) -> AsyncClient:
+    async def get(self) -> redis.asyncio.Redis:
         if self._client is None:
             async with self._lock:
                 if self._client is None:
-                    self._client = await async_client(self._url, **self._options)
+                    self._client = await async_client(self._url, key=self._key, **self._options)
         return self._client
 
     async def aclose(self) -> None:

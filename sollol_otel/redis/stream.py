@@ -19,7 +19,7 @@ import redis.asyncio
 
 from sollol_otel.events import RoutingEvent
 from sollol_otel.redis.backoff import Backoff
-from sollol_otel.redis.client import CONNECTION_ERRORS, AsyncClient
+from sollol_otel.redis.client import CONNECTION_ERRORS
 from sollol_otel.wire import Skipped, decode
 
 _START = "0-0"
@@ -87,7 +87,7 @@ class ReaderLost(Exception):
 class StreamReader:
     """Reads one stream for one consumer (a tail, or a dashboard process's hub)."""
 
-    def __init__(self, client: AsyncClient, stream: str, position: Position | None = None) -> None:
+    def __init__(self, client: redis.asyncio.Redis, stream: str, position: Position | None = None) -> None:
         self._client = client
         self._stream = stream
         self.position = position or Position()

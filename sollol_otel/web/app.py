@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None, config: DashboardConfig | None 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         hub = Hub(settings, client_queue=config.client_queue, flush_interval=config.flush_interval)
-        client = LazyClient(settings.redis_url, max_connections=POOL_SIZE)
+        client = LazyClient(settings.redis_url, key=settings.stream, max_connections=POOL_SIZE)
         app.state.dashboard = DashboardState(
             settings, config, hub, client, StatsCache(client, settings.stream)
         )

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import redis.asyncio
+
 from sollol_otel.filters import EventFilter
-from sollol_otel.redis.client import AsyncClient
 from sollol_otel.redis.stream import Position, StreamEntry, StreamReader
 from sollol_otel.web.messages import Message, batch_messages
 
@@ -32,7 +33,7 @@ class Recent:
 
 
 async def recent(
-    client: AsyncClient, stream: str, event_filter: EventFilter, limit: int, before: str | None = None
+    client: redis.asyncio.Redis, stream: str, event_filter: EventFilter, limit: int, before: str | None = None
 ) -> Recent:
     """Up to `limit` events matching the filter, newest last, scanning back at most MAX_SCAN entries."""
     reader = StreamReader(client, stream)
@@ -64,7 +65,7 @@ async def recent(
 
 
 async def catch_up(
-    client: AsyncClient, stream: str, event_filter: EventFilter, after: str, offset: int | None
+    client: redis.asyncio.Redis, stream: str, event_filter: EventFilter, after: str, offset: int | None
 ) -> AsyncIterator[tuple[list[Message], str]]:
     """Every matching event after `after` (gaps included), page by page, with the position reached.
 

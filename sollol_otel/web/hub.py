@@ -92,7 +92,7 @@ class Hub:
         self._client_queue = client_queue
         self._flush_interval = flush_interval
         # Socket timeout past the XREAD block time: a hung Redis shows up as a timeout, not a stall.
-        self._client = LazyClient(settings.redis_url, socket_timeout=BLOCK_MS / 1000 + 3)
+        self._client = LazyClient(settings.redis_url, key=settings.stream, socket_timeout=BLOCK_MS / 1000 + 3)
         self._reader: StreamReader | None = None
         self._subscriptions: set[Subscription] = set()
         self._task: asyncio.Task[None] | None = None

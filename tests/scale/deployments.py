@@ -1,0 +1,220 @@
+"""Real Redis deployments for the scale-out tests: Sentinel, Cluster, TLS with ACL users.
+
+All run Debian's redis-server 7.0 (/usr/bin/redis-server), which has TLS, Sentinel and Cluster
+built in, on loopback ports of their own, and are torn down by the tests' fixtures.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+import redis
+from redis.crc import key_slot
+from redis_servers import RedisServer, answers, free_port
+from waiting import eventually
+
+DEBIAN_REDIS = "/usr/bin/redis-server"
+DEBIAN_REDIS_CLI = "/usr/bin/redis-cli"
+
+requires_debian_redis = pytest.mark.skipif(
+    not Path(DEBIAN_REDIS).exists(),
+    reason=f"needs Debian's {DEBIAN_REDIS} (7.0, with TLS, Sentinel and Cluster): apt-get install redis-server",
+)
+
+#: Failover and Cluster formation take seconds on two busy cores.
+SLOW = 60.0
+
+
+class SentinelDeployment:
+    """A password-protected master, one replica, and three sentinels watching them (quorum 2)."""
+
+    SERVICE = "sollol-master"
+    PASSWORD = "sentinel-test-pw"
+
+    def __init__(self) -> None:
+        auth = ["--requirepass", self.PASSWORD, "--masterauth", self.PASSWORD]
+        self.master = RedisServer(args=auth, binary=DEBIAN_REDIS).start()
+        self.replica = RedisServer(
+            args=[*auth, "--replicaof", "127.0.0.1", str(self.master.port)], binary=DEBIAN_REDIS
+        ).start()
+        self._dir = Path(tempfile.mkdtemp(prefix="sollol-otel-sentinel-"))
+        self.sentinel_ports = [free_port() for _ in range(3)]
+        self._sentinels = [self._start_sentinel(port) for port in self.sentinel_ports]
+        eventually(self._watching_everything, timeout=SLOW, what="sentinels to see the replica and each other")
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
+        return f"redis+sentinel://:{self.PASSWORD}@{hosts}/{self.SERVICE}"
+
+    def _start_sentinel(self, port: int) -> subprocess.Popen[bytes]:
+        config = self._dir / f"sentinel-{port}.conf"  # Sentinel rewrites its file: one each
+        config.write_text(
+            f"port {port}\nbind 127.0.0.1\ndir {self._dir}\n"
+            f"sentinel monitor {self.SERVICE} 127.0.0.1 {self.master.port} 2\n"
+            f"sentinel auth-pass {self.SERVICE} {self.PASSWORD}\n"
+            f"sentinel down-after-milliseconds {self.SERVICE} 1000\n"
+            f"sentinel failover-timeout {self.SERVICE} 10000\n"
+        )
+        process = subprocess.Popen(
+            [DEBIAN_REDIS, str(config), "--sentinel"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        eventually(lambda: answers(port), what=f"sentinel on {port}")
+        return process
+
+    def sentinel(self, index: int = 0) -> redis.Redis:
+        return redis.Redis(port=self.sentinel_ports[index], decode_responses=True)
+
+    def _watching_everything(self) -> bool:
+        for index in range(3):
+            state = self.sentinel(index).sentinel_master(self.SERVICE)
+            if state["num-slaves"] < 1 or state["num-other-sentinels"] < 2:
+                return False
+        return self.replica_client().info("replication")["master_link_status"] == "up"
+
+    def master_port(self) -> int:
+        """The master's port as the sentinels say it now."""
+        _, port = self.sentinel().sentinel_get_master_addr_by_name(self.SERVICE)
+        return int(port)
+
+    def replica_client(self) -> redis.Redis:
+        return redis.Redis(port=self.replica.port, password=self.PASSWORD)
+
+    def kill_master_and_wait_for_promotion(self) -> None:
+        """SIGKILL the master; return once every sentinel names the replica as the new master."""
+        self.master.stop()
+        eventually(
+            lambda: all(
+                int(self.sentinel(i).sentinel_get_master_addr_by_name(self.SERVICE)[1]) == self.replica.port
+                for i in range(3)
+            )
+            and self.replica_client().info("replication")["role"] == "master",
+            timeout=SLOW,
+            interval=0.1,
+            what="the replica to be promoted",
+        )
+
+    def close(self) -> None:
+        for process in self._sentinels:
+            process.kill()
+            process.wait(5)
+        self.replica.close()
+        self.master.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+class ClusterDeployment:
+    """Three masters sharing the 16384 slots, made with `redis-cli --cluster create`."""
+
+    def __init__(self) -> None:
+        args = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000"]
+        self.nodes = [
+            RedisServer(args=[*args, "--cluster-port", str(free_port())], binary=DEBIAN_REDIS).start()
+            for _ in range(3)
+        ]  # the bus port named: the default (port + 10000) may be taken or past 65535
+        subprocess.run(
+            [DEBIAN_REDIS_CLI, "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in self.nodes), "--cluster-yes"],
+            check=True,
+            capture_output=True,
+            timeout=SLOW,
+        )
+        eventually(self._ok_everywhere, timeout=SLOW, interval=0.1, what="cluster_state:ok on every node")
+
+    def client(self, port: int) -> redis.Redis:
+        return redis.Redis(port=port)
+
+    def _ok_everywhere(self) -> bool:
+        return all(self.client(n.port).cluster("info")["cluster_state"] == "ok" for n in self.nodes)
+
+    def owner_port(self, key: str) -> int:
+        """The port of the master that holds `key`'s slot."""
+        slot = key_slot(key.encode())
+        for start, end, (_, port, *_), *_ in self.client(self.nodes[0].port).execute_command("CLUSTER SLOTS"):
+            if start <= slot <= end:
+                return int(port)
+        raise AssertionError(f"no node serves slot {slot}")
+
+    def other_port(self, key: str) -> int:
+        """A node that does not hold `key`: a plain URL to it meets MOVED at once."""
+        owner = self.owner_port(key)
+        return next(n.port for n in self.nodes if n.port != owner)
+
+    def node_id(self, port: int) -> str:
+        return str(self.client(port).execute_command("CLUSTER MYID").decode())
+
+    def move_slot(self, key: str, to_port: int) -> None:
+        """Migrate `key`'s slot (and the key) to another master, as a resharding does."""
+        slot, source = key_slot(key.encode()), self.owner_port(key)
+        source_client, target_client = self.client(source), self.client(to_port)
+        source_id, target_id = self.node_id(source), self.node_id(to_port)
+        target_client.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", source_id)
+        source_client.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", target_id)
+        source_client.execute_command("MIGRATE", "127.0.0.1", to_port, "", 0, 5000, "KEYS", key)
+        for node in self.nodes:
+            self.client(node.port).execute_command("CLUSTER SETSLOT", slot, "NODE", target_id)
+
+    def close(self) -> None:
+        for node in self.nodes:
+            node.close()
+
+
+class TlsRedis:
+    """A redis-server speaking TLS only on its TLS port, certificates from a CA made here, an ACL user.
+
+    The plain port stays for the test's own setup; the default user needs a password there too.
+    """
+
+    USER = "sollol"
+    PASSWORD = "tls-acl-pw"
+    ADMIN_PASSWORD = "admin-pw"
+
+    def __init__(self) -> None:
+        self.certs = Path(tempfile.mkdtemp(prefix="sollol-otel-tls-"))
+        _make_certificates(self.certs)
+        self.tls_port = free_port()
+        self.server = RedisServer(
+            args=[
+                "--tls-port", str(self.tls_port),
+                "--tls-cert-file", str(self.certs / "server.crt"),
+                "--tls-key-file", str(self.certs / "server.key"),
+                "--tls-ca-cert-file", str(self.certs / "ca.crt"),
+                "--tls-auth-clients", "no",
+                "--requirepass", self.ADMIN_PASSWORD,
+                # What sollol-otel needs and no more: streams, pub/sub, INFO (Cluster detection).
+                "--user", self.USER, "on", f">{self.PASSWORD}", "~sollol:*", "&sollol:*", "-@all",
+                "+@stream", "+publish", "+subscribe", "+ping", "+info", "+multi", "+exec",
+                "+hello", "+client|setinfo", "+memory|usage",
+            ],
+            binary=DEBIAN_REDIS,
+        ).start()  # fmt: skip
+
+    @property
+    def url(self) -> str:
+        ca = self.certs / "ca.crt"
+        return f"rediss://{self.USER}:{self.PASSWORD}@localhost:{self.tls_port}/0?ssl_ca_certs={ca}"
+
+    def admin(self) -> redis.Redis:
+        return redis.Redis(port=self.server.port, password=self.ADMIN_PASSWORD)
+
+    def close(self) -> None:
+        self.server.close()
+        shutil.rmtree(self.certs, ignore_errors=True)
+
+
+def _make_certificates(folder: Path) -> None:
+    """A private CA and a server certificate for `localhost` signed by it, with openssl."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True, timeout=60)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=sollol-otel test CA",
+            "-keyout", "ca.key", "-out", "ca.crt")  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "server.key",
+            "-out", "server.csr")  # fmt: skip
+    (folder / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+            "-days", "2", "-extfile", "san.ext", "-out", "server.crt")  # fmt: skip
