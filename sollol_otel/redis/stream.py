@@ -44,7 +44,11 @@ class Gap:
 
     def describe(self) -> str:
         count = "an unknown number of" if self.missed is None else str(self.missed)
-        where = "the stream was reset (Redis restarted or the key was deleted)" if self.reset else "trimmed"
+        where = (
+            "the stream was replaced (Redis restarted, its key deleted, or a failover)"
+            if self.reset
+            else "trimmed"
+        )
         return f"{count} events after {self.after_id} were missed: {where}"
 
 
@@ -91,6 +95,9 @@ class StreamReader:
         self._client = client
         self._stream = stream
         self.position = position or Position()
+        # Whether the next read checks that the entry at our position still exists: after a
+        # reconnect, or for a resume point from outside, the stream may have been replaced.
+        self._verify = position is not None
 
     async def _info(self) -> dict[str, Any] | None:
         try:
@@ -126,13 +133,18 @@ class StreamReader:
         self._place_at_end(await self._info())
 
     def _place_at_end(self, info: dict[str, Any] | None) -> None:
+        self._verify = False
         if info is None:
             self.position = Position(_START, 0)
         else:
             self.position = Position(_text(info["last-generated-id"]), _entries_added(info))
 
-    def _gap(self, info: dict[str, Any] | None) -> Gap | None:
-        """Whether events after the current position are gone (given XINFO STREAM), and how many."""
+    def _gap(self, info: dict[str, Any] | None, last_present: bool | None = None) -> Gap | None:
+        """Whether events after the current position are gone (given XINFO STREAM), and how many.
+
+        `last_present` says whether the entry at our position is still in the stream (None: not
+        checked). Gone while older ones remain means the stream was replaced under us.
+        """
         last = self.position.last_id
         if info is None:
             if last == _START:
@@ -145,20 +157,16 @@ class StreamReader:
         added, length = _entries_added(info), int(info["length"])
         first_entry = info.get("first-entry")
         first_id = _text(first_entry[0]) if first_entry else None
+        if (
+            _parse_id(last_generated) < _parse_id(last)
+            or (added is not None and self.position.offset is not None and added < self.position.offset)
+            or (last_present is False and first_id is not None and _parse_id(first_id) <= _parse_id(last))
+        ):
+            return self._replaced(last, first_id, last_generated, added, length)
         if added is None:  # Redis before 7 does not count: a gap is seen, its size is not
-            if _parse_id(last_generated) < _parse_id(last):
-                self.position = Position(_START, None)
-                return Gap(after_id=last, first_id=first_id, missed=None, reset=True)
             if last != _START and first_id is not None and _parse_id(first_id) > _parse_id(last):
                 return Gap(after_id=last, first_id=first_id, missed=None)
             return None
-        if _parse_id(last_generated) < _parse_id(last) or (
-            self.position.offset is not None and added < self.position.offset
-        ):
-            # The stream behind our id was replaced: everything now in it is new to us.
-            self.position = Position(_START, 0)
-            trimmed = added - length
-            return Gap(after_id=last, first_id=first_id, missed=trimmed or None, reset=True)
         trimmed = added - length
         if first_id is None or _parse_id(first_id) <= _parse_id(last) or trimmed == 0:
             return None
@@ -169,6 +177,33 @@ class StreamReader:
             return None
         self.position = Position(last, trimmed)
         return Gap(after_id=last, first_id=first_id, missed=missed)
+
+    def _replaced(
+        self, last: str, first_id: str | None, last_generated: str, added: int | None, length: int
+    ) -> Gap:
+        """The stream behind our id was replaced: Redis restarted, its key was deleted and written
+        again, or a failover promoted a replica that lacked our newest entries.
+
+        When the new stream holds entries from before our id (a replica's copy, a restored
+        snapshot), those are ones we read: we go on after the last of them we have, or after our
+        own id. Otherwise everything in it is new to us. What we can no longer get (entries
+        written after our id that the new stream never had) cannot be counted.
+        """
+        if first_id is not None and _parse_id(first_id) <= _parse_id(last):
+            resume = min(last, last_generated, key=_parse_id)
+            self.position = Position(resume, added if resume == last_generated else None)
+            return Gap(after_id=last, first_id=None, missed=None, reset=True)
+        self.position = Position(_START, None if added is None else 0)
+        missed = None if added is None else (added - length) or None
+        return Gap(after_id=last, first_id=first_id, missed=missed, reset=True)
+
+    def _resync(self, info: dict[str, Any] | None) -> None:
+        """At the end of the stream an unknown offset is known again: Redis's count of entries added."""
+        if info is None or self.position.offset is not None:
+            return
+        added = _entries_added(info)
+        if added is not None and _text(info["last-generated-id"]) == self.position.last_id:
+            self.position = Position(self.position.last_id, added)
 
     async def read(self, *, block_ms: int = 5000, count: int = 1000) -> list[StreamEntry | Gap]:
         """The next entries after the position, waiting up to `block_ms` for some to arrive.
@@ -186,22 +221,29 @@ class StreamReader:
         return await self._read_checked(count)
 
     async def _read_checked(self, count: int) -> list[StreamEntry | Gap]:
-        streams: dict[Any, Any] = {self._stream: self.position.last_id}
+        last = self.position.last_id
+        verify = self._verify and last != _START
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.xinfo_stream(self._stream)
-            pipe.xread(streams, count=count)
-            info, response = await pipe.execute(raise_on_error=False)
+            pipe.xread({self._stream: last}, count=count)
+            if verify:
+                pipe.xrange(self._stream, min=last, max=last, count=1)
+            results = await pipe.execute(raise_on_error=False)
+        info, response = results[0], results[1]
         if isinstance(response, Exception):
             raise response
-        gap = self._gap(info if isinstance(info, dict) else None)
+        info = info if isinstance(info, dict) else None
+        self._verify = False
+        gap = self._gap(info, bool(results[2]) if verify else None)
         if gap is not None and gap.reset:
-            return [gap]  # that XREAD used the old id; the next one reads the new stream from its start
+            return [gap]  # that XREAD used the old id; the next one reads from the new position
         items: list[StreamEntry | Gap] = [] if gap is None else [gap]
         if response:
             entries = _entries(response[0][1])
             offset = self.position.offset
             self.position = Position(entries[-1].id, None if offset is None else offset + len(entries))
             items.extend(entries)
+        self._resync(info)
         return items
 
     async def follow(
@@ -222,6 +264,7 @@ class StreamReader:
             try:
                 batch = await self.read(block_ms=block_ms)
             except CONNECTION_ERRORS as exc:
+                self._verify = True  # a reconnect may reach a different stream (a restart, a failover)
                 now = time.monotonic()
                 if lost_since is None:
                     lost_since = now

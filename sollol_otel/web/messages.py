@@ -93,7 +93,10 @@ def gap_message(
     count = "An unknown number of" if missed is None else f"{missed}"
     text = {
         "trimmed": f"{count} events were trimmed from the stream before they could be sent",
-        "reset": f"The stream was reset (Redis restarted or its key deleted); {count.lower()} events lost",
+        "reset": (
+            "The stream was replaced (Redis restarted, its key deleted, or a failover); "
+            f"{count.lower()} events lost"
+        ),
         "slow_client": f"This client fell {count.lower()} events behind; reconnect to resume",
     }[reason]
     body = {

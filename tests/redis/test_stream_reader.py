@@ -83,10 +83,43 @@ async def test_a_deleted_stream_is_a_reset_and_the_new_one_is_read_from_its_star
     write(redis_client, keys[0], range(3))
     await reader.read(block_ms=100)
     redis_client.delete(keys[0])
-    redis_client.xadd(keys[0], {"event": json.dumps(sollol_event(n=100))}, id="1-1")  # an id below ours
+    write(redis_client, keys[0], range(100, 101))
     (gap,) = gaps(await reader.read(block_ms=100))
     assert gap.reset and gap.missed is None
     assert numbers(await reader.read(block_ms=100)) == [100]
+
+
+def replace_with_copy(client: redis.Redis, stream: str, ids: list[str], kept: int) -> None:
+    """What a failover to a replica that lacked the newest entries leaves: the same ids, fewer of them."""
+    client.delete(stream)
+    for n, entry_id in enumerate(ids[:kept]):
+        client.xadd(stream, {"event": json.dumps(sollol_event(n=n))}, id=entry_id)
+
+
+async def test_a_stream_replaced_by_a_copy_lacking_our_newest_entries_repeats_nothing(
+    client: redis.asyncio.Redis, redis_client: redis.Redis, keys: tuple[str, str]
+) -> None:
+    reader = StreamReader(client, keys[0])
+    await reader.start_live()
+    ids = write(redis_client, keys[0], range(5))
+    assert numbers(await reader.read(block_ms=100)) == [0, 1, 2, 3, 4]
+    replace_with_copy(redis_client, keys[0], ids, kept=3)
+    (gap,) = gaps(await reader.read(block_ms=100))
+    assert gap.reset and gap.missed is None
+    write(redis_client, keys[0], range(5, 7))
+    assert numbers(await reader.read(block_ms=100)) == [5, 6]
+
+
+async def test_a_resume_point_missing_from_a_replaced_stream_is_noticed_though_newer_entries_follow(
+    client: redis.asyncio.Redis, redis_client: redis.Redis, keys: tuple[str, str]
+) -> None:
+    ids = write(redis_client, keys[0], range(5))
+    replace_with_copy(redis_client, keys[0], ids, kept=3)
+    write(redis_client, keys[0], range(10, 20))  # more entries than we had seen: counts alone cannot tell
+    reader = StreamReader(client, keys[0], Position(ids[4], offset=5))  # a client resuming after a failover
+    (gap,) = gaps(await reader.read(block_ms=100))
+    assert gap.reset and gap.missed is None
+    assert numbers(await reader.read(block_ms=100)) == list(range(10, 20))
 
 
 async def test_a_resume_point_from_outside_reports_a_gap_of_unknown_size(

@@ -22,7 +22,7 @@ DEBIAN_REDIS_CLI = "/usr/bin/redis-cli"
 
 requires_debian_redis = pytest.mark.skipif(
     not Path(DEBIAN_REDIS).exists(),
-    reason=f"needs Debian's {DEBIAN_REDIS} (7.0, with TLS, Sentinel and Cluster): apt-get install redis-server",
+    reason=f"needs Debian's {DEBIAN_REDIS} (7.0: TLS, Sentinel, Cluster); apt-get install redis-server",
 )
 
 #: Failover and Cluster formation take seconds on two busy cores.
@@ -44,7 +44,9 @@ class SentinelDeployment:
         self._dir = Path(tempfile.mkdtemp(prefix="sollol-otel-sentinel-"))
         self.sentinel_ports = [free_port() for _ in range(3)]
         self._sentinels = [self._start_sentinel(port) for port in self.sentinel_ports]
-        eventually(self._watching_everything, timeout=SLOW, what="sentinels to see the replica and each other")
+        eventually(
+            self._watching_everything, timeout=SLOW, what="sentinels to see the replica and each other"
+        )
 
     @property
     def url(self) -> str:
@@ -88,11 +90,14 @@ class SentinelDeployment:
         """SIGKILL the master; return once every sentinel names the replica as the new master."""
         self.master.stop()
         eventually(
-            lambda: all(
-                int(self.sentinel(i).sentinel_get_master_addr_by_name(self.SERVICE)[1]) == self.replica.port
-                for i in range(3)
-            )
-            and self.replica_client().info("replication")["role"] == "master",
+            lambda: (
+                all(
+                    int(self.sentinel(i).sentinel_get_master_addr_by_name(self.SERVICE)[1])
+                    == self.replica.port
+                    for i in range(3)
+                )
+                and self.replica_client().info("replication")["role"] == "master"
+            ),
             timeout=SLOW,
             interval=0.1,
             what="the replica to be promoted",
@@ -111,13 +116,26 @@ class ClusterDeployment:
     """Three masters sharing the 16384 slots, made with `redis-cli --cluster create`."""
 
     def __init__(self) -> None:
-        args = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000"]
+        args = [
+            "--cluster-enabled",
+            "yes",
+            "--cluster-config-file",
+            "nodes.conf",
+            "--cluster-node-timeout",
+            "5000",
+        ]
         self.nodes = [
             RedisServer(args=[*args, "--cluster-port", str(free_port())], binary=DEBIAN_REDIS).start()
             for _ in range(3)
         ]  # the bus port named: the default (port + 10000) may be taken or past 65535
         subprocess.run(
-            [DEBIAN_REDIS_CLI, "--cluster", "create", *(f"127.0.0.1:{n.port}" for n in self.nodes), "--cluster-yes"],
+            [
+                DEBIAN_REDIS_CLI,
+                "--cluster",
+                "create",
+                *(f"127.0.0.1:{n.port}" for n in self.nodes),
+                "--cluster-yes",
+            ],
             check=True,
             capture_output=True,
             timeout=SLOW,

@@ -91,7 +91,7 @@ def test_reconnects_after_a_redis_restart_says_the_stream_was_reset_and_repeats_
     tail.wait_for(lambda: len(tail.stdout) == 3)
     assert tail.interrupt() == 0
     assert [event["n"] for event in tail.json_events()] == [1, 2, 3]
-    assert tail.stderr_has("the stream was reset")
+    assert tail.stderr_has("the stream was replaced")
     client.close()
 
 
