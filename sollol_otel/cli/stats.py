@@ -35,6 +35,70 @@ EXIT_OK, EXIT_REDIS = 0, 1
 _READ_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, redis.ResponseError)
 
 
+def _size(count: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if count < 1000 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1000
+    raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class StreamMemory:
+    """What the stream costs Redis (MEMORY USAGE, which samples), to size the retention with."""
+
+    bytes: int
+    entries: int
+    #: Over the entries the stream holds (its first and last ids), whatever the filters.
+    events_per_second: float | None
+
+    @property
+    def per_event(self) -> float | None:
+        return self.bytes / self.entries if self.entries else None
+
+    @property
+    def per_hour(self) -> float | None:
+        """Memory one hour of SOLLOL_ROUTING_STREAM_RETENTION takes at the current rate."""
+        if self.per_event is None or self.events_per_second is None:
+            return None
+        return self.per_event * self.events_per_second * 3600
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "bytes": self.bytes,
+            "entries": self.entries,
+            "bytes_per_event": None if self.per_event is None else round(self.per_event, 1),
+            "events_per_second": None if self.events_per_second is None else round(self.events_per_second, 3),
+            "bytes_per_hour_of_retention": None if self.per_hour is None else round(self.per_hour),
+        }
+
+    def describe(self) -> str:
+        text = f"Redis memory: {_size(self.bytes)} for {self.entries} entries"
+        if self.per_event is not None:
+            text += f", ≈ {_size(self.per_event)} per event"
+        if self.per_hour is not None and self.events_per_second is not None:
+            rate = f"{self.events_per_second:.3g} events/s"
+            text += f"; at {rate} an hour of retention takes ≈ {_size(self.per_hour)}"
+        return text
+
+
+async def stream_memory(client: Any, stream: str) -> StreamMemory | None:
+    """None when the stream does not exist yet, or the ACL user may not run MEMORY USAGE."""
+    try:
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.memory_usage(stream)
+            pipe.xinfo_stream(stream)
+            used, info = await pipe.execute()
+    except redis.ResponseError:
+        return None
+    entries = int(info["length"])
+    rate = None
+    if entries > 1:
+        first, last = (int(bytes(info[end][0]).partition(b"-")[0]) for end in ("first-entry", "last-entry"))
+        rate = (entries - 1) / ((last - first) / 1000) if last > first else None
+    return StreamMemory(int(used or 0), entries, rate)
+
+
 @dataclass
 class Stats:
     """Counts over one window; `add` one event at a time, in any order."""
@@ -48,6 +112,7 @@ class Stats:
     by_model: Counter[str] = field(default_factory=Counter)
     by_instance: Counter[str] = field(default_factory=Counter)
     fallback_reasons: Counter[str] = field(default_factory=Counter)
+    memory: StreamMemory | None = None
 
     def add(self, event: RoutingEvent) -> None:
         self.events += 1
@@ -92,6 +157,7 @@ class Stats:
             "top_fallback_reasons": [
                 {"reason": reason, "count": count} for reason, count in self.fallback_reasons.most_common(top)
             ],
+            "redis_memory": None if self.memory is None else self.memory.to_json(),
         }
 
 
@@ -131,6 +197,8 @@ def render_text(stats: Stats, console: Console, top: int) -> None:
     console.print(
         Text(f"fallback rate: {rate} ({stats.fallbacks} fallbacks / {stats.decisions} routing decisions)")
     )
+    if stats.memory is not None:
+        console.print(Text(stats.memory.describe(), style="dim"))
     for title, counts, rows, styles in (
         ("by event type", stats.by_event_type, len(stats.by_event_type), dict(EVENT_STYLES)),
         ("by backend", stats.by_backend, top, None),
@@ -146,7 +214,9 @@ def render_text(stats: Stats, console: Console, top: int) -> None:
 async def _run(url: str, stream: str, since: datetime | None, event_filter: EventFilter) -> Stats:
     client = await async_client(url, key=stream)
     try:
-        return await collect(client, stream, since, event_filter)
+        stats = await collect(client, stream, since, event_filter)
+        stats.memory = await stream_memory(client, stream)
+        return stats
     finally:
         await client.aclose()
 
