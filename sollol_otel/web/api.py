@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -104,6 +105,7 @@ async def healthz(request: Request) -> Response:
                 "skipped": hub.skipped,
             },
             "clients": hub.clients,
+            "worker": os.getpid(),
         },
         status_code=status,
         headers={"Cache-Control": "no-store"},

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 
 from starlette.requests import Request
@@ -81,6 +82,7 @@ async def session(state: DashboardState, request: FeedRequest) -> AsyncIterator[
         message="✓ Connected to SOLLOL routing stream",
         filter=request.filter.describe(),
         stream=stream,
+        worker=os.getpid(),  # with `dashboard --workers N`, which process serves this feed
     )
     yield Batch([connected, hub.status_message()])
     try:

@@ -6,9 +6,12 @@ built in, on loopback ports of their own, and are torn down by the tests' fixtur
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import socket
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -38,8 +41,9 @@ class SentinelDeployment:
     def __init__(self) -> None:
         auth = ["--requirepass", self.PASSWORD, "--masterauth", self.PASSWORD]
         self.master = RedisServer(args=auth, binary=DEBIAN_REDIS).start()
+        self.link = LinkProxy(self.master.port)  # the replication link, to cut as a network partition would
         self.replica = RedisServer(
-            args=[*auth, "--replicaof", "127.0.0.1", str(self.master.port)], binary=DEBIAN_REDIS
+            args=[*auth, "--replicaof", "127.0.0.1", str(self.link.port)], binary=DEBIAN_REDIS
         ).start()
         self._dir = Path(tempfile.mkdtemp(prefix="sollol-otel-sentinel-"))
         self.sentinel_ports = [free_port() for _ in range(3)]
@@ -86,9 +90,8 @@ class SentinelDeployment:
     def replica_client(self) -> redis.Redis:
         return redis.Redis(port=self.replica.port, password=self.PASSWORD)
 
-    def kill_master_and_wait_for_promotion(self) -> None:
-        """SIGKILL the master; return once every sentinel names the replica as the new master."""
-        self.master.stop()
+    def wait_for_promotion(self) -> None:
+        """Return once every sentinel names the replica as the master, and it says it is one."""
         eventually(
             lambda: (
                 all(
@@ -108,8 +111,54 @@ class SentinelDeployment:
             process.kill()
             process.wait(5)
         self.replica.close()
+        self.link.close()
         self.master.close()
         shutil.rmtree(self._dir, ignore_errors=True)
+
+
+class LinkProxy:
+    """A TCP relay to a local port that can be cut: open connections are closed, new ones refused."""
+
+    def __init__(self, target_port: int) -> None:
+        self._target = target_port
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._open: list[socket.socket] = []
+        self._cut = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            if self._cut.is_set():
+                client.close()
+                continue
+            upstream = socket.create_connection(("127.0.0.1", self._target))
+            self._open += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        for end in (source, sink):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        self._cut.set()
+        for end in self._open:
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.cut()
+        self._listener.close()
 
 
 class ClusterDeployment:
@@ -205,7 +254,7 @@ class TlsRedis:
                 # What sollol-otel needs and no more: streams, pub/sub, INFO (Cluster detection).
                 "--user", self.USER, "on", f">{self.PASSWORD}", "~sollol:*", "&sollol:*", "-@all",
                 "+@stream", "+publish", "+subscribe", "+ping", "+info", "+multi", "+exec",
-                "+hello", "+client|setinfo", "+memory|usage",
+                "+hello", "+memory|usage",
             ],
             binary=DEBIAN_REDIS,
         ).start()  # fmt: skip

