@@ -60,8 +60,9 @@ TEMPLATE = {
     "backend": "ollama",
     "cached": False,
 }
-#: The two stamps the writer puts last in each event; the server keeps the event's keys in order.
-STAMPS = re.compile(rb'bench_ns":(\d+),"bench_seq":(\d+)')
+#: The stamps a writer puts in each event (the server keeps the event's keys in order); with several
+#: writers (bench_scale.py's producers) each numbers its own events and says which it is.
+STAMPS = re.compile(rb'bench_ns":(\d+),"bench_seq":(\d+)(?:,"bench_source":(\d+))?')
 
 
 def free_port() -> int:
@@ -133,6 +134,7 @@ class Feed(asyncio.Protocol):
         self.ready = asyncio.get_running_loop().create_future()
         self.received = 0
         self.next_seq = 0
+        self.next_by_source: dict[bytes, int] = {}
         self.out_of_order = 0
         self.sent_ns = array("q")  # each event's stamp, and when the chunk holding it was read
         self.read_ns = array("q")
@@ -176,13 +178,25 @@ class Feed(asyncio.Protocol):
         stamps = STAMPS.findall(payload)
         if not stamps:
             return
-        seqs = list(map(int, [seq for _, seq in stamps]))
-        if seqs != list(range(self.next_seq, self.next_seq + len(seqs))):
-            self.out_of_order += 1
-        self.next_seq = seqs[-1] + 1
-        self.received += len(seqs)
-        self.sent_ns.extend(map(int, [ns for ns, _ in stamps]))
+        if stamps[0][2]:
+            self.check_sources(stamps)
+        else:
+            seqs = list(map(int, [seq for _, seq, _ in stamps]))
+            if seqs != list(range(self.next_seq, self.next_seq + len(seqs))):
+                self.out_of_order += 1
+            self.next_seq = seqs[-1] + 1
+        self.received += len(stamps)
+        self.sent_ns.extend(map(int, [ns for ns, _, _ in stamps]))
         self.read_ns.extend([now_ns] * len(stamps))
+
+    def check_sources(self, stamps: list[tuple[bytes, bytes, bytes]]) -> None:
+        """Each writer's numbers must run on from where they stopped, whatever the interleaving."""
+        following = self.next_by_source
+        for _, seq, source in stamps:
+            number = int(seq)
+            if number != following.get(source, 0):
+                self.out_of_order += 1
+            following[source] = number + 1
 
     def latencies_ms(self, measure_from: int) -> array[float]:
         """Of the events written from `measure_from` on (time.time_ns())."""

@@ -20,7 +20,7 @@ TAIL_OPTIONS = [
 ]  # fmt: skip
 COMMANDS = {
     "tail": TAIL_OPTIONS,
-    "dashboard": ["--host", "--port", "--redis-url"],
+    "dashboard": ["--host", "--port", "--workers", "--redis-url"],
     "collector": ["--host", "--port", "--redis-url"],
     "demo": ["--host", "--port"],
     "emit-test": [],
