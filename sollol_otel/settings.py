@@ -118,7 +118,12 @@ ROUTING_LOG = Variable("SOLLOL_ROUTING_LOG", True, parse_bool, "false turns reco
 ROUTING_LOG_CONSOLE = Variable(
     "SOLLOL_ROUTING_LOG_CONSOLE", False, parse_bool, "also print each decision to stderr"
 )
-REDIS_URL = Variable("SOLLOL_REDIS_URL", "redis://localhost:6379", text, "where events go and are read from")
+REDIS_URL = Variable(
+    "SOLLOL_REDIS_URL",
+    "redis://localhost:6379",
+    text,
+    "where events go and are read from: redis://, rediss://, unix://, redis+sentinel://, redis+cluster://",
+)
 ROUTING_STREAM = Variable("SOLLOL_ROUTING_STREAM", "sollol:routing_stream", text, "stream key")
 ROUTING_CHANNEL = Variable("SOLLOL_ROUTING_CHANNEL", "sollol:routing_events", text, "pub/sub channel")
 ROUTING_STREAM_MAXLEN = Variable(
