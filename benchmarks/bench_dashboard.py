@@ -342,20 +342,41 @@ def percentile(ordered: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q / 100))] if ordered else 0.0
 
 
-def run(args: argparse.Namespace, server_pid: int, port: int, stream: str) -> dict[str, Any]:
+Clients = list[tuple[multiprocessing.process.BaseProcess, Connection]]
+
+
+def connect_clients(count: int, processes: int, port: int) -> Clients:
+    """`count` clients (half WebSocket, half SSE) in `processes` processes, all caught up."""
     context = multiprocessing.get_context("fork")
-    transports = ["WebSocket" if i % 2 == 0 else "SSE" for i in range(args.clients)]
-    idle_rss = rss_kib(server_pid)
-    children = []
-    for k in range(args.client_processes):
+    transports = ["WebSocket" if i % 2 == 0 else "SSE" for i in range(count)]
+    children: Clients = []
+    for k in range(processes):
         parent_end, child_end = context.Pipe()
-        share = [t for i, t in enumerate(transports) if i // 2 % args.client_processes == k]  # both kinds
+        share = [t for i, t in enumerate(transports) if i // 2 % processes == k]  # both kinds
         process = context.Process(target=client_process, args=(share, "127.0.0.1", port, child_end))
         process.start()
         children.append((process, parent_end))
     for _, conn in children:
         if not conn.poll(90) or conn.recv() != "ready":
             raise RuntimeError("clients did not connect")
+    return children
+
+
+def stop_clients(children: Clients, measure_from: int) -> list[ClientResult]:
+    """What each client received, with the latencies of events written from `measure_from` on."""
+    for _, conn in children:
+        conn.send(measure_from)  # stop reading; measure from here
+    results: list[ClientResult] = []
+    for process, conn in children:
+        results.extend(conn.recv())
+        process.join(10)
+    return results
+
+
+def run(args: argparse.Namespace, server_pid: int, port: int, stream: str) -> dict[str, Any]:
+    context = multiprocessing.get_context("fork")
+    idle_rss = rss_kib(server_pid)
+    children = connect_clients(args.clients, args.client_processes, port)
     time.sleep(1)
     connected_rss = rss_kib(server_pid)
     written = context.Value("q", 0)
@@ -384,12 +405,7 @@ def run(args: argparse.Namespace, server_pid: int, port: int, stream: str) -> di
     writer_process.join(30)
     time.sleep(2)  # let the last events arrive
     loaded_rss = rss_kib(server_pid)
-    results: list[ClientResult] = []
-    for _, conn in children:
-        conn.send(measure_from)  # stop reading; measure from here
-    for process, conn in children:
-        results.extend(conn.recv())
-        process.join(10)
+    results = stop_clients(children, measure_from)
     busy = (machine_after[0] - machine_before[0]) / max(1, machine_after[1] - machine_before[1])
     return {
         "results": results,

@@ -45,14 +45,7 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_dashboard import (
-    ClientResult,
-    client_process,
-    cpu_seconds,
-    free_port,
-    machine_ticks,
-    percentile,
-)
+from bench_dashboard import connect_clients, cpu_seconds, free_port, machine_ticks, percentile, stop_clients
 from bench_recording import redis_ceiling
 from redis_servers import RedisServer
 
@@ -121,17 +114,7 @@ def run_step(
 ) -> Step:
     stream = os.environ["SOLLOL_ROUTING_STREAM"]
     context = multiprocessing.get_context("fork")
-    transports = ["WebSocket" if i % 2 == 0 else "SSE" for i in range(args.clients)]
-    clients = []
-    for k in range(2):
-        parent_end, child_end = context.Pipe()
-        share = [t for i, t in enumerate(transports) if i // 2 % 2 == k]
-        process = context.Process(target=client_process, args=(share, "127.0.0.1", port, child_end))
-        process.start()
-        clients.append((process, parent_end))
-    for _, conn in clients:
-        if not conn.poll(90) or conn.recv() != "ready":
-            raise RuntimeError("clients did not connect")
+    clients = connect_clients(args.clients, 2, port)
     producers = []
     for source in range(args.producers):
         parent_end, child_end = context.Pipe()
@@ -166,12 +149,7 @@ def run_step(
     for process, _ in producers:
         process.join(30)
     time.sleep(2)  # the last events reach the clients
-    results: list[ClientResult] = []
-    for _, conn in clients:
-        conn.send(measure_from)
-    for process, conn in clients:
-        results.extend(conn.recv())
-        process.join(10)
+    results = stop_clients(clients, measure_from)
     exported = sum(t[1] for t in totals)
     latencies = array("d")
     for result in results:

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from dashboard.dashboard_harness import DashboardServer
+from dashboard.dashboard_harness import DashboardServer, running_dashboards
 
 from sollol_otel.settings import Settings
-from sollol_otel.web.config import DashboardConfig
 
 ServerFactory = Callable[..., DashboardServer]
 
@@ -16,16 +15,8 @@ ServerFactory = Callable[..., DashboardServer]
 @pytest.fixture
 def start_dashboard(keys: tuple[str, str]) -> Iterator[ServerFactory]:
     """Starts dashboards with given options (token, queue size, ...) and stops them after the test."""
-    servers: list[DashboardServer] = []
-
-    def start(settings: Settings | None = None, **options: object) -> DashboardServer:
-        server = DashboardServer(settings or Settings.from_env(), DashboardConfig(**options))  # type: ignore[arg-type]
-        servers.append(server.start())
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
+    with running_dashboards() as start:
+        yield lambda settings=None, **options: start(settings or Settings.from_env(), **options)
 
 
 @pytest.fixture

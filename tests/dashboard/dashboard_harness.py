@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import httpx
@@ -58,6 +58,23 @@ class DashboardServer:
             self._server.should_exit = True
             self._thread.join(10)
         self._server = self._thread = None
+
+
+@contextmanager
+def running_dashboards() -> Iterator[Callable[..., DashboardServer]]:
+    """`start(settings, **options)` starts a dashboard (options: DashboardConfig's); all stop at the end."""
+    servers: list[DashboardServer] = []
+
+    def start(settings: Settings, **options: Any) -> DashboardServer:
+        server = DashboardServer(settings, DashboardConfig(**options))
+        servers.append(server.start())
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.stop()
 
 
 def write(client: redis.Redis, stream: str, count: int, start: int = 0, **fields: Any) -> list[str]:

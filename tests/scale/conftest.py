@@ -8,14 +8,13 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-from dashboard.dashboard_harness import DashboardServer
+from dashboard.dashboard_harness import DashboardServer, running_dashboards
 from scale.deployments import ClusterDeployment, SentinelDeployment, TlsRedis
 from scale.parts import Receiver
 from tail.tail_cli import Running, environment
 
 import sollol_otel
 from sollol_otel.settings import Settings
-from sollol_otel.web.config import DashboardConfig
 
 
 @pytest.fixture
@@ -57,16 +56,8 @@ def command(names: tuple[str, str]) -> Iterator[Callable[..., Running]]:
 @pytest.fixture
 def dashboard(names: tuple[str, str]) -> Iterator[Callable[[str], DashboardServer]]:
     """`dashboard(url)` → the dashboard app under uvicorn, reading this test's stream at `url`."""
-    servers: list[DashboardServer] = []
-
-    def start(url: str) -> DashboardServer:
-        server = DashboardServer(Settings.from_env().with_overrides(redis_url=url), DashboardConfig())
-        servers.append(server.start())
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
+    with running_dashboards() as start:
+        yield lambda url: start(Settings.from_env().with_overrides(redis_url=url))
 
 
 @pytest.fixture
@@ -78,26 +69,17 @@ def receiver(command: Callable[..., Running]) -> Callable[[str], Receiver]:
 @pytest.fixture
 def sentinel() -> Iterator[SentinelDeployment]:
     """A deployment of the test's own: failover tests leave it changed."""
-    deployment = SentinelDeployment()
-    try:
+    with contextlib.closing(SentinelDeployment()) as deployment:
         yield deployment
-    finally:
-        deployment.close()
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[ClusterDeployment]:
-    deployment = ClusterDeployment()
-    try:
+    with contextlib.closing(ClusterDeployment()) as deployment:
         yield deployment
-    finally:
-        deployment.close()
 
 
 @pytest.fixture(scope="module")
 def tls() -> Iterator[TlsRedis]:
-    server = TlsRedis()
-    try:
+    with contextlib.closing(TlsRedis()) as server:
         yield server
-    finally:
-        server.close()
