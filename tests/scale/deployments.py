@@ -133,10 +133,13 @@ class LinkProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return  # closed
-            if self._cut.is_set():
+            try:
+                if self._cut.is_set():
+                    raise ConnectionRefusedError("cut")
+                upstream = socket.create_connection(("127.0.0.1", self._target))
+            except OSError:  # cut, or the target is gone (a killed master): the replica retries
                 client.close()
                 continue
-            upstream = socket.create_connection(("127.0.0.1", self._target))
             self._open += [client, upstream]
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
