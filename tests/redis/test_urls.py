@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from typer.testing import CliRunner
 
+from sollol_otel.cli import app
 from sollol_otel.redis.urls import Topology, parse_redis_url, redact_url, scrub
 
 
@@ -77,3 +79,9 @@ def test_redaction_hides_every_password_and_keeps_the_rest(url: str, shown: str)
 def test_error_text_loses_the_passwords_of_the_url() -> None:
     url = "redis+sentinel://:master-pw@s1/m?sentinel_password=sentinel-pw"
     assert scrub("AUTH master-pw failed; sentinel-pw too", url) == "AUTH *** failed; *** too"
+
+
+def test_a_command_refuses_a_bad_url_at_once_without_showing_its_password() -> None:
+    result = CliRunner().invoke(app, ["stats", "--redis-url", "redis+sentinel://:secret@s1:26379"])
+    assert result.exit_code == 2
+    assert "must name /<service>" in result.output and "secret" not in result.output
