@@ -254,10 +254,10 @@ class TlsRedis:
                 "--tls-ca-cert-file", str(self.certs / "ca.crt"),
                 "--tls-auth-clients", "no",
                 "--requirepass", self.ADMIN_PASSWORD,
-                # What sollol-otel needs and no more: streams, pub/sub, INFO (Cluster detection).
+                # The README's ACL for sollol-otel, no more: streams, PUBLISH, INFO (Cluster
+                # detection), MEMORY USAGE (stats), on sollol:* keys and channels.
                 "--user", self.USER, "on", f">{self.PASSWORD}", "~sollol:*", "&sollol:*", "-@all",
-                "+@stream", "+publish", "+subscribe", "+ping", "+info", "+multi", "+exec",
-                "+hello", "+memory|usage",
+                "+@stream", "+publish", "+ping", "+multi", "+exec", "+info", "+memory|usage",
             ],
             binary=DEBIAN_REDIS,
         ).start()  # fmt: skip
