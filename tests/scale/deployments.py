@@ -33,35 +33,61 @@ SLOW = 60.0
 
 
 class SentinelDeployment:
-    """A password-protected master, one replica, and three sentinels watching them (quorum 2)."""
+    """A password-protected master, one replica, and three sentinels watching them (quorum 2).
+
+    With `tls`, every one of them also serves TLS (certificates from a CA made here), replicates
+    and monitors over it, and the URL reaches them only through TLS ports; the plain ports stay
+    for the test's own setup.
+    """
 
     SERVICE = "sollol-master"
     PASSWORD = "sentinel-test-pw"
 
-    def __init__(self) -> None:
-        auth = ["--requirepass", self.PASSWORD, "--masterauth", self.PASSWORD]
-        self.master = RedisServer(args=auth, binary=DEBIAN_REDIS).start()
-        self.link = LinkProxy(self.master.port)  # the replication link, to cut as a network partition would
-        self.replica = RedisServer(
-            args=[*auth, "--replicaof", "127.0.0.1", str(self.link.port)], binary=DEBIAN_REDIS
-        ).start()
+    def __init__(self, *, tls: bool = False) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="sollol-otel-sentinel-"))
+        self._tls: list[str] = []
+        if tls:
+            _make_certificates(self._dir)
+            files = {name: str(self._dir / name) for name in ("server.crt", "server.key", "ca.crt")}
+            self._tls = [
+                "--tls-cert-file", files["server.crt"], "--tls-key-file", files["server.key"],
+                "--tls-ca-cert-file", files["ca.crt"], "--tls-auth-clients", "no", "--tls-replication", "yes",
+            ]  # fmt: skip
+        auth = ["--requirepass", self.PASSWORD, "--masterauth", self.PASSWORD]
+        self.master = self._server(auth)
+        self.link = LinkProxy(self._port(self.master))  # the replication link, to cut as a partition would
+        self.replica = self._server([*auth, "--replicaof", "127.0.0.1", str(self.link.port)])
         self.sentinel_ports = [free_port() for _ in range(3)]
+        self._tls_ports = {port: free_port() for port in self.sentinel_ports}
         self._sentinels = [self._start_sentinel(port) for port in self.sentinel_ports]
         eventually(
             self._watching_everything, timeout=SLOW, what="sentinels to see the replica and each other"
         )
 
+    def _server(self, args: list[str]) -> RedisServer:
+        tls = ["--tls-port", str(free_port()), *self._tls] if self._tls else []
+        return RedisServer(args=[*args, *tls], binary=DEBIAN_REDIS).start()
+
+    def _port(self, server: RedisServer) -> int:
+        """The port clients and the other servers use: the TLS one when there is one."""
+        return int(server.args[server.args.index("--tls-port") + 1]) if self._tls else server.port
+
     @property
     def url(self) -> str:
+        if self._tls:
+            hosts = ",".join(f"localhost:{self._tls_ports[port]}" for port in self.sentinel_ports)
+            ca = self._dir / "ca.crt"
+            return f"rediss+sentinel://:{self.PASSWORD}@{hosts}/{self.SERVICE}?ssl_ca_certs={ca}"
         hosts = ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
         return f"redis+sentinel://:{self.PASSWORD}@{hosts}/{self.SERVICE}"
 
     def _start_sentinel(self, port: int) -> subprocess.Popen[bytes]:
         config = self._dir / f"sentinel-{port}.conf"  # Sentinel rewrites its file: one each
+        tls = " ".join(self._tls).replace(" --", "\n").removeprefix("--")
         config.write_text(
             f"port {port}\nbind 127.0.0.1\ndir {self._dir}\n"
-            f"sentinel monitor {self.SERVICE} 127.0.0.1 {self.master.port} 2\n"
+            + (f"tls-port {self._tls_ports[port]}\n{tls}\n" if self._tls else "")
+            + f"sentinel monitor {self.SERVICE} 127.0.0.1 {self._port(self.master)} 2\n"
             f"sentinel auth-pass {self.SERVICE} {self.PASSWORD}\n"
             f"sentinel down-after-milliseconds {self.SERVICE} 1000\n"
             f"sentinel failover-timeout {self.SERVICE} 10000\n"
@@ -82,21 +108,16 @@ class SentinelDeployment:
                 return False
         return self.replica_client().info("replication")["master_link_status"] == "up"
 
-    def master_port(self) -> int:
-        """The master's port as the sentinels say it now."""
-        _, port = self.sentinel().sentinel_get_master_addr_by_name(self.SERVICE)
-        return int(port)
-
     def replica_client(self) -> redis.Redis:
         return redis.Redis(port=self.replica.port, password=self.PASSWORD)
 
     def wait_for_promotion(self) -> None:
         """Return once every sentinel names the replica as the master, and it says it is one."""
+        replica = self._port(self.replica)
         eventually(
             lambda: (
                 all(
-                    int(self.sentinel(i).sentinel_get_master_addr_by_name(self.SERVICE)[1])
-                    == self.replica.port
+                    int(self.sentinel(i).sentinel_get_master_addr_by_name(self.SERVICE)[1]) == replica
                     for i in range(3)
                 )
                 and self.replica_client().info("replication")["role"] == "master"

@@ -7,6 +7,7 @@ mid-stream. `redis+sentinel://:password@host:port,…/<service>` is the only add
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 
 from dashboard.dashboard_harness import DashboardServer, ws_feed
@@ -84,3 +85,23 @@ async def test_a_reader_reports_the_gap_when_the_promoted_replica_lacked_the_new
     assert tail.stderr_has("the stream was replaced"), tail.stderr
     assert each_once(tail_reasons(tail), reasons(range(15)))  # 5-9 read from the old master, nothing twice
     assert stream_reasons(sentinel.replica_client(), names[0]) == reasons([*range(5), *range(10, 15)])
+
+
+async def test_rediss_sentinel_follows_a_failover_over_tls(
+    names: tuple[str, str],
+    recording: Callable[..., sollol_otel.RoutingLogger],
+    command: Callable[..., Running],
+) -> None:
+    with contextlib.closing(SentinelDeployment(tls=True)) as sentinel:
+        logger = recording(redis_url=sentinel.url)
+        tail = command(sentinel.url, "tail", "-o", "json", "--reconnect-timeout", str(SLOW))
+        await asyncio.to_thread(tail.wait_for, lambda: tail.stderr_has("following"))
+        record(logger, range(5))
+        assert await asyncio.to_thread(sollol_otel.force_flush, 10)
+        await asyncio.to_thread(sentinel.master.stop)
+        await asyncio.to_thread(sentinel.wait_for_promotion)
+        record(logger, range(5, 10))
+        assert await asyncio.to_thread(sollol_otel.force_flush, SLOW)
+        await asyncio.to_thread(tail.wait_for, lambda: len(tail.stdout) == 10, SLOW)
+        assert each_once(tail_reasons(tail), reasons(range(10)))
+        assert stream_reasons(sentinel.replica_client(), names[0]) == reasons(range(10))
