@@ -46,6 +46,16 @@ def test_stats_gives_the_fallback_rate_and_top_reasons(
     ]
 
 
+def test_stats_says_what_an_event_costs_redis_for_sizing_the_retention(
+    keys: tuple[str, str], redis_client: redis.Redis
+) -> None:
+    write(redis_client, keys[0], *(sollol_event(n=n) for n in range(100)))
+    memory = json.loads(run("stats", "-o", "json").stdout)["redis_memory"]
+    assert memory["entries"] == 100
+    assert memory["bytes_per_event"] == round(int(redis_client.memory_usage(keys[0])) / 100, 1)
+    assert "per event" in run("stats").stdout
+
+
 def test_stats_since_counts_only_the_window(keys: tuple[str, str], redis_client: redis.Redis) -> None:
     now_ms = int(redis_client.time()[0]) * 1000
     redis_client.xadd(keys[0], {"event": json.dumps(sollol_event())}, id=f"{now_ms - 7_200_000}-0")
