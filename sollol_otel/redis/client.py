@@ -3,8 +3,10 @@
 `sync_client` and `async_client` turn a SOLLOL_REDIS_URL (forms in `urls.py`) into redis-py's
 client of the right kind: a plain one; a Sentinel-managed master (redis-py's Sentinel pool asks
 the sentinels for the master on every new connection, so after a failover the next reconnect
-lands on the new master); or a RedisCluster, which follows MOVED and ASK by itself. A plain URL
-to a Cluster node is recognised by asking it (`INFO cluster`) when the client is made.
+lands on the new master); for a Cluster, the writer's RedisCluster (its pipeline goes to the
+stream's master, see `pool_for_key`) and the readers' pool of connections to that one master
+(see `_SlotOwnerPool`), both following MOVED and ASK. A plain URL to a Cluster node is
+recognised by asking it (`INFO cluster`) when the client is made.
 """
 
 from __future__ import annotations
@@ -68,9 +70,8 @@ def sync_client(url: str, *, socket_timeout: float = SOCKET_TIMEOUT) -> SyncClie
             if not address.nodes or not _cluster_enabled(client.info("cluster")):
                 return client
         except redis.exceptions.NoPermissionError:
-            return (
-                client  # an ACL user without INFO: taken as a plain server (redis+cluster:// says otherwise)
-            )
+            # An ACL user without INFO: taken as a plain server (redis+cluster:// says otherwise).
+            return client
         except BaseException:
             client.close()
             raise
