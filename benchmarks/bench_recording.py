@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 import multiprocessing
 import os
 import platform
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -217,7 +219,9 @@ def latency(url: str, seconds: float) -> list[str]:
     stream, channel = keys()
     settings = Settings(redis_url=url, stream=stream, channel=channel)
     provider = LoggerProvider(shutdown_on_exit=False)
-    provider.add_log_record_processor(BatchLogRecordProcessor(RedisBridgeExporter(RedisWriter(settings), {})))
+    provider.add_log_record_processor(
+        BatchLogRecordProcessor(RedisBridgeExporter(RedisWriter(settings), dict))
+    )
     logger = sollol_otel.RoutingLogger(provider.get_logger("bench"))
     with reader(url, stream, int(1_000 * seconds)) as latencies:
         paced(lambda: logger.log_route_decision(MODEL, BACKEND, REASON), 1_000, seconds)
@@ -254,19 +258,22 @@ def throughput(url: str, count: int) -> list[str]:
         "cached": False, "parameter_count": 3, "message": f"🎯 {MODEL} → {BACKEND} | {REASON}",
         "service": "sollol", "schema_version": 1,
     }  # fmt: skip
-    writer = RedisWriter(settings)
-    started = time.perf_counter()
-    for _ in range(0, count, 1_000):
-        writer.submit([event] * 1_000)
-    writer.flush(120)
-    elapsed = time.perf_counter() - started
-    stats = writer.stats()
-    writer.close()
-    rows.append(
-        f"| Redis writer (bridge exporter's and receiver's) | {stats.exported} | {elapsed:.2f} | "
-        f"{stats.exported / elapsed:,.0f} | {stats.dropped} |"
-    )
-    _cleanup(url, stream)
+    for label, with_ids in (("events with ids, as the bridge exporter gives them", True),
+                            ("events without ids, as foreign OTLP senders give them", False)):  # fmt: skip
+        events = [{**event, "event_id": uuid.uuid4().hex} if with_ids else event for _ in range(1_000)]
+        writer = RedisWriter(settings)
+        started = time.perf_counter()
+        for _ in range(0, count, 1_000):
+            writer.submit(events)
+        writer.flush(120)
+        elapsed = time.perf_counter() - started
+        stats = writer.stats()
+        writer.close()
+        rows.append(
+            f"| Redis writer, {label} | {stats.exported} | {elapsed:.2f} | "
+            f"{stats.exported / elapsed:,.0f} | {stats.dropped} |"
+        )
+        _cleanup(url, stream)
     stream, channel = keys()
     call = ours(url, stream, channel)
     started = time.perf_counter()
@@ -315,6 +322,85 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, Redis {server}"
 
 
+def hostile_metadata(url: str, calls: int) -> list[str]:
+    """The caller's cost when metadata is huge: ours bounds it first, SOLLOL serializes all of it."""
+    rows = ["| metadata | logger | calls | p50 µs | p99 µs |", "|---|---|---|---|---|"]
+    cases: list[tuple[str, dict[str, Any]]] = [
+        ("a value: dict of 1,000,000 keys", {"huge": {f"k{i}": i for i in range(1_000_000)}}),
+        ("10,000 keyword arguments", {f"key_{i}": i for i in range(10_000)}),
+    ]
+    tracer = TracerProvider()
+    their_calls = max(3, calls // 10)
+    for label, metadata in cases:
+        stream, channel = keys()
+        ours = sollol_otel.configure(redis_url=url, stream=stream, channel=channel)
+        call = functools.partial(ours.log_route_decision, MODEL, BACKEND, REASON, **metadata)
+        p50, p99 = percentiles(time_calls(call, calls, tracer))
+        rows.append(f"| {label} | sollol-otel (log event + span event) | {calls} | {p50:.1f} | {p99:.1f} |")
+        sollol_otel.shutdown()
+        client = redis.Redis.from_url(url, decode_responses=True)
+        theirs = sollol_reference.load("routing_logger").RoutingEventLogger(
+            redis_client=client, channel=channel, stream_key=stream
+        )
+        call = functools.partial(theirs.log_route_decision, MODEL, BACKEND, REASON, **metadata)
+        p50, p99 = percentiles(time_calls(call, their_calls))
+        rows.append(f"| {label} | SOLLOL 0.9.66 | {their_calls} | {p50:.1f} | {p99:.1f} |")
+        client.close()
+        _cleanup(url, stream)
+    tracer.shutdown()
+    return rows
+
+
+_SILENT_OTLP_SCRIPT = """
+import sys, time
+from opentelemetry import trace
+import sollol_otel
+logger = sollol_otel.get_routing_logger()
+for _ in range(100):
+    with trace.get_tracer("bench").start_as_current_span("request"):
+        logger.log_route_decision("m", "ollama", "r")
+started = time.monotonic()
+if sys.argv[1] == "shutdown":
+    sollol_otel.shutdown(float(sys.argv[2]))
+    print(f"{time.monotonic() - started:.2f}", flush=True)
+else:
+    print(f"{started}", flush=True)
+"""
+
+
+def silent_otlp_shutdown(url: str) -> list[str]:
+    """Shutdown, and interpreter exit, with the OTLP endpoint a socket that never answers."""
+    rows = ["| what | timeout s | seconds |", "|---|---|---|"]
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        stream, _ = keys()
+        env = {
+            **os.environ,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{listener.getsockname()[1]}",
+            "SOLLOL_REDIS_URL": url,
+            "SOLLOL_ROUTING_STREAM": stream,
+        }
+        for timeout in (1.0, 2.0):
+            ran = subprocess.run(
+                [sys.executable, "-c", _SILENT_OTLP_SCRIPT, "shutdown", str(timeout)],
+                env=env, capture_output=True, text=True, timeout=120, check=True,
+            )  # fmt: skip
+            rows.append(f"| shutdown(timeout) | {timeout:.1f} | {ran.stdout.strip()} |")
+        process = subprocess.Popen(
+            [sys.executable, "-c", _SILENT_OTLP_SCRIPT, "exit", "0"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        assert process.stdout is not None
+        started = float(process.stdout.readline())
+        process.wait(120)
+        rows.append(
+            f"| interpreter exit, no shutdown() call | 2.0 (default) | {time.monotonic() - started:.2f} |"
+        )
+        _cleanup(url, stream)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer calls and shorter runs")
@@ -331,7 +417,11 @@ def main() -> None:
     print("### Sustained throughput into Redis, one process\n")
     print("\n".join(throughput(args.redis_url, volume)), "\n")
     print("### Redis's own ceiling on this machine\n")
-    print("\n".join(redis_ceiling(args.redis_url)))
+    print("\n".join(redis_ceiling(args.redis_url)), "\n")
+    print("### Caller's cost with hostile metadata\n")
+    print("\n".join(hostile_metadata(args.redis_url, 20 if args.quick else 200)), "\n")
+    print("### Shutdown with an OTLP endpoint that never answers\n")
+    print("\n".join(silent_otlp_shutdown(args.redis_url)))
 
 
 if __name__ == "__main__":

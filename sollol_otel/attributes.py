@@ -13,26 +13,36 @@
 | trace_id, span_id | the record's trace context (hex) |
 | service | resource `service.name` |
 | keys whose value is null | named in `sollol.null_keys` (OTel attributes cannot be null) |
+| event_id | `sollol.event_id`: unique per decision, on the log event |
 | cached (ROUTE_DECISION, CACHE_HIT) | implied by the event type, as SOLLOL sets it, unless contradicting |
 
 The span event of a decision carries only SPAN_EVENT_KEYS; the log event carries all of the above.
+
+Metadata (a caller's extra keywords, beside a method's own fields such as reason or task_id) is
+bounded before any per-item work: at most MAX_METADATA_KEYS keys (the first ones),
+MAX_METADATA_CHARS characters of text in all, and each value within `wire.to_wire_value`'s
+limits. Metadata named like one of our keys (`timestamp`, `event_id`, `null_keys`, ...) is kept
+as `<key>_metadata`; `model` or `backend` as metadata fill the event's own when the method has
+none (as SOLLOL does), else they too become `<key>_metadata`.
 
 Attributes are flat and few on purpose: attribute validation is half the cost of an emit.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from opentelemetry.util.types import AttributeValue
 
 from sollol_otel.events import SCHEMA_VERSION, EventType, one_line_message
-from sollol_otel.wire import MAX_STRING_CHARS, iso_timestamp, to_wire_value
+from sollol_otel.wire import MAX_STRING_CHARS, Reject, clean_text, iso_timestamp, to_wire_value
 
 NAMESPACE = "sollol."
+_NAMESPACE_LENGTH = len(NAMESPACE)
 MODEL = "gen_ai.request.model"
 SERVER_ADDRESS = "server.address"
 SERVER_PORT = "server.port"
@@ -40,9 +50,21 @@ ERROR_TYPE = "error.type"
 NULL_KEYS = NAMESPACE + "null_keys"
 BACKEND = NAMESPACE + "backend"
 REASON = NAMESPACE + "reason"
+_NODE_URL = NAMESPACE + "node_url"
+#: One id per decision, on its log event: the writer's exactly-once check and receivers' dedupe.
+#: Given on the emitter thread; the span event goes without (each attribute costs the caller ~1 µs).
+EVENT_ID = NAMESPACE + "event_id"
 #: What a span event keeps: enough to read the decision in Jaeger's timeline. The log event,
-#: correlated by trace id, has everything; each attribute left out saves ~2 µs of validation.
+#: correlated by trace id, has everything; each attribute left out saves ~1-2 µs of validation.
 SPAN_EVENT_KEYS = frozenset({MODEL, BACKEND, REASON, SERVER_ADDRESS, SERVER_PORT, ERROR_TYPE})
+
+#: Most metadata keys kept per event (the first ones; a logging method's own fields are not
+#: metadata). With our own attributes this stays under the OTel SDK's default limit of 128 per
+#: log record, past which it would evict the oldest attributes (reason, model...) with a warning each.
+MAX_METADATA_KEYS = 64
+#: Most characters of metadata text per event, all values together; past it values become OVER_LIMIT_MARK.
+MAX_METADATA_CHARS = 32_768
+OVER_LIMIT_MARK = "…[over the metadata size limit]"
 
 RESOURCE_INSTANCE_ID = "service.instance.id"
 RESOURCE_HOSTNAME = "host.name"
@@ -51,25 +73,44 @@ RESOURCE_SERVICE = "service.name"
 
 #: Keys every wire event starts with (SOLLOL's order), and the ones we append.
 HEADER_KEYS = ("timestamp", "instance_id", "hostname", "pid", "event_type", "model", "backend")
-TRAILER_KEYS = ("message", "trace_id", "span_id", "service", "schema_version")
-_RESERVED = frozenset(HEADER_KEYS + TRAILER_KEYS) - {"model", "backend"}
+TRAILER_KEYS = ("message", "trace_id", "span_id", "service", "schema_version", "event_id")
+#: Attributes a foreign sender named like our keys: kept on the wire as `<key>_metadata`.
+_RESERVED = frozenset(HEADER_KEYS + TRAILER_KEYS) - {"model", "backend", "event_id"}
+#: Metadata keys the logger renames `<key>_metadata` before they can overwrite ours.
+_PROTECTED = frozenset(HEADER_KEYS + TRAILER_KEYS + ("null_keys",))
 
 _PRIMITIVES = (str, bool, int, float)
 _CACHEABLE = frozenset({EventType.ROUTE_DECISION, EventType.CACHE_HIT})
+_DERIVING = frozenset({EventType.OLLAMA_NODE_SELECTED, EventType.FALLBACK_TRIGGERED})
 
 
-def to_attribute_value(value: object) -> AttributeValue | None:
+def _ignore(_: str) -> None:
+    pass
+
+
+def to_attribute_value(value: object, reject: Reject = _ignore) -> AttributeValue | None:
     """A metadata value as a valid OTel attribute value; None means "leave it out"."""
     kind = type(value)
-    if kind is bool or kind is int or (kind is str and len(value) <= MAX_STRING_CHARS):  # type: ignore[arg-type]
-        return value  # type: ignore[return-value]  # the common case, on the caller's hot path
-    wire = to_wire_value(value)
+    if kind is str:
+        text: str = value  # type: ignore[assignment]  # exactly str: checked by identity, the fastest test
+        return text if len(text) <= MAX_STRING_CHARS and text.isascii() else clean_text(text, reject)
+    if kind is bool or kind is int:
+        return value  # type: ignore[return-value]  # the common cases, on the caller's hot path
+    wire = to_wire_value(value, reject)
     if isinstance(wire, list):
         kinds = {type(item) for item in wire}
         if len(kinds) == 1 and kinds <= set(_PRIMITIVES):
             return tuple(wire)
         return json.dumps(wire, ensure_ascii=False)
     return wire
+
+
+def _chars(value: AttributeValue) -> int:
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, tuple):
+        return sum(len(item) if isinstance(item, str) else 8 for item in value)
+    return 8
 
 
 def _host_port(address: str) -> tuple[str | None, int | None]:
@@ -89,37 +130,79 @@ def _error_type(reason: object) -> str:
 
 
 def event_attributes(
-    event_type: EventType, model: object, backend: object, fields: Mapping[str, object]
+    event_type: EventType,
+    model: object,
+    backend: object,
+    fields: Mapping[str, object],
+    metadata: Mapping[str, object],
+    *,
+    max_keys: int = MAX_METADATA_KEYS,
+    reject: Reject = _ignore,
 ) -> dict[str, AttributeValue]:
-    """The attributes of one decision's log event and span event."""
+    """The attributes of one decision's log event and span event, within the metadata limits.
+
+    `fields` are the logging method's own (reason, task_id...), `metadata` the caller's extras;
+    only the metadata is capped at `max_keys`. Never raises for any value; each cut, replacement
+    or renamed key is told to `reject`.
+    """
+    extras: Iterable[tuple[str, object]] = metadata.items()
+    if len(metadata) > max_keys:  # checked before any per-key work: a caller may pass 10,000 keys
+        reject("metadata keys over the limit")
+        extras = itertools.islice(extras, max_keys)
     attributes: dict[str, AttributeValue] = {}
-    if model is not None:
-        attributes[MODEL] = str(to_attribute_value(model))
-    if backend is not None:
-        attributes[BACKEND] = str(to_attribute_value(backend))
     nulls: list[str] = []
-    for key, value in fields.items():
-        if key == "cached" and value is (event_type is EventType.CACHE_HIT) and event_type in _CACHEABLE:
+    chars = 0
+    for given, value in itertools.chain(fields.items(), extras):
+        key = given
+        if given in _PROTECTED:
+            if given in ("model", "backend") and (model if given == "model" else backend) is None:
+                model, backend = (value, backend) if given == "model" else (model, value)  # SOLLOL's rule
+                continue
+            reject("reserved key renamed")
+            key = f"{given}_metadata"
+        elif key == "cached" and value is (event_type is EventType.CACHE_HIT) and event_type in _CACHEABLE:
             continue  # implied by the event type (SOLLOL's rule); to_wire_fields puts it back
-        converted = to_attribute_value(value)
-        if converted is None:
-            nulls.append(key)
-            continue
+        kind = type(value)
+        if kind is str and len(value) <= MAX_STRING_CHARS and value.isascii():  # type: ignore[arg-type,attr-defined]
+            converted: AttributeValue | None = value  # type: ignore[assignment]  # the common case, inline
+            chars += len(value)  # type: ignore[arg-type]
+        elif kind is bool or kind is int:
+            converted = value  # type: ignore[assignment]
+        else:
+            converted = to_attribute_value(value, reject)
+            if converted is None:
+                nulls.append(key)
+                continue
+            chars += _chars(converted)
+        if chars > MAX_METADATA_CHARS:
+            reject("metadata over the size limit")
+            converted = OVER_LIMIT_MARK
         if event_type is EventType.RPC_BACKEND_SELECTED and key in ("backend_host", "backend_port"):
             attributes[SERVER_ADDRESS if key == "backend_host" else SERVER_PORT] = converted
             continue
         attributes[NAMESPACE + key] = converted
-    if event_type is EventType.OLLAMA_NODE_SELECTED and isinstance(fields.get("node_url"), str):
-        host, port = _host_port(str(fields["node_url"]))
+    if model is not None:
+        attributes[MODEL] = str(to_attribute_value(model, reject))
+    if backend is not None:
+        attributes[BACKEND] = str(to_attribute_value(backend, reject))
+    if nulls or event_type in _DERIVING:
+        _add_derived(attributes, event_type, nulls)
+    return attributes
+
+
+def _add_derived(attributes: dict[str, AttributeValue], event_type: EventType, nulls: list[str]) -> None:
+    """Attributes other tools read, derived from the decision's own: node address, error class, nulls."""
+    node_url = attributes.get(_NODE_URL) if event_type is EventType.OLLAMA_NODE_SELECTED else None
+    if isinstance(node_url, str):
+        host, port = _host_port(node_url)
         if host:
             attributes[SERVER_ADDRESS] = host
         if port:
             attributes[SERVER_PORT] = port
-    if event_type is EventType.FALLBACK_TRIGGERED and fields.get("reason") is not None:
-        attributes[ERROR_TYPE] = _error_type(fields["reason"])
+    if event_type is EventType.FALLBACK_TRIGGERED and REASON in attributes:
+        attributes[ERROR_TYPE] = _error_type(attributes[REASON])
     if nulls:
         attributes[NULL_KEYS] = tuple(nulls)
-    return attributes
 
 
 def span_event_attributes(attributes: Mapping[str, AttributeValue]) -> dict[str, AttributeValue]:
@@ -159,10 +242,13 @@ def to_wire_fields(
         "backend": attributes.get(BACKEND),
     }
     for key, value in attributes.items():
-        if key in (MODEL, BACKEND):
+        if key in (MODEL, BACKEND, EVENT_ID):
             continue
         if key == NULL_KEYS:
-            fields.update(dict.fromkeys(value if isinstance(value, (list, tuple)) else (), None))
+            for name in value if isinstance(value, (list, tuple)) else ():
+                null_key = _wire_key(event_type, NAMESPACE + str(name))
+                if null_key is not None:
+                    fields.setdefault(null_key, None)  # never a key given a value: nulls cannot erase
             continue
         wire_key = _wire_key(event_type, key)
         if wire_key is not None:
@@ -175,4 +261,21 @@ def to_wire_fields(
         fields["span_id"] = f"{span_id:016x}"
     fields["service"] = resource.get(RESOURCE_SERVICE)
     fields["schema_version"] = SCHEMA_VERSION
+    event_id = attributes.get(EVENT_ID)
+    if isinstance(event_id, str) and event_id:
+        fields["event_id"] = event_id
     return fields
+
+
+def message_of(event_type: EventType, attributes: Mapping[str, AttributeValue]) -> str:
+    """The one-line message of a decision, from its attributes (bounded, never the caller's objects)."""
+    fields: dict[str, Any] = {
+        key[_NAMESPACE_LENGTH:]: value for key, value in attributes.items() if key[:7] == NAMESPACE
+    }
+    fields["model"] = attributes.get(MODEL)
+    if event_type is EventType.RPC_BACKEND_SELECTED:
+        fields["backend_host"], fields["backend_port"] = (
+            attributes.get(SERVER_ADDRESS),
+            attributes.get(SERVER_PORT),
+        )
+    return one_line_message(event_type, fields)

@@ -76,6 +76,17 @@ def duration(name: str, raw: str) -> float | None:
     return seconds
 
 
+def seconds(name: str, raw: str) -> float:
+    """A finite, non-negative number of seconds."""
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number of seconds") from None
+    if not 0 <= value < float("inf"):
+        raise SettingsError(f"{name}={raw!r} must be a finite number of seconds, at least 0")
+    return value
+
+
 def text(name: str, raw: str) -> str:
     return raw
 
@@ -136,7 +147,16 @@ ROUTING_STREAM_RETENTION = Variable[float | None](
     "also trim stream entries older than this (30s, 15m, 24h, 7d), alongside the MAXLEN bound",
 )
 ROUTING_BACKLOG = Variable(
-    "SOLLOL_ROUTING_BACKLOG", 10_000, integer(), "events kept in memory while Redis is unreachable"
+    "SOLLOL_ROUTING_BACKLOG",
+    10_000,
+    integer(),
+    "events kept in memory while Redis is unreachable or refuses writes",
+)
+ROUTING_SHUTDOWN_TIMEOUT = Variable(
+    "SOLLOL_ROUTING_SHUTDOWN_TIMEOUT",
+    2.0,
+    seconds,
+    "seconds interpreter exit waits to deliver what is pending (Redis and OTLP alike)",
 )
 OTEL_SDK_DISABLED = Variable(
     "OTEL_SDK_DISABLED", False, parse_bool, "OpenTelemetry's switch: true also turns recording off"
@@ -182,6 +202,7 @@ VARIABLES: tuple[Variable[Any], ...] = (
     ROUTING_STREAM_MAXLEN,
     ROUTING_STREAM_RETENTION,
     ROUTING_BACKLOG,
+    ROUTING_SHUTDOWN_TIMEOUT,
     OTEL_SDK_DISABLED,
     DASHBOARD_TOKEN,
     DASHBOARD_ALLOWED_ORIGINS,
@@ -206,6 +227,7 @@ class Settings:
     stream_maxlen: int = ROUTING_STREAM_MAXLEN.default
     stream_retention: float | None = ROUTING_STREAM_RETENTION.default  # seconds
     backlog: int = ROUTING_BACKLOG.default  # events kept in memory while Redis is away
+    shutdown_timeout: float = ROUTING_SHUTDOWN_TIMEOUT.default  # what interpreter exit waits
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -218,6 +240,7 @@ class Settings:
             stream_maxlen=ROUTING_STREAM_MAXLEN.read(environ),
             stream_retention=ROUTING_STREAM_RETENTION.read(environ),
             backlog=ROUTING_BACKLOG.read(environ),
+            shutdown_timeout=ROUTING_SHUTDOWN_TIMEOUT.read(environ),
         )
 
     def with_overrides(self, **changes: object) -> Settings:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -22,13 +23,24 @@ from sollol_otel.events import RoutingEvent
 
 #: Longest string kept in any field; longer ones are cut and end in TRUNCATION_MARK.
 MAX_STRING_CHARS = 4096
-#: Most items kept in a list field.
+#: Most items kept in a list, set or mapping value; the rest are left out.
 MAX_LIST_ITEMS = 64
+#: Most items read from one value in all, however its lists and mappings nest or share parts.
+MAX_VALUE_ITEMS = 4 * MAX_LIST_ITEMS
+#: Deepest nesting of lists and mappings kept in a value; deeper parts become DEPTH_MARK.
+MAX_DEPTH = 8
 #: Largest raw entry a reader accepts (SOLLOL's own events are well under 1 KiB).
 MAX_ENTRY_BYTES = 1 << 20
 TRUNCATION_MARK = "…[truncated]"
+DEPTH_MARK = "…[nested too deep]"
+CYCLE_MARK = "…[circular]"
 
 WireValue = str | int | float | bool | None | list[Any]
+#: Told the reason each time a value had to be cut or replaced (see `to_wire_value`).
+Reject = Callable[[str], None]
+
+_T = TypeVar("_T")
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -44,42 +56,129 @@ def truncate(text: str, limit: int = MAX_STRING_CHARS) -> str:
     return text[: limit - len(TRUNCATION_MARK)] + TRUNCATION_MARK
 
 
-def to_wire_value(value: object) -> WireValue:
-    """Any metadata value as something JSON can carry within the size limits.
+def _ignore(_: str) -> None:
+    pass
 
-    Never raises: what JSON cannot carry (objects, NaN, bytes) becomes its text.
+
+def to_wire_value(value: object, reject: Reject = _ignore) -> WireValue:
+    """Any metadata value as something JSON can carry, within the size limits; never raises.
+
+    Work is bounded by the limits, not by the value: a million-key mapping costs what 64 keys
+    cost, and at most MAX_VALUE_ITEMS items are read in all (shared sub-lists included). What
+    JSON cannot carry (objects, NaN, bytes) becomes its text; lone surrogates (not UTF-8) become
+    U+FFFD; nesting deeper than MAX_DEPTH and circular references become marks. Each cut or
+    replacement is told to `reject` with its reason.
     """
-    if value is None or isinstance(value, (bool, int)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, str):
-        return truncate(value)
-    if isinstance(value, (list, tuple)):
-        return [to_wire_value(item) for item in value[:MAX_LIST_ITEMS]]
-    if isinstance(value, bytes):
-        return truncate(value.decode("utf-8", "replace"))
-    if isinstance(value, Mapping):
+    return _Conversion(reject).convert(value, 0)
+
+
+class _Conversion:
+    """One value's conversion: the containers on the current path, and the items still allowed."""
+
+    def __init__(self, reject: Reject) -> None:
+        self.reject = reject
+        self.path: set[int] = set()
+        self.items_left = MAX_VALUE_ITEMS
+
+    def convert(self, value: object, depth: int) -> WireValue:
+        if value is None or isinstance(value, (bool, int)):
+            return value
+        if isinstance(value, float):
+            return value if math.isfinite(value) else str(value)
+        if isinstance(value, str):
+            return clean_text(value, self.reject)
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return clean_text(bytes(value[: MAX_STRING_CHARS * 4]).decode("utf-8", "replace"), self.reject)
+        if isinstance(value, (list, tuple, set, frozenset, Mapping)):
+            return self._container(value, depth)
         try:
-            return truncate(json.dumps(value, default=str, ensure_ascii=False))
-        except (TypeError, ValueError):
-            pass
-    try:
-        return truncate(str(value))
-    except Exception:  # a hostile __str__ must not break recording
+            return clean_text(str(value), self.reject)
+        except Exception:  # a hostile __str__ must not break recording
+            return self._unprintable(value)
+
+    def _container(
+        self, value: list[Any] | tuple[Any, ...] | set[Any] | frozenset[Any] | Mapping[Any, Any], depth: int
+    ) -> WireValue:
+        """A list for sequences and sets, JSON text for mappings."""
+        if depth >= MAX_DEPTH:
+            self.reject("nested too deep")
+            return DEPTH_MARK
+        if id(value) in self.path:
+            self.reject("circular reference")
+            return CYCLE_MARK
+        self.path.add(id(value))
+        try:
+            if len(value) > MAX_LIST_ITEMS:
+                self.reject("items over the limit")
+            if isinstance(value, Mapping):
+                pairs = self._bounded(value.items())
+                obj = {self._key(key): self.convert(item, depth + 1) for key, item in pairs}
+                return truncate(json.dumps(obj, ensure_ascii=False))
+            items = value[:MAX_LIST_ITEMS] if isinstance(value, (list, tuple)) else value
+            return [self.convert(item, depth + 1) for item in self._bounded(items)]
+        except Exception:  # a hostile container: raising __len__, __iter__ or items()
+            return self._unprintable(value)
+        finally:
+            self.path.discard(id(value))
+
+    def _bounded(self, items: Iterable[_T]) -> Iterator[_T]:
+        """At most MAX_LIST_ITEMS of `items`, and none once MAX_VALUE_ITEMS were read in all."""
+        for count, item in enumerate(items):
+            if count == MAX_LIST_ITEMS:
+                return
+            if self.items_left <= 0:
+                self.reject("items over the limit")
+                return
+            self.items_left -= 1
+            yield item
+
+    def _key(self, key: object) -> str:
+        return clean_text(key if isinstance(key, str) else str(self.convert(key, MAX_DEPTH)), self.reject)
+
+    def _unprintable(self, value: object) -> str:
+        self.reject("unprintable")
         return f"<unprintable {type(value).__name__}>"
 
 
-def encode(fields: Mapping[str, Any]) -> bytes:
-    """Fields as the UTF-8 JSON stored in the stream and published; never raises.
+def clean_text(text: str, reject: Reject = _ignore) -> str:
+    """Text cut to MAX_STRING_CHARS, with lone surrogates (which UTF-8 cannot carry) replaced."""
+    if len(text) > MAX_STRING_CHARS:
+        reject("string truncated")
+        text = truncate(text)
+    if not text.isascii() and _SURROGATES.search(text):
+        reject("lone surrogates replaced")
+        text = _SURROGATES.sub("\ufffd", text)
+    return text
 
-    orjson is ~5x faster than json here, which matters at 50,000 events/s; what it refuses
-    (a foreign sender's odd value) falls back to json with every unknown value as text.
+
+def encode(fields: Mapping[str, Any]) -> bytes:
+    """Fields as the UTF-8 JSON stored in the stream and published.
+
+    orjson is ~5x faster than json here, which matters at 50,000 events/s; what it refuses goes
+    through `encode_repaired`.
     """
     try:
         return orjson.dumps(fields)
-    except TypeError:
-        return json.dumps(fields, ensure_ascii=False, default=str, separators=(",", ":")).encode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return encode_repaired(fields)
+
+
+def encode_repaired(fields: Mapping[str, Any]) -> bytes:
+    """What orjson refuses (a foreign sender's odd value, a lone surrogate), through json: unknown
+    values as their text, surrogates replaced by U+FFFD.
+
+    Raises ValueError (or RecursionError) only for what no JSON can hold: circular or absurdly
+    deep structures.
+    """
+    text = json.dumps(fields, ensure_ascii=False, default=_text_of, separators=(",", ":"))
+    return _SURROGATES.sub("\ufffd", text).encode()
+
+
+def _text_of(value: object) -> str:
+    try:
+        return str(value)
+    except Exception:
+        return f"<unprintable {type(value).__name__}>"
 
 
 def iso_timestamp(epoch_ns: int) -> str:

@@ -20,6 +20,7 @@ from opentelemetry import context, metrics, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from sollol_otel.attributes import ERROR_TYPE, MODEL, NAMESPACE
+from sollol_otel.diagnostics import Trouble
 from sollol_otel.events import EventType
 from sollol_otel.identity import package_version
 from sollol_otel.instrumentation.extraction import Arguments, Extractor, Field
@@ -42,17 +43,17 @@ IMPLIED_BACKEND: Mapping[EventType, str] = {
 CODE_FUNCTION = "code.function.name"
 
 
-_failed_once = False
+_trouble = Trouble(_log, unit="failures")
 
 
 def _swallow(what: str) -> None:
-    """Log the first failure inside instrumentation with its traceback; keep later ones quiet."""
-    global _failed_once
-    if not _failed_once:
-        _failed_once = True
-        _log.exception("sollol-otel instrumentation failed to %s; further failures are silent", what)
-    else:
-        _log.debug("sollol-otel instrumentation failed to %s", what, exc_info=True)
+    """Log each kind of failure inside instrumentation once, with its traceback; later ones at debug."""
+    _trouble.count()
+    _trouble.report(
+        what,
+        "sollol-otel instrumentation failed to %s; later failures of this kind are logged at debug level",
+        what, level=logging.ERROR, repeat_level=logging.DEBUG, exc_info=True,
+    )  # fmt: skip
 
 
 class _Frame:

@@ -3,7 +3,8 @@
 The caller pays one deque append (and, when the worker sleeps, one wake-up); it never blocks.
 When the queue is full the oldest item is dropped and counted. The worker wakes on the first
 item and drains everything queued, in batches, so it batches by itself under load and costs
-nothing when idle.
+nothing when idle. It starts on first use, and again on first use in a forked child (which
+starts empty: what was queued before the fork is the parent's to handle).
 """
 
 from __future__ import annotations
@@ -15,13 +16,19 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
+from sollol_otel.identity import renew_after_fork
+
 T = TypeVar("T")
 
 _log = logging.getLogger(__name__)
 
 
 class Handoff(Generic[T]):
-    """Items submitted on any thread are handled, in order, by `handle(batch)` on a worker thread."""
+    """Items submitted on any thread are handled, in order, by `handle(batch)` on a worker thread.
+
+    Every item submitted is, at rest, `handled`, `dropped` (queue full, or submitted after
+    close), `abandoned` (still queued when close ran out of time) or `pending`.
+    """
 
     def __init__(
         self,
@@ -32,17 +39,27 @@ class Handoff(Generic[T]):
         batch_size: int = 512,
     ) -> None:
         self._handle = handle
-        self._queue: collections.deque[T] = collections.deque(maxlen=max_size)
+        self._name = name
+        self._max_size = max_size
         self._unlocked_below = max(0, max_size - 256)
-        self._count_lock = threading.Lock()
         self._batch_size = batch_size
+        self._start_afresh()
+        renew_after_fork(self._start_afresh)
+
+    def _start_afresh(self) -> None:
+        """Empty queue, zero counters, no worker yet: a new hand-off, or a forked child's copy."""
+        self._queue: collections.deque[T] = collections.deque(maxlen=self._max_size)
+        self._count_lock = threading.Lock()
+        self._start_lock = threading.Lock()
         self._wake = threading.Event()
         self._idle = threading.Event()
         self._idle.set()
         self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._in_hand = 0
+        self.handled = 0
         self.dropped = 0
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+        self.abandoned = 0
 
     def submit(self, item: T) -> None:
         queue = self._queue
@@ -56,12 +73,21 @@ class Handoff(Generic[T]):
                 if len(queue) == queue.maxlen:
                     self.dropped += 1  # the deque drops the oldest itself
                 queue.append(item)
+        if self._thread is None:
+            self._start()
         if not self._wake.is_set():
             self._wake.set()
 
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._thread is None:
+                thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                thread.start()
+                self._thread = thread
+
     @property
     def pending(self) -> int:
-        return len(self._queue)
+        return len(self._queue) + self._in_hand
 
     def _run(self) -> None:
         queue, size = self._queue, self._batch_size
@@ -70,11 +96,15 @@ class Handoff(Generic[T]):
             self._wake.clear()  # cleared before draining: an item appended after this wakes us again
             self._idle.clear()
             while queue:
-                batch = [queue.popleft() for _ in range(min(size, len(queue)))]
+                count = min(size, len(queue))
+                self._in_hand = count
+                batch = [queue.popleft() for _ in range(count)]
                 try:
                     self._handle(batch)
                 except Exception:
                     _log.exception("sollol-otel background work failed for %d items", len(batch))
+                self.handled += count
+                self._in_hand = 0
             self._idle.set()
             if self._stopping:
                 return
@@ -91,11 +121,20 @@ class Handoff(Generic[T]):
         return True
 
     def close(self, timeout: float = 5.0) -> None:
-        """Handle what is queued (within `timeout`), then stop the worker."""
+        """Handle what is queued (within `timeout`), then stop the worker; what is left is abandoned."""
         if self._stopping:
             return
         deadline = time.monotonic() + timeout
         self.flush(timeout)
-        self._stopping = True
+        with self._count_lock:
+            self._stopping = True
         self._wake.set()
-        self._thread.join(max(0.1, deadline - time.monotonic()))
+        if self._thread is not None:
+            self._thread.join(max(0.0, deadline - time.monotonic()))
+        with self._count_lock:
+            while self._queue:  # one by one: a worker still running may pop the last ones itself
+                try:
+                    self._queue.popleft()
+                except IndexError:
+                    break
+                self.abandoned += 1

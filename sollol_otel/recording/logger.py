@@ -3,17 +3,22 @@
 Each call becomes one log-based event (correlated with the active span) and, inside a recording
 span, a span event, so Jaeger shows the decision within the request's trace.
 
-The caller's thread does only what must happen there: the span event (the span may end right
-after) and capturing the timestamp and context. The log event is emitted from a background
-thread with that timestamp and context, so it is correlated exactly as if emitted inline;
-building and validating its record (most of an emit's cost) stays off the router's path.
+The caller's thread does only what must happen there: bounding the metadata (before any
+per-item work: a caller may pass 10,000 keys or a million-key dict), the span event (the span may
+end right after) and capturing the timestamp and context. The log event is emitted from a
+background thread with that timestamp and context, so it is correlated exactly as if emitted
+inline; building and validating its record (most of an emit's cost) stays off the router's path.
+Nothing here raises into the router: every failure and every bounded value is counted.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from opentelemetry import context, trace
@@ -21,9 +26,16 @@ from opentelemetry._logs import Logger, SeverityNumber
 from opentelemetry.context import Context
 from opentelemetry.util.types import AttributeValue
 
-from sollol_otel.attributes import event_attributes, span_event_attributes
-from sollol_otel.events import EventType, one_line_message
-from sollol_otel.identity import instance_id
+from sollol_otel.attributes import (
+    EVENT_ID,
+    MAX_METADATA_KEYS,
+    event_attributes,
+    message_of,
+    span_event_attributes,
+)
+from sollol_otel.diagnostics import Trouble
+from sollol_otel.events import EventType
+from sollol_otel.identity import instance_id, new_event_id, renew_after_fork
 from sollol_otel.recording.handoff import Handoff
 from sollol_otel.wire import truncate
 
@@ -32,13 +44,13 @@ _log = logging.getLogger(__name__)
 _WARNINGS = frozenset({EventType.FALLBACK_TRIGGERED, EventType.COORDINATOR_STOP})
 _SEVERITY = {t: SeverityNumber.WARN if t in _WARNINGS else SeverityNumber.INFO for t in EventType}
 _EVENT_NAMES = {event_type: event_type.event_name for event_type in EventType}  # not computed per call
+_NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
 
 
 class _Decision(NamedTuple):
+    """What the emitter thread needs: bounded attributes only, never the caller's own objects."""
+
     event_type: EventType
-    model: Any
-    backend: Any
-    fields: dict[str, Any]
     attributes: dict[str, AttributeValue]
     timestamp: int
     context: Context
@@ -66,15 +78,32 @@ class RoutingLogger:
         *,
         console_switch: Callable[[bool], None] | None = None,
         console_output: bool = False,
+        max_metadata_keys: int = MAX_METADATA_KEYS,
     ) -> None:
         self._logger = otel_logger
         self._console_switch = console_switch
         self._console = console_output
-        self._failed_once = False
-        self.instance_id = instance_id()
+        self._max_keys = max_metadata_keys
         self._emitter: Handoff[_Decision] | None = (
             None if otel_logger is None else Handoff(self._emit, name="sollol-otel-emitter")
         )
+        self._start_counting()
+        renew_after_fork(self._start_counting)
+
+    def _start_counting(self) -> None:
+        """Zero counters: a new logger, or a forked child's copy (its ledger starts clean)."""
+        self._trouble = Trouble(_log, unit="routing events lost")
+        self._input = Trouble(_log, unit="values")
+        self._counts_lock = threading.Lock()
+        self._record_failed = 0  # on callers' threads, under the lock (rare)
+        self._rejected: collections.Counter[str] = collections.Counter()
+        self.emitted = 0  # on the emitter thread only
+        self.emit_failed = 0
+
+    @property
+    def instance_id(self) -> str:
+        """SOLLOL's `hostname_pid_8hex`; a forked child has its own."""
+        return instance_id()
 
     @property
     def enabled(self) -> bool:
@@ -96,50 +125,102 @@ class RoutingLogger:
 
         Positional-only parameters leave every keyword free for metadata, as in SOLLOL.
         """
+        self._record(event_type, model, backend, _NO_FIELDS, fields)
+
+    def _record(
+        self,
+        event_type: EventType,
+        model: Any,
+        backend: Any,
+        fields: Mapping[str, Any],
+        metadata: Mapping[str, Any],
+    ) -> None:
+        """`fields` are the method's own (always kept), `metadata` the caller's (bounded).
+
+        Apart, so a caller's 10,000 keywords are not copied into a second dict on the way here.
+        """
         if self._emitter is None:
             return
         try:
-            attributes = event_attributes(event_type, model, backend, fields)
+            attributes = event_attributes(
+                event_type,
+                model,
+                backend,
+                fields,
+                metadata,
+                max_keys=self._max_keys,
+                reject=self._reject,
+            )
             timestamp = time.time_ns()
             span = trace.get_current_span()
-            if span.is_recording():  # same timestamp as the log event: receivers dedupe on it
+            if span.is_recording():  # same timestamp as the log event: receivers merge the twins on it
                 span.add_event(_EVENT_NAMES[event_type], span_event_attributes(attributes), timestamp)
-            self._emitter.submit(
-                _Decision(event_type, model, backend, fields, attributes, timestamp, context.get_current())
-            )
+            self._emitter.submit(_Decision(event_type, attributes, timestamp, context.get_current()))
         except Exception:
-            self._failed("record")
+            with self._counts_lock:
+                self._record_failed += 1
+            self._trouble.count()
+            self._trouble.report(
+                "record",
+                "sollol-otel could not record a routing event; later failures are counted in bridge_stats()",
+                level=logging.ERROR, repeat_level=logging.DEBUG, exc_info=True,
+            )  # fmt: skip
+
+    def _reject(self, reason: str) -> None:
+        """A metadata value was cut, replaced or renamed (the event is still recorded): counted, said once."""
+        with self._counts_lock:
+            self._rejected[reason] += 1
+        self._input.report(
+            reason,
+            "routing event metadata bounded (%s); the event is recorded, this kind is said once and counted "
+            "in bridge_stats().rejected",
+            reason,
+        )
 
     def _emit(self, decisions: Sequence[_Decision]) -> None:
         """On the emitter thread: one log event per decision, as if emitted by the caller."""
         assert self._logger is not None
         for decision in decisions:
+            decision.attributes[EVENT_ID] = new_event_id()  # here, not on the caller's thread
             try:
                 self._logger.emit(
                     timestamp=decision.timestamp,
                     context=decision.context,
                     event_name=_EVENT_NAMES[decision.event_type],
                     severity_number=_SEVERITY[decision.event_type],
-                    body=truncate(
-                        one_line_message(
-                            decision.event_type,
-                            {"model": decision.model, "backend": decision.backend, **decision.fields},
-                        )
-                    ),
+                    body=truncate(message_of(decision.event_type, decision.attributes)),
                     attributes=decision.attributes,
                 )
             except Exception:
-                self._failed("emit")
-
-    def _failed(self, what: str) -> None:
-        if not self._failed_once:
-            self._failed_once = True
-            _log.exception("sollol-otel could not %s a routing event; further failures are silent", what)
+                self.emit_failed += 1
+                self._trouble.count()
+                self._trouble.report(
+                    "emit",
+                    "sollol-otel could not emit a routing event; later ones are counted in bridge_stats()",
+                    level=logging.ERROR, repeat_level=logging.DEBUG, exc_info=True,
+                )  # fmt: skip
+            else:
+                self.emitted += 1
 
     @property
     def dropped(self) -> int:
         """Decisions lost because the emitter fell 10,000 behind."""
         return 0 if self._emitter is None else self._emitter.dropped
+
+    @property
+    def record_failed(self) -> int:
+        return self._record_failed
+
+    @property
+    def rejected(self) -> dict[str, int]:
+        """Metadata values cut, replaced or renamed on the way in, by reason (the events were recorded)."""
+        with self._counts_lock:
+            return dict(self._rejected)
+
+    @property
+    def emitter(self) -> Handoff[_Decision] | None:
+        """The hand-off to the emitter thread, for the pipeline's ledger."""
+        return self._emitter
 
     def flush(self, timeout: float) -> bool:
         """Wait until every decision recorded so far has been emitted."""
@@ -155,35 +236,20 @@ class RoutingLogger:
         self, model: str, backend: str, reason: str, cached: bool = False, **metadata: Any
     ) -> None:
         event_type = EventType.CACHE_HIT if cached else EventType.ROUTE_DECISION
-        self.record(event_type, model, backend, reason=reason, cached=cached, **metadata)
+        self._record(event_type, model, backend, {"reason": reason, "cached": cached}, metadata)
 
     def log_task_queued(self, task_id: str, model: str, worker: str | None = None, **metadata: Any) -> None:
-        self.record(EventType.TASK_QUEUED, model, None, task_id=task_id, worker=worker, **metadata)
+        self._record(EventType.TASK_QUEUED, model, None, {"task_id": task_id, "worker": worker}, metadata)
 
     def log_task_start(self, task_id: str, model: str, worker: str, **metadata: Any) -> None:
-        self.record(
-            EventType.TASK_START,
-            model,
-            None,
-            task_id=task_id,
-            worker=worker,
-            start_time=time.perf_counter(),
-            **metadata,
-        )
+        fields = {"task_id": task_id, "worker": worker, "start_time": time.perf_counter()}
+        self._record(EventType.TASK_START, model, None, fields, metadata)
 
     def log_task_complete(
         self, task_id: str, model: str, worker: str, duration: float, success: bool = True, **metadata: Any
     ) -> None:
-        self.record(
-            EventType.TASK_COMPLETE,
-            model,
-            None,
-            task_id=task_id,
-            worker=worker,
-            duration=duration,
-            success=success,
-            **metadata,
-        )
+        fields = {"task_id": task_id, "worker": worker, "duration": duration, "success": success}
+        self._record(EventType.TASK_COMPLETE, model, None, fields, metadata)
 
     def log_worker_load(
         self,
@@ -193,50 +259,35 @@ class RoutingLogger:
         memory_mb: float | None = None,
         **metadata: Any,
     ) -> None:
-        self.record(
-            EventType.WORKER_LOAD,
-            worker=worker,
-            active_tasks=active_tasks,
-            cpu_percent=cpu_percent,
-            memory_mb=memory_mb,
-            **metadata,
-        )
+        fields = {
+            "worker": worker,
+            "active_tasks": active_tasks,
+            "cpu_percent": cpu_percent,
+            "memory_mb": memory_mb,
+        }
+        self._record(EventType.WORKER_LOAD, None, None, fields, metadata)
 
     def log_fallback(
         self, model: str, from_backend: str, to_backend: str, reason: str, **metadata: Any
     ) -> None:
-        self.record(
-            EventType.FALLBACK_TRIGGERED,
-            model,
-            to_backend,
-            from_backend=from_backend,
-            reason=reason,
-            **metadata,
-        )
+        fields = {"from_backend": from_backend, "reason": reason}
+        self._record(EventType.FALLBACK_TRIGGERED, model, to_backend, fields, metadata)
 
     def log_model_switch(self, from_model: str, to_model: str, backend: str, **metadata: Any) -> None:
-        self.record(EventType.MODEL_SWITCH, to_model, backend, from_model=from_model, **metadata)
+        self._record(EventType.MODEL_SWITCH, to_model, backend, {"from_model": from_model}, metadata)
 
     def log_coordinator_start(self, model: str, rpc_backends: int, **metadata: Any) -> None:
-        self.record(EventType.COORDINATOR_START, model, "llamacpp", rpc_backends=rpc_backends, **metadata)
+        self._record(EventType.COORDINATOR_START, model, "llamacpp", {"rpc_backends": rpc_backends}, metadata)
 
     def log_coordinator_stop(self, model: str, **metadata: Any) -> None:
-        self.record(EventType.COORDINATOR_STOP, model, "llamacpp", **metadata)
+        self._record(EventType.COORDINATOR_STOP, model, "llamacpp", _NO_FIELDS, metadata)
 
     def log_rpc_backend_selected(
         self, backend_host: str, backend_port: int, reason: str, **metadata: Any
     ) -> None:
-        self.record(
-            EventType.RPC_BACKEND_SELECTED,
-            None,
-            "rpc",
-            backend_host=backend_host,
-            backend_port=backend_port,
-            reason=reason,
-            **metadata,
-        )
+        fields = {"backend_host": backend_host, "backend_port": backend_port, "reason": reason}
+        self._record(EventType.RPC_BACKEND_SELECTED, None, "rpc", fields, metadata)
 
     def log_ollama_node_selected(self, node_url: str, reason: str, model: str, **metadata: Any) -> None:
-        self.record(
-            EventType.OLLAMA_NODE_SELECTED, model, "ollama", node_url=node_url, reason=reason, **metadata
-        )
+        fields = {"node_url": node_url, "reason": reason}
+        self._record(EventType.OLLAMA_NODE_SELECTED, model, "ollama", fields, metadata)

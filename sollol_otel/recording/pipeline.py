@@ -3,6 +3,10 @@
 `configure` works both where the application has no OpenTelemetry setup (it builds providers
 from the OTEL_* environment, with OTLP exporters when an endpoint is set) and where it has one
 (it adds our processor to the application's providers and replaces nothing).
+
+`shutdown(timeout)` keeps to its timeout whatever Redis or an OTLP endpoint does (the providers
+we built are shut down on threads it stops waiting for), and says once what was not delivered.
+A forked child records like any other process: its stages start empty, with their own threads.
 """
 
 from __future__ import annotations
@@ -10,14 +14,16 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from opentelemetry import metrics, trace
 from opentelemetry._logs import get_logger_provider
-from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs import LoggerProvider, LogRecordLimits
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
@@ -25,16 +31,23 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from sollol_otel.attributes import RESOURCE_HOSTNAME, RESOURCE_INSTANCE_ID, RESOURCE_PID, RESOURCE_SERVICE
-from sollol_otel.identity import hostname, instance_id
+from sollol_otel.attributes import (
+    MAX_METADATA_KEYS,
+    RESOURCE_HOSTNAME,
+    RESOURCE_INSTANCE_ID,
+    RESOURCE_PID,
+    RESOURCE_SERVICE,
+)
+from sollol_otel.identity import hostname, instance_id, renew_after_fork
 from sollol_otel.recording.exporters.console import ConsoleRoutingExporter
 from sollol_otel.recording.exporters.decision_metrics import DecisionMetricsExporter
 from sollol_otel.recording.exporters.redis_bridge import RedisBridgeExporter
 from sollol_otel.recording.logger import RoutingLogger
 from sollol_otel.recording.processors import RealtimeLogRecordProcessor
-from sollol_otel.redis import delivery as bridge_metrics
+from sollol_otel.redis import delivery
 from sollol_otel.redis.client import client_like
 from sollol_otel.redis.delivery import BridgeStats
+from sollol_otel.redis.urls import redact_url
 from sollol_otel.redis.writer import RedisWriter
 from sollol_otel.settings import OTEL_SDK_DISABLED, Settings
 
@@ -44,6 +57,10 @@ SCOPE = "sollol_otel"
 DEFAULT_SERVICE_NAME = "sollol"
 _CONSOLE_SWITCH_WAIT = 1.0  # seconds; switching console output is rare and interactive
 _OTLP_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT")
+#: Attributes beside the caller's metadata: ours (event id, model, backend, server address and
+#: port, error type, null keys) and a logging method's own fields (up to 4), plus one spare. The
+#: metadata cap leaves room for them under the SDK's attribute limit.
+_OWN_ATTRIBUTES = 12
 
 
 @dataclass
@@ -65,42 +82,138 @@ class _Pipeline:
         if self.console_processor is not None:
             self.console_processor.force_flush(int(_CONSOLE_SWITCH_WAIT * 1000))
         if self.console is None:
-            self.console = ConsoleRoutingExporter(identity())
+            self.console = ConsoleRoutingExporter(identity)
             self.console_processor = RealtimeLogRecordProcessor([self.console])
             self.provider.add_log_record_processor(self.console_processor)
         self.console.active = on
 
     def stats(self) -> BridgeStats:
-        writer = self.writer.stats() if self.writer else None
-        queue_dropped = self.logger.dropped + (self.processor.dropped if self.processor else 0)
-        return BridgeStats(
-            exported=writer.exported if writer else 0,
-            dropped=queue_dropped + (writer.dropped if writer else 0),
-            retried=writer.retried if writer else 0,
-            backlog=(writer.backlog if writer else 0) + (self.processor.pending if self.processor else 0),
-            connected=writer.connected if writer else False,
+        """The writer's ledger, with the stages in front of it: the emitter, the OTel SDK, the processor."""
+        if self.writer is None or self.processor is None:
+            return BridgeStats(exported=0, dropped=0, retried=0, backlog=0, connected=False)
+        logger, emitter, into = self.logger, self.logger.emitter, self.processor.handoff
+        assert emitter is not None
+        received = into.handled + into.dropped + into.abandoned + into.pending
+        recorded = (
+            logger.record_failed + emitter.handled + emitter.dropped + emitter.abandoned + emitter.pending
         )
+        upstream = {
+            delivery.RECORD_FAILED: logger.record_failed,
+            delivery.QUEUE_FULL: emitter.dropped + into.dropped,
+            delivery.EMIT_FAILED: logger.emit_failed,
+            delivery.NOT_PASSED_ON: max(0, logger.emitted - received),
+            delivery.NOT_DELIVERED_AT_SHUTDOWN: emitter.abandoned + into.abandoned,
+        }
+        stats = self.writer.stats().behind(
+            recorded + max(0, received - logger.emitted),  # routing records others emitted through OTel
+            upstream,
+            emitter.pending + into.pending,
+        )
+        return replace(stats, rejected=logger.rejected)
 
-    def shutdown(self, timeout: float) -> None:
-        """Flush within `timeout` overall, then stop; the writer counts what it could not deliver."""
+    def shutdown(self, timeout: float) -> BridgeStats:
+        """Deliver within `timeout` overall, then stop; say once what was not delivered, and why."""
         deadline = time.monotonic() + timeout
+
+        def remaining() -> float:
+            return max(0.0, deadline - time.monotonic())
+
         self.logger.close(timeout)
         for processor in (self.processor, self.console_processor):
             if processor is not None:
-                processor.force_flush(int(max(0.0, deadline - time.monotonic()) * 1000))
+                processor.handoff.flush(remaining())
         if self.writer is not None:
-            self.writer.close(max(0.0, deadline - time.monotonic()))
+            self.writer.close(remaining())
         for processor in (self.processor, self.console_processor):
             if processor is not None:
+                processor.handoff.close(remaining())
                 processor.shutdown()
-        for provider in self.owned:
-            provider.shutdown()
+        final = self.stats()
+        _report_losses(final, self.writer.redis_state if self.writer else None, self.settings, timeout)
+        unfinished = _within(deadline, [provider.shutdown for provider in self.owned])
+        if unfinished:
+            _log.warning(
+                "OTLP export to %s did not finish within the %.1f s shutdown timeout; what it held is lost",
+                _otlp_endpoint(), timeout,
+            )  # fmt: skip
+        return final
+
+    def _after_fork(self) -> None:
+        """In a forked child: our resource names the child, and a multiprocessing worker delivers at exit."""
+        for provider in self.owned:  # the SDK's own fork hook updates the pid through _update_resource
+            update = getattr(provider, "_update_resource", None)
+            if isinstance(provider, LoggerProvider) and callable(update):
+                update(Resource({RESOURCE_INSTANCE_ID: instance_id(), RESOURCE_PID: os.getpid()}))
+        workers = sys.modules.get("multiprocessing.util")
+        if workers is not None:  # a Pool worker runs these after clearing inherited finalizers
+            workers.register_after_fork(self, _deliver_at_worker_exit)
+
+
+def _deliver_at_worker_exit(pipeline: _Pipeline) -> None:
+    """multiprocessing ends its workers with os._exit, past atexit: its own finalizers deliver instead."""
+    import multiprocessing.util
+
+    multiprocessing.util.Finalize(None, shutdown, args=(pipeline.settings.shutdown_timeout,), exitpriority=10)
+
+
+def _within(deadline: float, calls: list[Callable[[], object]]) -> int:
+    """Run `calls` side by side on daemon threads until `deadline`; how many had not finished."""
+    threads = [
+        threading.Thread(target=_quietly, args=(call,), name="sollol-otel-shutdown", daemon=True)
+        for call in calls
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return sum(thread.is_alive() for thread in threads)
+
+
+def _quietly(call: Callable[[], object]) -> None:
+    try:
+        call()
+    except Exception:
+        _log.exception("sollol-otel: shutting down %r failed", call)
+
+
+def _report_losses(
+    final: BridgeStats, redis: tuple[str, str | None] | None, settings: Settings, timeout: float
+) -> None:
+    """One line for what shutdown could not deliver: how many, and what Redis was doing then."""
+    lost = final.dropped_by.get(delivery.NOT_DELIVERED_AT_SHUTDOWN, 0)
+    unconfirmed = final.dropped_by.get(delivery.UNCONFIRMED_AT_SHUTDOWN, 0)
+    if not lost and not unconfirmed:
+        return
+    if redis is not None and redis[0] in (delivery.UNREACHABLE, delivery.REFUSED):
+        why = f"Redis at {redact_url(settings.redis_url)} {redis[0]} ({redis[1]})"
+    else:
+        why = f"the {timeout:.1f} s shutdown timeout was reached"
+    _log.warning(
+        "%d routing events not delivered: %s%s",
+        lost + unconfirmed, why,
+        f"; {unconfirmed} of them were sent, unanswered: they may be in the stream" if unconfirmed else "",
+    )  # fmt: skip
+
+
+def _otlp_endpoint() -> str:
+    return next(
+        (os.environ[name] for name in _OTLP_ENDPOINT_VARIABLES if os.environ.get(name)), "the OTLP endpoint"
+    )
 
 
 _lock = threading.RLock()
 _pipeline: _Pipeline | None = None
+_final: BridgeStats | None = None  # the ledger of the pipeline shut down last
 _observed_meters: set[int] = set()
 _exit_registered = False
+
+
+def _renew_lock() -> None:
+    global _lock
+    _lock = threading.RLock()  # another thread may have held it at the fork, and does not exist here
+
+
+os.register_at_fork(after_in_child=_renew_lock)
 
 
 def identity() -> dict[str, Any]:
@@ -158,13 +271,15 @@ def _providers(
             logs.add_log_record_processor(BatchLogRecordProcessor(otlp[0]))
         owned.append(logs)
     if tracer_provider is None and otlp and not isinstance(trace.get_tracer_provider(), TracerProvider):
-        tracer_provider = TracerProvider(resource=resource)
+        tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)  # ours, bounded
         tracer_provider.add_span_processor(BatchSpanProcessor(otlp[1]))
         trace.set_tracer_provider(tracer_provider)
         owned.append(tracer_provider)
     meters = meter_provider or metrics.get_meter_provider()
     if meter_provider is None and otlp and not isinstance(meters, MeterProvider):
-        meters = MeterProvider(resource=resource, metric_readers=[PeriodicExportingMetricReader(otlp[2])])
+        meters = MeterProvider(
+            resource=resource, metric_readers=[PeriodicExportingMetricReader(otlp[2])], shutdown_on_exit=False
+        )
         metrics.set_meter_provider(meters)
         owned.append(meters)
     return logs, meters, owned
@@ -186,7 +301,7 @@ def configure(
     redis_client: Any = None,
 ) -> RoutingLogger:
     """Set up (or set up again) routing event recording; arguments override the environment."""
-    global _pipeline
+    global _pipeline, _final
     settings = Settings.from_env().with_overrides(
         redis_url=redis_url, stream=stream, channel=channel, stream_maxlen=stream_maxlen, backlog=backlog,
         enabled=enabled, console=console,
@@ -195,6 +310,7 @@ def configure(
         if _pipeline is not None:
             _pipeline.shutdown(timeout=2.0)
             _pipeline = None
+        _final = None
         sdk_disabled = OTEL_SDK_DISABLED.read()
         if not settings.enabled or sdk_disabled:
             _pipeline = _Pipeline(settings, RoutingLogger(None))
@@ -205,21 +321,31 @@ def configure(
         client = client_like(redis_client) if redis_client is not None else None
         writer = RedisWriter(settings, client=client)
         processor = RealtimeLogRecordProcessor(
-            [RedisBridgeExporter(writer, identity()), DecisionMetricsExporter(meter_provider)]
+            [RedisBridgeExporter(writer, identity), DecisionMetricsExporter(meter_provider)]
         )
         logs.add_log_record_processor(processor)
         pipeline = _Pipeline(settings, RoutingLogger(None), logs, writer, processor, owned=owned)
         pipeline.logger = RoutingLogger(
-            logs.get_logger(SCOPE), console_switch=pipeline.set_console, console_output=settings.console
+            logs.get_logger(SCOPE),
+            console_switch=pipeline.set_console,
+            console_output=settings.console,
+            max_metadata_keys=max(0, min(MAX_METADATA_KEYS, _attribute_limit() - _OWN_ATTRIBUTES)),
         )
+        renew_after_fork(pipeline._after_fork)
         if settings.console:
             pipeline.set_console(True)
         if id(meters) not in _observed_meters:  # instruments live as long as their provider: register once
             _observed_meters.add(id(meters))
-            bridge_metrics.observe(meters.get_meter(SCOPE), bridge_stats)
+            delivery.observe(meters.get_meter(SCOPE), bridge_stats)
         _pipeline = pipeline
         _flush_at_exit()
         return pipeline.logger
+
+
+def _attribute_limit() -> int:
+    """The OTel SDK's attribute limit per log record, as the environment sets it (default 128)."""
+    limit = LogRecordLimits().max_attributes
+    return limit if limit is not None else MAX_METADATA_KEYS + _OWN_ATTRIBUTES
 
 
 def _flush_at_exit() -> None:
@@ -228,7 +354,13 @@ def _flush_at_exit() -> None:
     global _exit_registered
     if not _exit_registered:
         _exit_registered = True
-        atexit.register(shutdown, 2.0)
+        atexit.register(_shutdown_at_exit)
+
+
+def _shutdown_at_exit() -> None:
+    pipeline = _pipeline
+    if pipeline is not None:
+        shutdown(pipeline.settings.shutdown_timeout)
 
 
 def get_routing_logger(redis_client: Any = None, console_output: bool | None = None) -> RoutingLogger:
@@ -250,13 +382,14 @@ def enable_console_routing_log() -> None:
 
 
 def bridge_stats() -> BridgeStats:
-    """Delivery counters of the current pipeline (all zero when none runs or recording is off).
+    """The delivery ledger of the current pipeline; after `shutdown`, its final one (state "stopped").
 
-    Lock-free: the meter provider's reader calls it while `shutdown` holds the lock.
+    All zero, state "off", when none was configured or recording is off. Lock-free: the meter
+    provider's reader calls it while `shutdown` holds the lock.
     """
     pipeline = _pipeline
     if pipeline is None:
-        return BridgeStats(exported=0, dropped=0, retried=0, backlog=0, connected=False)
+        return _final or BridgeStats(exported=0, dropped=0, retried=0, backlog=0, connected=False)
     return pipeline.stats()
 
 
@@ -275,9 +408,10 @@ def force_flush(timeout: float = 5.0) -> bool:
 
 
 def shutdown(timeout: float = 5.0) -> None:
-    """Deliver what is pending (bounded by `timeout`) and stop background work."""
-    global _pipeline
+    """Deliver what is pending and stop background work, returning within `timeout` (plus a fraction
+    of a second) whatever Redis or an OTLP endpoint does; what was not delivered is logged once."""
+    global _pipeline, _final
     with _lock:
         if _pipeline is not None:
-            _pipeline.shutdown(timeout)
+            _final = _pipeline.shutdown(timeout)
             _pipeline = None

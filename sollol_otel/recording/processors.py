@@ -4,6 +4,7 @@ The SDK's BatchLogRecordProcessor waits up to a second before exporting; routing
 reach Redis within milliseconds. This one exports as soon as a record arrives and batches by
 itself under load (whatever piled up while the last export ran goes out together), through a
 `Handoff`: one deque append for the emitting thread, oldest dropped (and counted) when full.
+A forked child starts with an empty queue and its own thread on first use.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from opentelemetry.sdk._logs import LogRecordProcessor, ReadableLogRecord, ReadW
 from opentelemetry.sdk._logs.export import LogRecordExporter
 from opentelemetry.sdk.resources import Resource
 
-from sollol_otel.events import EVENT_NAME_PREFIX
+from sollol_otel.events import event_type_of
 from sollol_otel.recording.handoff import Handoff
 
 _log = logging.getLogger(__name__)
@@ -30,13 +31,11 @@ class RealtimeLogRecordProcessor(LogRecordProcessor):
         self,
         exporters: Sequence[LogRecordExporter],
         *,
-        event_name_prefix: str = EVENT_NAME_PREFIX,
         max_queue_size: int = 10_000,
         max_export_batch_size: int = 512,
     ) -> None:
         self._exporters = tuple(exporters)
-        self._prefix = event_name_prefix
-        self._handoff: Handoff[ReadWriteLogRecord] = Handoff(
+        self.handoff: Handoff[ReadWriteLogRecord] = Handoff(
             self._export,
             name="sollol-otel-realtime",
             max_size=max_queue_size,
@@ -44,9 +43,8 @@ class RealtimeLogRecordProcessor(LogRecordProcessor):
         )
 
     def on_emit(self, log_record: ReadWriteLogRecord) -> None:
-        name = log_record.log_record.event_name
-        if name and name.startswith(self._prefix):
-            self._handoff.submit(log_record)
+        if event_type_of(log_record.log_record.event_name) is not None:  # the bridge's own rule
+            self.handoff.submit(log_record)
 
     def _export(self, records: Sequence[ReadWriteLogRecord]) -> None:
         batch = [
@@ -64,23 +62,15 @@ class RealtimeLogRecordProcessor(LogRecordProcessor):
             except Exception:
                 _log.exception("routing event exporter %s failed", type(exporter).__name__)
 
-    @property
-    def dropped(self) -> int:
-        return self._handoff.dropped
-
-    @property
-    def pending(self) -> int:
-        return self._handoff.pending
-
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         deadline = time.monotonic() + timeout_millis / 1000
-        flushed = self._handoff.flush(timeout_millis / 1000)
+        flushed = self.handoff.flush(timeout_millis / 1000)
         for exporter in self._exporters:
             remaining = max(0, int((deadline - time.monotonic()) * 1000))
             flushed = exporter.force_flush(remaining) and flushed
         return flushed
 
     def shutdown(self) -> None:
-        self._handoff.close(5.0)
+        self.handoff.close(5.0)
         for exporter in self._exporters:
             exporter.shutdown()  # type: ignore[no-untyped-call]

@@ -33,3 +33,10 @@ def raw_stream(client: redis.Redis, stream: str) -> list[dict[str, Any]]:
     import json
 
     return [json.loads(fields[b"event"]) for _, fields in client.xrange(stream)]
+
+
+def balanced(stats: sollol_otel.BridgeStats) -> bool:
+    """The ledger's promise: every event recorded is delivered, dropped with a reason, or pending."""
+    return stats.recorded == stats.exported + stats.dropped + stats.backlog and stats.dropped == sum(
+        stats.dropped_by.values()
+    )

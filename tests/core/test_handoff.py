@@ -5,8 +5,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-from waiting import eventually
-
 from sollol_otel.recording.handoff import Handoff
 
 
@@ -24,16 +22,17 @@ def test_items_are_handled_in_order_on_another_thread() -> None:
 
 
 def test_a_full_queue_drops_the_oldest_and_counts_them() -> None:
-    release = threading.Event()
+    started, release = threading.Event(), threading.Event()
     seen: list[int] = []
 
     def slow(batch: Sequence[int]) -> None:
+        started.set()
         release.wait(5)
         seen.extend(batch)
 
     handoff: Handoff[int] = Handoff(slow, name="worker", max_size=10, batch_size=1)
     handoff.submit(-1)  # the worker takes it and blocks
-    eventually(lambda: not handoff.pending)
+    assert started.wait(5)
     for item in range(25):
         handoff.submit(item)
     release.set()
@@ -67,16 +66,17 @@ def test_items_submitted_after_close_are_counted_as_dropped() -> None:
 
 
 def test_drops_are_counted_exactly_when_many_threads_submit_at_once() -> None:
-    release = threading.Event()
+    started, release = threading.Event(), threading.Event()
     handled: list[int] = []
 
     def blocked(batch: Sequence[int]) -> None:
+        started.set()
         release.wait(10)
         handled.extend(batch)
 
     handoff: Handoff[int] = Handoff(blocked, name="worker", max_size=300, batch_size=1)
     handoff.submit(-1)
-    eventually(lambda: not handoff.pending)
+    assert started.wait(5)
     threads = [threading.Thread(target=lambda: [handoff.submit(n) for n in range(1_000)]) for _ in range(8)]
     for thread in threads:
         thread.start()

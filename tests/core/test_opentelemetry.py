@@ -175,9 +175,11 @@ def test_the_bridge_reports_its_delivery_counters_as_otel_metrics(
         if metric.name.startswith("sollol_otel.bridge.")
     }
     assert values == {
+        "sollol_otel.bridge.recorded": 3,
         "sollol_otel.bridge.exported": 3,
         "sollol_otel.bridge.dropped": 0,
         "sollol_otel.bridge.retried": 0,
         "sollol_otel.bridge.backlog": 0,
+        "sollol_otel.bridge.healthy": 1,
     }
     meters.shutdown()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 import redis
 from redis_servers import RedisServer
 from waiting import eventually
@@ -11,7 +12,7 @@ from waiting import eventually
 import sollol_otel
 from sollol_otel import RoutingLogger
 
-from .conftest import read_stream
+from .conftest import balanced, read_stream
 
 Recording = Callable[..., RoutingLogger]
 
@@ -55,6 +56,7 @@ def test_a_hung_redis_does_not_block_the_caller_and_drops_are_counted(
     eventually(lambda: sollol_otel.bridge_stats().dropped >= 800)
     stats = sollol_otel.bridge_stats()
     assert stats.backlog <= 100 + 1_000 - stats.dropped
+    assert stats.dropped_by.keys() == {"backlog full"} and balanced(stats)
     private_redis.resume()
 
 
@@ -72,15 +74,28 @@ def test_redis_down_at_start_is_retried_until_it_comes_up(
     client.close()
 
 
-def test_a_batch_redis_refuses_is_dropped_and_counted_and_writing_goes_on(
-    recording: Recording, keys: tuple[str, str], redis_client: redis.Redis
+def test_while_redis_refuses_writes_the_stats_say_why_and_writing_resumes_by_itself(
+    recording: Recording, keys: tuple[str, str], redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
-    stream, _ = keys
+    stream, channel = keys
+    subscriber = redis_client.pubsub()
+    subscriber.subscribe(channel)
+    assert subscriber.get_message(timeout=1) is not None  # the subscription's confirmation
     redis_client.set(stream, "a foreign writer's string where the stream should be")
     logger = recording()
     logger.log_route_decision("refused", "ollama", "r")
-    eventually(lambda: sollol_otel.bridge_stats().dropped == 1)
+    assert not sollol_otel.force_flush(1.0)
+    stats = sollol_otel.bridge_stats()
+    assert (stats.state, stats.healthy, stats.connected, stats.backlog) == ("refused", False, True, 1)
+    assert stats.last_error is not None and "WRONGTYPE" in stats.last_error
+    assert subscriber.get_message(timeout=0.2) is None  # no PUBLISH for an event not in the stream
     redis_client.delete(stream)
     logger.log_route_decision("accepted", "ollama", "r")
-    assert sollol_otel.force_flush(5.0)
-    assert [e.model for e in read_stream(redis_client, stream)] == ["accepted"]
+    assert sollol_otel.force_flush(10.0)
+    assert [e.model for e in read_stream(redis_client, stream)] == ["refused", "accepted"]
+    stats = sollol_otel.bridge_stats()
+    assert (stats.state, stats.healthy, stats.exported, stats.dropped) == ("ok", True, 2, 0)
+    assert balanced(stats)
+    said = [r.getMessage() for r in caplog.records if r.name == "sollol_otel.redis.writer"]
+    assert len(said) == 2 and "WRONGTYPE" in said[0] and "accepts routing events again" in said[1]
+    subscriber.close()

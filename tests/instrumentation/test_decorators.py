@@ -12,6 +12,7 @@ from opentelemetry.trace import StatusCode
 
 import sollol_otel
 from sollol_otel import EventType
+from sollol_otel.diagnostics import Trouble
 from sollol_otel.instrumentation import argument, engine, record_decision, routing_span
 
 from .conftest import Pipeline
@@ -218,7 +219,7 @@ def test_with_recording_off_the_function_is_called_directly(pipeline: Pipeline) 
 def test_an_extractor_that_raises_is_logged_once_and_the_result_is_unchanged(
     pipeline: Pipeline, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(engine, "_failed_once", False)
+    monkeypatch.setattr(engine, "_trouble", Trouble(logging.getLogger(engine.__name__)))
 
     @record_decision(backend=lambda r: r["missing"], reason=lambda r: r["why"])
     def decide(model: str) -> dict[str, str]:

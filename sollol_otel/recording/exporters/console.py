@@ -9,7 +9,7 @@ Colour follows tail's rules: on a terminal, unless NO_COLOR is set.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TextIO
 
 from opentelemetry.sdk._logs import ReadableLogRecord
@@ -23,8 +23,8 @@ from sollol_otel.wire import event_from_fields
 class ConsoleRoutingExporter(LogRecordExporter):
     """Prints while `active`; SOLLOL lets console output be switched at run time."""
 
-    def __init__(self, identity: Mapping[str, Any], out: TextIO | None = None) -> None:
-        self._identity = dict(identity)
+    def __init__(self, identity: Callable[[], Mapping[str, Any]], out: TextIO | None = None) -> None:
+        self._identity = identity
         self._out = out or sys.stderr
         self._colour = colours(console_for(self._out, ColorMode.auto))
         self.active = True
@@ -33,7 +33,7 @@ class ConsoleRoutingExporter(LogRecordExporter):
         if self.active:
             blocks = [
                 render_ansi(event_from_fields(fields), color=self._colour) + "\n\n"
-                for fields in wire_events(batch, self._identity)
+                for fields in wire_events(batch, self._identity())
             ]
             self._out.write("".join(blocks))
         return LogRecordExportResult.SUCCESS
