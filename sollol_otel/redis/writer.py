@@ -488,11 +488,11 @@ class RedisWriter:
             server = self._stream_server()
             if pending.client_id is not None:
                 _fence(server, pending.client_id)
-            landed = self._find(server, pending)
+            landed = self._look(server, pending)
             connection = self._connected()
         except CONNECTION_ERRORS as error:
             return self._lost(error)
-        except redis.ResponseError as error:  # the stream cannot be read (WRONGTYPE, NOPERM): keep waiting
+        except redis.ResponseError as error:  # the stream cannot be read (WRONGTYPE, OOM...): keep waiting
             return self._refused(error)
         found: list[_Entry] = []
         missing: list[_Entry] = []
@@ -510,6 +510,19 @@ class RedisWriter:
                 len(found),
             )
         return self._outcome([], None, self._publish(connection, pending.unpublished + found))
+
+    def _look(self, server: redis.Redis, pending: _Unconfirmed) -> collections.Counter[str]:
+        """What `_find` finds; a user without XRANGE cannot look: everything is sent again, said once."""
+        try:
+            return self._find(server, pending)
+        except NoPermissionError as error:
+            self._bad_events.report(
+                "no look",
+                "after a failure Redis lets this user write but not read the stream (%s): %d routing "
+                "events are sent again and may appear twice; grant +xrange for exactly once",
+                self._text(error), len(pending.unknown),
+            )  # fmt: skip
+            return collections.Counter()
 
     def _find(self, server: redis.Redis, pending: _Unconfirmed) -> collections.Counter[str]:
         """How many of each unknown event id the stream holds after `pending.after`.

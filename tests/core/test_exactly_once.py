@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 from collections.abc import Callable
 
+import pytest
 import redis
 from redis_servers import RedisServer
 from waiting import eventually
@@ -65,3 +66,31 @@ def test_repeated_hangs_mid_stream_leave_no_duplicates(
     assert len(events) == 3_000 and max(counts.values()) == 1  # ids given by the writer: none twice
     stats = writer.stats()
     assert (stats.exported, stats.dropped, stats.backlog) == (3_000, 0, 0) and balanced(stats)
+
+
+def test_a_user_who_may_not_read_the_stream_gets_every_event_at_least_once_and_is_told_why(
+    keys: tuple[str, str], private_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    admin = redis.Redis.from_url(private_redis.url)
+    admin.acl_setuser(
+        "writeonly",
+        enabled=True,
+        passwords=["+pw"],
+        keys=["*"],
+        channels=["*"],
+        commands=["+xadd", "+publish"],
+    )
+    admin.close()
+    url = f"redis://writeonly:pw@127.0.0.1:{private_redis.port}"
+    writer = RedisWriter(Settings(redis_url=url, stream=keys[0], channel=keys[1]))
+    writer.submit([{"event_type": "ROUTE_DECISION", "model": "before"}])
+    assert writer.flush(5.0)
+    private_redis.hang()
+    writer.submit([{"event_type": "ROUTE_DECISION", "model": f"m-{i}"} for i in range(100)])
+    eventually(lambda: writer.stats().state == "unreachable")
+    private_redis.resume()
+    assert writer.flush(20.0)
+    writer.close()
+    models = {event["model"] for event in stream_of(private_redis, keys[0])}
+    assert models == {"before", *(f"m-{i}" for i in range(100))}
+    assert sum("grant +xrange for exactly once" in r.getMessage() for r in caplog.records) == 1
