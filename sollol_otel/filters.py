@@ -53,7 +53,8 @@ class EventFilter:
             return False
         return self.instance is None or (event.instance_id or "").startswith(self.instance)
 
-    def describe(self) -> str:
+    def label(self) -> str:
+        """The filter as one line (`model=m event_type=A,B`), or `none`."""
         parts = [
             f"model={self.model}" if self.model else "",
             f"backend={self.backend}" if self.backend else "",
@@ -65,6 +66,10 @@ class EventFilter:
         return " ".join(p for p in parts if p) or "none"
 
 
+#: Stream ids count milliseconds from here; nothing is older.
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
 def parse_since(value: str, now: datetime | None = None) -> datetime:
     """The moment `value` names, timezone-aware.
 
@@ -74,12 +79,18 @@ def parse_since(value: str, now: datetime | None = None) -> datetime:
     text = value.strip()
     moment = now or datetime.now(timezone.utc)
     seconds = duration_seconds(text)
-    if seconds is not None:
-        return moment - timedelta(seconds=seconds)
     try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if seconds is not None:
+            parsed = moment - timedelta(seconds=seconds)
+        else:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            parsed = parsed if parsed.tzinfo else parsed.astimezone()
     except ValueError:
         raise ValueError(
             f"{value!r} is neither a duration (like 30s, 10m, 2h, 1h30m, 1d) nor an ISO 8601 time"
         ) from None
-    return parsed if parsed.tzinfo else parsed.astimezone()
+    except OverflowError:
+        parsed = EPOCH - timedelta(seconds=1)
+    if parsed < EPOCH:
+        raise ValueError(f"{value!r} is before 1970, where stream ids (epoch milliseconds) begin")
+    return parsed

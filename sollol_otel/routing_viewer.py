@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import typer
 
-from sollol_otel.cli.main import tail
+from sollol_otel.cli.main import run, tail
 
 
 def main() -> None:
-    typer.run(tail)
+    viewer = typer.Typer(add_completion=False, rich_markup_mode=None)
+    viewer.command()(tail)
+    run(viewer)
 
 
 if __name__ == "__main__":

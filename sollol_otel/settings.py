@@ -99,6 +99,16 @@ def comma_list(name: str, raw: str) -> frozenset[str]:
     return frozenset(part.strip().rstrip("/") for part in raw.split(",") if part.strip())
 
 
+def host_patterns(name: str, raw: str) -> frozenset[str]:
+    """Host names, comma-separated; `*.example.com` matches its subdomains, `*` any name."""
+    names = frozenset(part.strip().lower() for part in raw.split(",") if part.strip())
+    for pattern in names:
+        wildcard = pattern.startswith("*") and pattern != "*"
+        if "*" in pattern[1:] or (wildcard and not pattern.startswith("*.")):
+            raise SettingsError(f"{name}: {pattern!r} is not a host name or a pattern like *.example.com")
+    return names
+
+
 def trace_url_template(name: str, raw: str) -> str | None:
     """Only http(s) templates with a {trace_id} slot: the page turns them into links."""
     if "{trace_id}" not in raw:
@@ -171,6 +181,18 @@ DASHBOARD_ALLOWED_ORIGINS = Variable(
     comma_list,
     "extra WebSocket origins allowed, comma-separated",
 )
+DASHBOARD_ALLOWED_HOSTS = Variable(
+    "SOLLOL_DASHBOARD_ALLOWED_HOSTS",
+    frozenset[str](),
+    host_patterns,
+    "Host names served besides loopback ones (a reverse proxy's), comma-separated; `*.example.com` allowed",
+)
+DASHBOARD_MAX_CLIENTS = Variable(
+    "SOLLOL_DASHBOARD_MAX_CLIENTS",
+    1000,
+    integer(),
+    "live feeds (WebSocket and SSE) served at once; more get 503",
+)
 TRACE_URL_TEMPLATE = Variable[str | None](
     "SOLLOL_TRACE_URL_TEMPLATE", None, trace_url_template, "e.g. http://localhost:16686/trace/{trace_id}"
 )
@@ -191,6 +213,12 @@ DASHBOARD_PORT = Variable("SOLLOL_DASHBOARD_PORT", 8080, port, "the port autosta
 COLLECTOR_TOKEN = Variable[str | None](
     "SOLLOL_COLLECTOR_TOKEN", None, optional_text, "bearer token required by `sollol-otel receiver`"
 )
+COLLECTOR_ALLOWED_HOSTS = Variable(
+    "SOLLOL_COLLECTOR_ALLOWED_HOSTS",
+    frozenset[str](),
+    host_patterns,
+    "Host names the receiver serves besides loopback ones (e.g. its Compose service name)",
+)
 
 #: Every variable, in the order the README's Configuration table lists them.
 VARIABLES: tuple[Variable[Any], ...] = (
@@ -206,12 +234,15 @@ VARIABLES: tuple[Variable[Any], ...] = (
     OTEL_SDK_DISABLED,
     DASHBOARD_TOKEN,
     DASHBOARD_ALLOWED_ORIGINS,
+    DASHBOARD_ALLOWED_HOSTS,
+    DASHBOARD_MAX_CLIENTS,
     TRACE_URL_TEMPLATE,
     DASHBOARD_FLUSH_MS,
     DASHBOARD_AUTOSTART,
     DASHBOARD_HOST,
     DASHBOARD_PORT,
     COLLECTOR_TOKEN,
+    COLLECTOR_ALLOWED_HOSTS,
 )
 
 

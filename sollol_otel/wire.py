@@ -5,6 +5,12 @@ publish the same JSON on the channel. Other SOLLOL code publishes other shapes o
 (float epoch timestamps, `event` instead of `event_type`, lists where counts are expected),
 and anybody may write to a Redis key. `decode` turns every one of those into a
 `RoutingEvent` or a `Skipped` that says why; nothing downstream parses JSON itself.
+
+`decode` is also every reader's guard: what it returns is safe to render and to send as strict
+JSON, whatever the entry held. Entries over MAX_ENTRY_BYTES or nested deeper than MAX_DEPTH
+are skipped (a reader counts and shows them); strings are cut at MAX_STRING_CHARS, lists at
+MAX_LIST_ITEMS; numbers JSON cannot carry exactly (1e99999, NaN, integers past 64 bits) become
+their text. The writers cut values to the same limits, so what they write is never skipped.
 """
 
 from __future__ import annotations
@@ -27,13 +33,18 @@ MAX_STRING_CHARS = 4096
 MAX_LIST_ITEMS = 64
 #: Most items read from one value in all, however its lists and mappings nest or share parts.
 MAX_VALUE_ITEMS = 4 * MAX_LIST_ITEMS
-#: Deepest nesting of lists and mappings kept in a value; deeper parts become DEPTH_MARK.
-MAX_DEPTH = 8
+#: Deepest nesting of lists and mappings a writer keeps in a value; deeper parts become DEPTH_MARK.
+#: Below the readers' MAX_DEPTH, so what we write is always readable.
+MAX_WRITE_DEPTH = 8
 #: Largest raw entry a reader accepts (SOLLOL's own events are well under 1 KiB).
 MAX_ENTRY_BYTES = 1 << 20
+#: Deepest nesting of objects and lists a value may have (SOLLOL's metadata is flat or nearly).
+MAX_DEPTH = 16
 TRUNCATION_MARK = "…[truncated]"
 DEPTH_MARK = "…[nested too deep]"
 CYCLE_MARK = "…[circular]"
+#: The integers every JSON reader here (orjson, the page's) takes: signed and unsigned 64-bit.
+_MIN_INT, _MAX_INT = -(2**63), 2**64 - 1
 
 WireValue = str | int | float | bool | None | list[Any]
 #: Told the reason each time a value had to be cut or replaced (see `to_wire_value`).
@@ -66,7 +77,7 @@ def to_wire_value(value: object, reject: Reject = _ignore) -> WireValue:
     Work is bounded by the limits, not by the value: a million-key mapping costs what 64 keys
     cost, and at most MAX_VALUE_ITEMS items are read in all (shared sub-lists included). What
     JSON cannot carry (objects, NaN, bytes) becomes its text; lone surrogates (not UTF-8) become
-    U+FFFD; nesting deeper than MAX_DEPTH and circular references become marks. Each cut or
+    U+FFFD; nesting deeper than MAX_WRITE_DEPTH and circular references become marks. Each cut or
     replacement is told to `reject` with its reason.
     """
     return _Conversion(reject).convert(value, 0)
@@ -81,8 +92,13 @@ class _Conversion:
         self.items_left = MAX_VALUE_ITEMS
 
     def convert(self, value: object, depth: int) -> WireValue:
-        if value is None or isinstance(value, (bool, int)):
+        if value is None or isinstance(value, bool):
             return value
+        if isinstance(value, int):
+            if _MIN_INT <= value <= _MAX_INT:
+                return value
+            self.reject("integer past 64 bits")
+            return str(value)
         if isinstance(value, float):
             return value if math.isfinite(value) else str(value)
         if isinstance(value, str):
@@ -100,7 +116,7 @@ class _Conversion:
         self, value: list[Any] | tuple[Any, ...] | set[Any] | frozenset[Any] | Mapping[Any, Any], depth: int
     ) -> WireValue:
         """A list for sequences and sets, JSON text for mappings."""
-        if depth >= MAX_DEPTH:
+        if depth >= MAX_WRITE_DEPTH:
             self.reject("nested too deep")
             return DEPTH_MARK
         if id(value) in self.path:
@@ -133,7 +149,8 @@ class _Conversion:
             yield item
 
     def _key(self, key: object) -> str:
-        return clean_text(key if isinstance(key, str) else str(self.convert(key, MAX_DEPTH)), self.reject)
+        text = key if isinstance(key, str) else str(self.convert(key, MAX_WRITE_DEPTH))
+        return clean_text(text, self.reject)
 
     def _unprintable(self, value: object) -> str:
         self.reject("unprintable")
@@ -181,9 +198,15 @@ def _text_of(value: object) -> str:
         return f"<unprintable {type(value).__name__}>"
 
 
-def iso_timestamp(epoch_ns: int) -> str:
-    """SOLLOL's timestamp format: `datetime.utcnow().isoformat()`, naive UTC with microseconds."""
-    moment = datetime.fromtimestamp(epoch_ns / 1e9, tz=timezone.utc).replace(tzinfo=None)
+def iso_timestamp(epoch_ns: int) -> str | None:
+    """SOLLOL's timestamp format: `datetime.utcnow().isoformat()`, naive UTC with microseconds.
+
+    None for a time no calendar holds (a sender's 10^30 ns): the event keeps its other fields.
+    """
+    try:
+        moment = datetime.fromtimestamp(epoch_ns / 1e9, tz=timezone.utc).replace(tzinfo=None)
+    except (OverflowError, OSError, ValueError):
+        return None
     return moment.isoformat(timespec="microseconds")
 
 
@@ -206,20 +229,20 @@ def parse_timestamp(value: object) -> datetime | None:
     return None
 
 
+def as_text(value: bytes | bytearray | memoryview | str) -> str:
+    """What Redis returns (bytes) as text: UTF-8, raising UnicodeDecodeError for anything else."""
+    return value if isinstance(value, str) else bytes(value).decode("utf-8")
+
+
 def _text(raw: object) -> str | Skipped:
-    if isinstance(raw, (bytes, bytearray, memoryview)):
-        data = bytes(raw)
-        if len(data) > MAX_ENTRY_BYTES:
-            return Skipped(f"entry of {len(data)} bytes is over the {MAX_ENTRY_BYTES}-byte limit")
-        try:
-            return data.decode("utf-8")
-        except UnicodeDecodeError:
-            return Skipped("entry is not UTF-8 text")
-    if isinstance(raw, str):
-        if len(raw) > MAX_ENTRY_BYTES:
-            return Skipped(f"entry of {len(raw)} characters is over the {MAX_ENTRY_BYTES} limit")
-        return raw
-    return Skipped(f"entry is a {type(raw).__name__}, not text")
+    if not isinstance(raw, (bytes, bytearray, memoryview, str)):
+        return Skipped(f"entry is a {type(raw).__name__}, not text")
+    if len(raw) > MAX_ENTRY_BYTES:
+        return Skipped(f"entry of {len(raw)} bytes is over the {MAX_ENTRY_BYTES}-byte limit")
+    try:
+        return as_text(raw)
+    except UnicodeDecodeError:
+        return Skipped("entry is not UTF-8 text")
 
 
 def _stream_payload(entry: Mapping[Any, Any]) -> object:
@@ -244,18 +267,80 @@ def decode(raw: object) -> RoutingEvent | Skipped:
     try:
         obj = orjson.loads(text)  # ~4x json's speed: readers decode 10,000 entries for one `tail`
     except orjson.JSONDecodeError:
-        try:  # json says why, and reads NaN/Infinity (as text: they are not JSON for browsers)
-            obj = json.loads(text, parse_constant=str)
-        except (ValueError, RecursionError) as exc:
+        try:  # json says why, and reads what orjson refuses: NaN, 1e99999, integers past 64 bits
+            obj = json.loads(text, parse_constant=str, parse_float=_finite_float, parse_int=_int64)
+        except RecursionError:
+            return _TOO_DEEP_TO_READ
+        except ValueError as exc:
             return Skipped(f"not JSON: {truncate(str(exc), 200)}")
     if not isinstance(obj, dict):
         return Skipped(f"JSON {type(obj).__name__} is not an event object")
+    if not _flat_and_short(text) and not _made_safe(obj, 1):
+        return _TOO_DEEP_TO_READ
     kind = obj.get("event_type", obj.get("event"))
     if kind is None or kind == "" or isinstance(kind, (dict, list)):
         return Skipped("object has no event_type")
     if "event_type" not in obj:
         obj = {"event_type": str(kind), **obj}
     return event_from_fields(obj)
+
+
+_TOO_DEEP_TO_READ = Skipped(f"values nest deeper than {MAX_DEPTH} levels")
+
+
+def _finite_float(text: str) -> float | str:
+    value = float(text)
+    return value if math.isfinite(value) else text
+
+
+def _int64(text: str) -> int | str:
+    value = int(text)
+    return value if _MIN_INT <= value <= _MAX_INT else text
+
+
+def _flat_and_short(text: str) -> bool:
+    """Whether the text alone shows nothing needs cutting: no nesting, no string or list that long.
+    What SOLLOL writes is; the check costs a tenth of walking the decoded values."""
+    return len(text) <= MAX_STRING_CHARS and "[" not in text and text.count("{") == 1
+
+
+def _made_safe(fields: dict[str, Any], depth: int) -> bool:
+    """Cuts long strings, keys and lists in place (orjson has already refused non-finite numbers and
+    integers past 64 bits); False when anything nests deeper than MAX_DEPTH.
+
+    Runs for every entry every reader decodes, so a flat event costs one pass of type checks.
+    """
+    long_keys = False
+    for key, value in fields.items():
+        kind = type(value)
+        if kind is str:
+            if len(value) > MAX_STRING_CHARS:
+                fields[key] = truncate(value)
+        elif (kind is dict or kind is list) and not _nested_safe(value, depth):
+            return False
+        if len(key) > MAX_STRING_CHARS:
+            long_keys = True
+    if long_keys:
+        renamed = {truncate(key): value for key, value in fields.items()}
+        fields.clear()
+        fields.update(renamed)
+    return True
+
+
+def _nested_safe(value: dict[str, Any] | list[Any], depth: int) -> bool:
+    if depth >= MAX_DEPTH:
+        return False
+    if isinstance(value, dict):
+        return _made_safe(value, depth + 1)
+    del value[MAX_LIST_ITEMS:]
+    for index, item in enumerate(value):
+        kind = type(item)
+        if kind is str:
+            if len(item) > MAX_STRING_CHARS:
+                value[index] = truncate(item)
+        elif (kind is dict or kind is list) and not _nested_safe(item, depth + 1):
+            return False
+    return True
 
 
 def event_from_fields(fields: Mapping[str, Any]) -> RoutingEvent:

@@ -70,7 +70,7 @@ export class Feed {
   connectSse() {
     const source = new EventSource(this.url("/sse/routing_events", false));
     this.source = source;
-    for (const kind of ["routing_event", "gap", "status", "connected", "caught_up"]) {
+    for (const kind of ["routing_event", "gap", "skipped", "status", "connected", "caught_up"]) {
       source.addEventListener(kind, (message) => this.handle([JSON.parse(message.data)], "SSE"));
     }
     // EventSource would reconnect by itself, but without the offset; do it ourselves instead.
@@ -106,6 +106,8 @@ export class Feed {
       if (message.type === "gap") {
         if (message.reason === "reset") { this.lastId = null; this.offset = null; }
         if (message.reason !== "slow_client") this.onGap(message);
+      } else if (message.type === "skipped") {
+        this.onGap(message);  // an entry no reader can show: said in place, like a gap
       } else if (message.type === "status") {
         this.onState(message.redis === "up"
           ? { state: "live", transport }

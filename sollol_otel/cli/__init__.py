@@ -1,5 +1,5 @@
 """The `sollol-otel` command line: tail, stats, emit-test, and the servers' launchers."""
 
-from sollol_otel.cli.main import app
+from sollol_otel.cli.main import app, main
 
-__all__ = ["app"]
+__all__ = ["app", "main"]

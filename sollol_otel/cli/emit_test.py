@@ -7,17 +7,18 @@ flushed by `shutdown()`, then counted in the stream so a silent failure cannot p
 
 from __future__ import annotations
 
-from typing import TextIO
+from typing import Any, TextIO
 
 import redis
 
+from sollol_otel.cli.exit_codes import EXIT_OK, EXIT_REDIS
 from sollol_otel.display import safe_text
 from sollol_otel.recording.logger import RoutingLogger
 from sollol_otel.redis.client import CONNECTION_ERRORS, SyncClient, sync_client
 from sollol_otel.redis.urls import redact_url
 from sollol_otel.settings import Settings
+from sollol_otel.wire import as_text
 
-EXIT_OK, EXIT_REDIS = 0, 1
 _READ_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, redis.ResponseError)
 
 
@@ -48,12 +49,17 @@ def record_session(logger: RoutingLogger) -> int:
     return 13
 
 
-def _entries_added(client: SyncClient, stream: str) -> int:
-    try:
-        info = client.xinfo_stream(stream)
-    except redis.ResponseError:  # no such key yet
-        return 0
-    return int(info["entries-added"])
+def _last_id(client: SyncClient, stream: str) -> str:
+    """The newest id in the stream, or 0-0 when there is none yet."""
+    newest: Any = client.xrevrange(stream, count=1)
+    return as_text(newest[0][0]) if newest else "0-0"
+
+
+def _added_since(client: SyncClient, stream: str, last_id: str, expected: int) -> int:
+    """Entries written after `last_id` (up to `expected`); XRANGE works on Redis 6.2 and 7 alike,
+    where `entries-added` is only Redis 7's."""
+    added: Any = client.xrange(stream, min=f"({last_id}", count=expected)
+    return len(added)
 
 
 def run(settings: Settings, *, console: bool, err: TextIO) -> int:
@@ -64,12 +70,12 @@ def run(settings: Settings, *, console: bool, err: TextIO) -> int:
     client: SyncClient | None = None
     try:
         client = sync_client(settings.redis_url)
-        before = _entries_added(client, settings.stream)
+        before = _last_id(client, settings.stream)
         recorded = record_session(
             configure(redis_url=settings.redis_url, stream=settings.stream, enabled=True, console=console)
         )
         shutdown()
-        arrived = _entries_added(client, settings.stream) - before
+        arrived = _added_since(client, settings.stream, before, recorded)
     except _READ_ERRORS as exc:
         err.write(f"cannot reach {where}: {safe_text(exc)}\n")
         return EXIT_REDIS

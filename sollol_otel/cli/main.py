@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import typer
 
+from sollol_otel.cli.exit_codes import EXIT_OK, EXIT_REDIS, EXIT_USAGE
 from sollol_otel.cli.output import OutputFormat
 from sollol_otel.display import ColorMode
 from sollol_otel.filters import EventFilter, parse_since
@@ -38,12 +42,21 @@ InstanceOption = Annotated[str | None, typer.Option("--instance", help="Only ins
 OutputOption = Annotated[
     OutputFormat, typer.Option("--output", "-o", help="text: SOLLOL's layout; json: one object per line.")
 ]
+AllowNoTokenOption = Annotated[
+    bool,
+    typer.Option(
+        "--allow-no-token",
+        help="Serve without a token even beyond loopback, when something else restricts who can connect "
+        "(a container port published on 127.0.0.1 only). Without it a token is made and printed.",
+    ),
+]
 ColorOption = Annotated[
     ColorMode, typer.Option("--color", help="auto: colour on a terminal unless NO_COLOR is set.")
 ]
 
 
 def _stream_settings(redis_url: str | None) -> Settings:
+    """The settings with --redis-url applied; a URL that cannot be parsed is a usage error here."""
     from sollol_otel.redis.urls import parse_redis_url
 
     try:
@@ -122,11 +135,13 @@ def dashboard(
         ),
     ] = 1,
     redis_url: RedisUrlOption = None,
+    allow_no_token: AllowNoTokenOption = False,
 ) -> None:
     """Serve the live "🎯 SOLLOL Routing Decisions" dashboard (page, WebSocket/SSE feeds, JSON API).
 
-    Set SOLLOL_DASHBOARD_TOKEN to require a token on every endpoint (open /?token=... once),
-    SOLLOL_TRACE_URL_TEMPLATE (e.g. http://localhost:16686/trace/{trace_id}) to link events to traces.
+    Set SOLLOL_DASHBOARD_TOKEN to require a token on every endpoint (open /?token=... once; beyond
+    loopback one is made when none is set), SOLLOL_DASHBOARD_ALLOWED_HOSTS for a reverse proxy's
+    name, SOLLOL_TRACE_URL_TEMPLATE (e.g. http://localhost:16686/trace/{trace_id}) to link traces.
     """
     import logging
 
@@ -138,7 +153,7 @@ def dashboard(
     except SettingsError as exc:
         raise typer.BadParameter(str(exc)) from None
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    serve(settings, config, host=host, port=port, workers=workers)
+    serve(settings, config, host=host, port=port, workers=workers, allow_no_token=allow_no_token)
 
 
 @app.command()
@@ -152,15 +167,17 @@ def receiver(
     redis_url: Annotated[
         str | None, typer.Option("--redis-url", help="Redis to write to [default: $SOLLOL_REDIS_URL].")
     ] = None,
+    allow_no_token: AllowNoTokenOption = False,
 ) -> None:
     """Receive routing events over OTLP/HTTP (POST /v1/logs, /v1/traces) from any OTel SDK or Collector.
 
     They go into the Redis stream and channel like the in-process bridge's. Set
-    SOLLOL_COLLECTOR_TOKEN to require `Authorization: Bearer <token>` on every export.
+    SOLLOL_COLLECTOR_TOKEN to require `Authorization: Bearer <token>` on every export (beyond
+    loopback one is made when none is set), SOLLOL_COLLECTOR_ALLOWED_HOSTS for the names senders use.
     """
     from sollol_otel.receiver.server import serve
 
-    serve(_stream_settings(redis_url), host=host, port=port)
+    serve(_stream_settings(redis_url), host=host, port=port, allow_no_token=allow_no_token)
 
 
 # The command's first name, kept for existing scripts and deployments; `collector/` is the real
@@ -228,10 +245,57 @@ def demo(
     rate: Annotated[
         float, typer.Option("--rate", min=0.1, help="Requests per second per simulated instance.")
     ] = 2.0,
+    redis_url: Annotated[
+        str | None,
+        typer.Option(
+            "--redis-url",
+            help="Write the simulated events into this Redis's configured stream. Without it, a Redis "
+            "the demo did not start only gets the demo's own keys (sollol:demo:*).",
+        ),
+    ] = None,
 ) -> None:
     """Zero setup: Redis (embedded if none answers), the dashboard and a simulated SOLLOL cluster."""
     import sys
 
+    from sollol_otel.access import port_free
     from sollol_otel.demo.runner import run
 
-    raise typer.Exit(run(host, port, rate, sys.stdout))
+    if redis_url is not None:
+        _stream_settings(redis_url)  # a URL that cannot be parsed is a usage error
+    if not port_free(port, host):
+        raise typer.BadParameter(f"port {port} on {host} is in use; choose another", param_hint="--port")
+    raise typer.Exit(EXIT_OK if run(host, port, rate, sys.stdout, redis_url) else EXIT_REDIS)
+
+
+#: click's exception classes: Typer's own copy of click (Typer 0.26 and later) or click itself.
+_click: Any = importlib.import_module(typer.BadParameter.__module__)
+
+
+def run(command: typer.Typer, args: Sequence[str] | None = None) -> NoReturn:
+    """Runs a command line to its exit code; what the user got wrong is one line on stderr and exit 2,
+    never a traceback or a usage screen (`--help` has that)."""
+    try:
+        code = command(args=args, standalone_mode=False)
+    except _click.NoArgsIsHelpError as exc:
+        exc.show()
+        code = exc.exit_code
+    except _click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "sollol-otel"
+        message = " ".join(exc.format_message().split())
+        typer.echo(f"{where}: {message} (see {where} --help)", err=True)
+        code = EXIT_USAGE
+    except SettingsError as exc:
+        typer.echo(f"sollol-otel: {exc}", err=True)
+        code = EXIT_USAGE
+    except _click.ClickException as exc:
+        exc.show()
+        code = exc.exit_code
+    except typer.Abort:
+        typer.echo("Aborted.", err=True)
+        code = 1
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def main() -> NoReturn:
+    """The `sollol-otel` entry point."""
+    run(app)

@@ -18,12 +18,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from sollol_otel.cli.exit_codes import EXIT_OK, EXIT_REDIS
 from sollol_otel.cli.output import OutputFormat, json_text
 from sollol_otel.display import EVENT_STYLES, ColorMode, console_for, safe_text
 from sollol_otel.events import EventType, RoutingEvent
 from sollol_otel.filters import EventFilter
 from sollol_otel.redis.client import CONNECTION_ERRORS, async_client
-from sollol_otel.redis.paging import pages_back
 from sollol_otel.redis.stream import StreamReader, id_for_time
 from sollol_otel.redis.urls import redact_url
 from sollol_otel.wire import Skipped
@@ -31,7 +31,6 @@ from sollol_otel.wire import Skipped
 _PAGE = 5000
 NONE = "(none)"
 _DECISIONS = frozenset({EventType.ROUTE_DECISION, EventType.CACHE_HIT})
-EXIT_OK, EXIT_REDIS = 0, 1
 _READ_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, redis.ResponseError)
 
 
@@ -165,7 +164,7 @@ async def collect(client: Any, stream: str, since: datetime | None, event_filter
     """The stats of every matching event in the stream since `since` (or all it holds)."""
     stats = Stats()
     reader = StreamReader(client, stream)
-    async for page in pages_back(reader, since=id_for_time(since) if since else None, page=_PAGE):
+    async for page in reader.pages_back(_PAGE, since=id_for_time(since) if since else None):
         for entry in page:
             if isinstance(entry.item, Skipped):
                 stats.skipped += 1

@@ -23,21 +23,28 @@ import redis
 import redis.asyncio
 from rich.text import Text
 
+from sollol_otel.cli.exit_codes import EXIT_OK, EXIT_REDIS
 from sollol_otel.cli.output import OutputFormat, json_text
 from sollol_otel.display import ColorMode, colours, console_for, render_ansi, safe_text
 from sollol_otel.filters import EventFilter
-from sollol_otel.redis.client import CONNECTION_ERRORS, async_client
-from sollol_otel.redis.paging import pages_back
-from sollol_otel.redis.stream import Gap, ReaderLost, StreamEntry, StreamReader, id_for_time
+from sollol_otel.redis.client import CONNECTION_ERRORS
+from sollol_otel.redis.stream import (
+    Gap,
+    ReaderLost,
+    StreamEntry,
+    StreamReader,
+    id_for_time,
+    reader_client,
+    stream_key,
+)
 from sollol_otel.redis.urls import redact_url
 from sollol_otel.wire import Skipped
 
-#: XREAD waits this long per call; a hung Redis is noticed within it plus the socket slack.
-BLOCK_MS = 2000
-_SOCKET_SLACK = 3.0
 #: History page sizes: one round trip covers a default-sized stream, a small N reads little.
-_MIN_PAGE, _MAX_PAGE = 1000, 10_000
-EXIT_OK, EXIT_REDIS = 0, 1
+MIN_PAGE, MAX_PAGE = 1000, 10_000
+#: Most entries `--history` keeps in memory; past that it reads the range again, forwards, printing
+#: page by page, so its memory does not grow with N.
+MAX_HELD = 10_000
 
 
 @dataclass(frozen=True)
@@ -126,7 +133,7 @@ class Output:
             self.counts.missed_unknown = True
         else:
             self.counts.missed += gap.missed
-        self.notice(f"⚠ {gap.describe()}", style="bold yellow")
+        self.notice(f"⚠ {gap.explain()}", style="bold yellow")
 
     def connection(self, connected: bool, detail: str) -> None:
         if connected:
@@ -136,28 +143,44 @@ class Output:
 
 
 async def _history(reader: StreamReader, options: TailOptions, output: Output) -> None:
-    """The last N matching events (all since --since when no N), oldest first."""
+    """The last N matching events (all since --since when no N), oldest first.
+
+    Reading back finds where they start: the Nth match from the end. What was read is printed
+    from memory when it fits in MAX_HELD entries; otherwise the range is read again forwards and
+    printed page by page.
+    """
     since = id_for_time(options.since) if options.since else None
     wanted = options.history
     if wanted == 0:
         await reader.start_live()
         return
-    page = wanted if wanted and options.event_filter.is_empty else max(wanted or 0, _MIN_PAGE)
-    picked: list[StreamEntry | Gap] = []  # newest first
+    page = wanted if wanted and options.event_filter.is_empty else max(wanted or 0, MIN_PAGE)
+    page = min(page, MAX_PAGE)
+    held: list[StreamEntry] | None = []  # what was read, oldest first, while it fits
+    start = end = None  # the oldest and the newest entry to show
     matched = 0
-    pages = pages_back(reader, since=since, page=min(page, _MAX_PAGE))
+    pages = reader.pages_back(page, since=since)
     async with contextlib.aclosing(pages):
         async for entries in pages:
+            end = end or entries[-1].id
             for entry in reversed(entries):
                 if matched == wanted:
                     break
-                picked.append(entry)
-                if not isinstance(entry.item, Skipped) and options.event_filter.matches(entry.item):
-                    matched += 1
+                start = entry.id
+                matched += not isinstance(entry.item, Skipped) and options.event_filter.matches(entry.item)
+            if held is not None:
+                held[:0] = entries
+                held = held if len(held) <= MAX_HELD else None
             if matched == wanted:
                 break
-    picked.reverse()
-    output.entries(picked)
+    if start is None or end is None:
+        return
+    if held is not None:
+        first = stream_key(start)
+        output.entries([entry for entry in held if stream_key(entry.id) >= first])
+        return
+    async for entries in reader.pages_forward(page, start=start, end=end):
+        output.entries(list(entries))
 
 
 async def _run(options: TailOptions, output: Output) -> int:
@@ -165,9 +188,7 @@ async def _run(options: TailOptions, output: Output) -> int:
     client: redis.asyncio.Redis | None = None
     try:
         try:
-            client = await async_client(
-                options.redis_url, key=options.stream, socket_timeout=BLOCK_MS / 1000 + _SOCKET_SLACK
-            )
+            client = await reader_client(options.redis_url, options.stream)
             reader = StreamReader(client, options.stream)
             if options.history is None and options.since is None:
                 await reader.start_live()
@@ -178,12 +199,10 @@ async def _run(options: TailOptions, output: Output) -> int:
             return EXIT_REDIS
         if not options.live:
             return EXIT_OK
-        output.notice(
-            f"following {where} (filters: {safe_text(options.event_filter.describe())}); Ctrl+C stops"
-        )
+        output.notice(f"following {where} (filters: {safe_text(options.event_filter.label())}); Ctrl+C stops")
         try:
             async for batch in reader.follow(
-                block_ms=BLOCK_MS, give_up_after=options.reconnect_timeout, on_connection=output.connection
+                give_up_after=options.reconnect_timeout, on_connection=output.connection
             ):
                 output.entries(batch)
         except ReaderLost as exc:

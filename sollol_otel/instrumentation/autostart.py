@@ -17,7 +17,6 @@ to `sollol-otel-dashboard-<port>.log` in the temporary directory.
 from __future__ import annotations
 
 import logging
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,23 +26,13 @@ from concurrent.futures import Future
 from pathlib import Path
 
 from sollol_otel import settings
+from sollol_otel.access import answers
 from sollol_otel.settings import SettingsError
 
 _log = logging.getLogger(__name__)
 
 DEFAULT_HOST = settings.DASHBOARD_HOST.default
 DEFAULT_PORT = settings.DASHBOARD_PORT.default
-#: How long to wait for an existing dashboard to accept a connection before starting one.
-PROBE_SECONDS = 0.5
-
-
-def answers(host: str, port: int, timeout: float = PROBE_SECONDS) -> bool:
-    """Whether something accepts TCP connections on host:port."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def dashboard_command(host: str, port: int) -> list[str]:
@@ -58,7 +47,7 @@ def start_dashboard_if_absent(
     host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, command: Sequence[str] | None = None
 ) -> subprocess.Popen[bytes] | None:
     """Start the dashboard (or `command`) detached unless something answers on host:port."""
-    if answers(host, port):
+    if answers((host, port)):
         _log.debug("sollol-otel: something answers on %s:%d; not starting a dashboard", host, port)
         return None
     with log_path(port).open("ab") as output:

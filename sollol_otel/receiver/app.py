@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import hmac
 import logging
 import zlib
 from collections.abc import AsyncIterator, Mapping
@@ -35,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from sollol_otel.access import bearer_token, host_check, token_matches
 from sollol_otel.attributes import RESOURCE_INSTANCE_ID, to_wire_fields
 from sollol_otel.receiver.otlp import Decoded, MalformedPayload, OtlpEvent, Signal, decode
 from sollol_otel.redis.writer import RedisWriter
@@ -75,6 +75,8 @@ class ReceiverConfig:
     """What `sollol-otel collector` was started with; the token never leaves this object."""
 
     token: str | None = field(default=None, repr=False)
+    #: Host names served besides loopback names; `*` for any.
+    allowed_hosts: frozenset[str] = frozenset()
     max_body_bytes: int = MAX_BODY_BYTES
     #: On shutdown, how long to keep trying to get accepted events into Redis.
     shutdown_timeout: float = 5.0
@@ -217,14 +219,10 @@ class Receiver:
         self.max_backlog = max_backlog
         self.stats = ReceiverStats()
         self.recent = RecentEvents()
-        self._token = config.token.encode("utf-8") if config.token else None
 
     def _authorize(self, request: Request) -> None:
-        if self._token is None:
-            return
-        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-        presented = credentials.strip().encode("utf-8") if scheme.lower() == "bearer" else b""
-        if not hmac.compare_digest(presented, self._token):
+        token = self.config.token
+        if token is not None and not token_matches(bearer_token(request.headers), token):
             raise Refused(
                 401, "missing or wrong bearer token", {"WWW-Authenticate": 'Bearer realm="sollol-otel"'}
             )
@@ -352,5 +350,6 @@ def create_app(settings: Settings, config: ReceiverConfig | None = None) -> Star
             Route("/healthz", _healthz, methods=["GET"]),
             Route("/metrics", _metrics, methods=["GET"]),
         ],
+        middleware=[host_check(config.allowed_hosts)],
         lifespan=lifespan,
     )

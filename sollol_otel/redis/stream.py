@@ -9,8 +9,9 @@ exactly how many events were trimmed away while it was not looking.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,10 +20,24 @@ import redis.asyncio
 
 from sollol_otel.events import RoutingEvent
 from sollol_otel.redis.backoff import Backoff
-from sollol_otel.redis.client import CONNECTION_ERRORS
-from sollol_otel.wire import Skipped, decode
+from sollol_otel.redis.client import CONNECTION_ERRORS, async_client
+from sollol_otel.wire import Skipped, as_text, decode
 
 _START = "0-0"
+#: XREAD BLOCK time of every live reader (the dashboard's hub, `tail`).
+BLOCK_MS = 2000
+#: A reader's socket waits this much longer than a block, so a hung Redis shows up as a timeout.
+SOCKET_SLACK = 3.0
+#: The socket timeout of a live reader's client: past the XREAD block time.
+READ_SOCKET_TIMEOUT = BLOCK_MS / 1000 + SOCKET_SLACK
+#: Pages of history longer than this are decoded in a worker thread: a server's event loop must
+#: not stall on 5,000 entries, while a short page is cheaper decoded in place.
+DECODE_IN_THREAD_OVER = 500
+#: Both halves of a stream id are unsigned 64-bit integers.
+MAX_ID_PART = 2**64 - 1
+_STREAM_ID = re.compile(r"^(\d{1,20})(?:-(\d{1,20}))?$")
+
+StreamKey = tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -42,7 +57,7 @@ class Gap:
     missed: int | None  # None: the count cannot be known (resume point from outside, stream reset)
     reset: bool = False
 
-    def describe(self) -> str:
+    def explain(self) -> str:
         count = "an unknown number of" if self.missed is None else str(self.missed)
         where = (
             "the stream was replaced (Redis restarted, its key deleted, or a failover)"
@@ -60,14 +75,23 @@ class Position:
     offset: int | None = 0
 
 
+def stream_key(stream_id: str) -> StreamKey:
+    """A stream id as a comparable pair; `1700000000000` alone means `1700000000000-0`.
+
+    Raises ValueError, saying why, for anything Redis would refuse as an id.
+    """
+    match = _STREAM_ID.match(stream_id)
+    if match is None:
+        raise ValueError(f"{stream_id[:64]!r} is not a stream id like 1700000000000-0")
+    key = int(match.group(1)), int(match.group(2) or 0)
+    if max(key) > MAX_ID_PART:
+        raise ValueError(f"{stream_id[:64]!r} is past the largest stream id (both parts are 64-bit)")
+    return key
+
+
 def id_for_time(moment: datetime) -> str:
-    """The smallest stream id at or after `moment` (ids start with epoch milliseconds)."""
-    return f"{int(moment.timestamp() * 1000)}-0"
-
-
-def _parse_id(stream_id: str) -> tuple[int, int]:
-    ms, _, seq = stream_id.partition("-")
-    return int(ms), int(seq or 0)
+    """The smallest stream id at or after `moment` (ids start with epoch milliseconds; none before 1970)."""
+    return f"{max(0, int(moment.timestamp() * 1000))}-0"
 
 
 def _entries_added(info: dict[str, Any]) -> int | None:
@@ -76,12 +100,19 @@ def _entries_added(info: dict[str, Any]) -> int | None:
     return None if added is None else int(added)
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def _entries(raw: list[Any]) -> list[StreamEntry]:
-    return [StreamEntry(_text(entry_id), decode(fields)) for entry_id, fields in raw]
+    return [StreamEntry(as_text(entry_id), decode(fields)) for entry_id, fields in raw]
+
+
+async def _decoded(raw: list[Any]) -> list[StreamEntry]:
+    if len(raw) > DECODE_IN_THREAD_OVER:
+        return await asyncio.to_thread(_entries, raw)
+    return _entries(raw)
+
+
+async def reader_client(redis_url: str, stream: str) -> redis.asyncio.Redis:
+    """A client for a live reader of `stream`: its socket timeout outlasts the XREAD block."""
+    return await async_client(redis_url, key=stream, socket_timeout=READ_SOCKET_TIMEOUT)
 
 
 class ReaderLost(Exception):
@@ -123,10 +154,41 @@ class StreamReader:
         raw = results[0]
         if isinstance(raw, Exception):
             raise raw
-        entries = _entries(list(reversed(raw)))
         if before is None:
             self._place_at_end(results[1] if isinstance(results[1], dict) else None)  # error: no key yet
-        return entries
+        return await _decoded(list(reversed(raw)))
+
+    async def pages_back(
+        self, page: int, *, since: str | None = None, before: str | None = None
+    ) -> AsyncGenerator[list[StreamEntry], None]:
+        """Pages of `page` entries from the newest (or the one before `before`) back to `since`
+        (or the start), each page oldest first: memory and round trips stay bounded however long
+        the stream is, and a filter that matches one event in a thousand can read on.
+
+        Without `before`, the first page also places the reader at the end of the stream, so
+        following afterwards continues exactly after the newest entry seen here.
+        """
+        entries = await self.history(page, since=since, before=before)
+        while entries:
+            yield entries
+            if len(entries) < page:
+                return
+            entries = await self.history(page, since=since, before=entries[0].id)
+
+    async def pages_forward(
+        self, page: int, *, start: str, end: str
+    ) -> AsyncGenerator[list[StreamEntry], None]:
+        """Pages of `page` entries from `start` to `end` (both included), oldest first."""
+        lower = start
+        while True:
+            raw = await self._client.xrange(self._stream, min=lower, max=end, count=page)
+            if not raw:
+                return
+            entries = await _decoded(raw)
+            yield entries
+            if len(entries) < page:
+                return
+            lower = "(" + entries[-1].id
 
     async def start_live(self) -> None:
         """Place the reader at the end of the stream: only events written from now on."""
@@ -137,7 +199,7 @@ class StreamReader:
         if info is None:
             self.position = Position(_START, 0)
         else:
-            self.position = Position(_text(info["last-generated-id"]), _entries_added(info))
+            self.position = Position(as_text(info["last-generated-id"]), _entries_added(info))
 
     def _gap(self, info: dict[str, Any] | None, last_present: bool | None = None) -> Gap | None:
         """Whether events after the current position are gone (given XINFO STREAM), and how many.
@@ -153,22 +215,22 @@ class StreamReader:
             # whatever appears next is new, and our offset no longer means anything.
             self.position = Position(_START, 0)
             return Gap(after_id=last, first_id=None, missed=None, reset=True)
-        last_generated = _text(info["last-generated-id"])
+        last_generated = as_text(info["last-generated-id"])
         added, length = _entries_added(info), int(info["length"])
         first_entry = info.get("first-entry")
-        first_id = _text(first_entry[0]) if first_entry else None
+        first_id = as_text(first_entry[0]) if first_entry else None
         if (
-            _parse_id(last_generated) < _parse_id(last)
+            stream_key(last_generated) < stream_key(last)
             or (added is not None and self.position.offset is not None and added < self.position.offset)
-            or (last_present is False and first_id is not None and _parse_id(first_id) <= _parse_id(last))
+            or (last_present is False and first_id is not None and stream_key(first_id) <= stream_key(last))
         ):
             return self._replaced(last, first_id, last_generated, added, length)
         if added is None:  # Redis before 7 does not count: a gap is seen, its size is not
-            if last != _START and first_id is not None and _parse_id(first_id) > _parse_id(last):
+            if last != _START and first_id is not None and stream_key(first_id) > stream_key(last):
                 return Gap(after_id=last, first_id=first_id, missed=None)
             return None
         trimmed = added - length
-        if first_id is None or _parse_id(first_id) <= _parse_id(last) or trimmed == 0:
+        if first_id is None or stream_key(first_id) <= stream_key(last) or trimmed == 0:
             return None
         if self.position.offset is None:
             return Gap(after_id=last, first_id=first_id, missed=None)
@@ -189,8 +251,8 @@ class StreamReader:
         own id. Otherwise everything in it is new to us. What we can no longer get (entries
         written after our id that the new stream never had) cannot be counted.
         """
-        if first_id is not None and _parse_id(first_id) <= _parse_id(last):
-            resume = min(last, last_generated, key=_parse_id)
+        if first_id is not None and stream_key(first_id) <= stream_key(last):
+            resume = min(last, last_generated, key=stream_key)
             self.position = Position(resume, added if resume == last_generated else None)
             return Gap(after_id=last, first_id=None, missed=None, reset=True)
         self.position = Position(_START, None if added is None else 0)
@@ -202,10 +264,10 @@ class StreamReader:
         if info is None or self.position.offset is not None:
             return
         added = _entries_added(info)
-        if added is not None and _text(info["last-generated-id"]) == self.position.last_id:
+        if added is not None and as_text(info["last-generated-id"]) == self.position.last_id:
             self.position = Position(self.position.last_id, added)
 
-    async def read(self, *, block_ms: int = 5000, count: int = 1000) -> list[StreamEntry | Gap]:
+    async def read(self, *, block_ms: int = BLOCK_MS, count: int = 1000) -> list[StreamEntry | Gap]:
         """The next entries after the position, waiting up to `block_ms` for some to arrive.
 
         Entries are only ever taken together with a check for trimming, in one transaction, so
@@ -249,7 +311,7 @@ class StreamReader:
     async def follow(
         self,
         *,
-        block_ms: int = 5000,
+        block_ms: int = BLOCK_MS,
         give_up_after: float | None = None,
         on_connection: Callable[[bool, str], None] | None = None,
     ) -> AsyncIterator[list[StreamEntry | Gap]]:

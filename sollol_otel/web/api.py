@@ -12,8 +12,8 @@ from starlette.responses import JSONResponse, Response
 from sollol_otel.identity import package_version
 from sollol_otel.redis.client import CONNECTION_ERRORS, LazyClient
 from sollol_otel.redis.urls import redact_url
+from sollol_otel.web.backlog import recent
 from sollol_otel.web.config import MAX_BACKLOG
-from sollol_otel.web.history import recent
 from sollol_otel.web.params import BadParameter, bounded_int, event_filter, stream_id
 from sollol_otel.web.state import state_of
 
@@ -36,7 +36,7 @@ async def routing_events(request: Request) -> Response:
     params = request.query_params
     try:
         limit = bounded_int(params, "limit", state.config.backlog, MAX_BACKLOG)
-        before = stream_id(params, "before")
+        before = stream_id(params, "before", above_zero=True)
         flt = event_filter(params)
     except BadParameter as exc:
         return _error(400, str(exc))
@@ -57,10 +57,10 @@ async def stats(request: Request) -> Response:
     except BadParameter as exc:
         return _error(400, str(exc))
     try:
-        result = await state.stats.get(flt)
+        result = await state.counts.get(flt)
     except CONNECTION_ERRORS as exc:
         return _unavailable(exc)
-    return JSONResponse({**result, "filter": flt.describe(), "stream": state.settings.stream})
+    return JSONResponse({**result, "filter": flt.label(), "stream": state.settings.stream})
 
 
 async def config(request: Request) -> Response:
@@ -83,12 +83,12 @@ async def _ping(client: LazyClient) -> None:
 
 
 async def healthz(request: Request) -> Response:
-    """`GET /healthz`: 200 when Redis answers, 503 when not, with the hub's state either way."""
+    """`GET /healthz`: 200 when Redis answers and the stream reader runs, else 503; the state either way."""
     state = state_of(request)
     hub = state.hub.state
     try:
         await asyncio.wait_for(_ping(state.client), HEALTH_TIMEOUT)
-        redis_status, status = "up", 200
+        redis_status, status = "up", 200 if hub.running else 503
     except _HEALTH_ERRORS:
         redis_status, status = "down", 503
     return JSONResponse(
@@ -98,6 +98,8 @@ async def healthz(request: Request) -> Response:
             "redis_url": redact_url(state.settings.redis_url),
             "stream": state.settings.stream,
             "reader": {
+                "running": hub.running,
+                "restarts": state.hub.restarts,
                 "connected": hub.redis_up,
                 "detail": hub.detail,
                 "last_id": hub.last_id,

@@ -6,7 +6,9 @@ import contextlib
 import copy
 import functools
 import logging
+import sys
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,19 +20,21 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 from uvicorn.supervisors import Multiprocess
 
-from sollol_otel.addresses import is_loopback
+from sollol_otel.access import allowed_hosts, host_check, is_loopback, login_url, token_for, without_tokens
 from sollol_otel.redis.client import LazyClient
 from sollol_otel.redis.urls import redact_url
 from sollol_otel.settings import Settings
 from sollol_otel.web import api
 from sollol_otel.web.config import DashboardConfig
+from sollol_otel.web.counts import CountsCache
 from sollol_otel.web.feeds import sse_feed, websocket_feed
 from sollol_otel.web.hub import Hub
+from sollol_otel.web.reaper import SendDeadline
 from sollol_otel.web.security import SecurityHeaders, TokenAuth
-from sollol_otel.web.state import DashboardState
-from sollol_otel.web.stats import StatsCache
+from sollol_otel.web.state import DashboardState, FeedLimit
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +66,7 @@ def create_app(settings: Settings | None = None, config: DashboardConfig | None 
         hub = Hub(settings, client_queue=config.client_queue, flush_interval=config.flush_interval)
         client = LazyClient(settings.redis_url, key=settings.stream, max_connections=POOL_SIZE)
         app.state.dashboard = DashboardState(
-            settings, config, hub, client, StatsCache(client, settings.stream)
+            settings, config, hub, client, CountsCache(client, settings.stream), FeedLimit(config.max_clients)
         )
         await hub.start()
         try:
@@ -84,8 +88,24 @@ def create_app(settings: Settings | None = None, config: DashboardConfig | None 
         WebSocketRoute("/ws/routing_events", websocket_feed),
         Mount("/static", StaticFiles(directory=files), name="static"),
     ]
-    middleware = [Middleware(SecurityHeaders), Middleware(TokenAuth, token=config.token)]
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    middleware = [
+        Middleware(SecurityHeaders),
+        host_check(config.allowed_hosts),
+        Middleware(TokenAuth, token=config.token),
+    ]
+    return _Dashboard(config.send_timeout, routes=routes, middleware=middleware, lifespan=lifespan)
+
+
+class _Dashboard(Starlette):
+    """Starlette with every send watched from outside all middleware, where the server's own `send`
+    (and so the connection's socket) is at hand: a client that stops reading is disconnected."""
+
+    def __init__(self, send_timeout: float, **options: Any) -> None:
+        super().__init__(**options)
+        self._send_timeout = send_timeout
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SendDeadline(super().build_middleware_stack(), self._send_timeout)
 
 
 #: Feeds never end by themselves; on shutdown they get this long, then clients reconnect and resume.
@@ -113,6 +133,41 @@ def _worker_logging() -> dict[str, Any]:
     return config
 
 
+#: Connections beyond the live feeds (page loads, API calls, health checks) before uvicorn answers 503.
+REQUEST_HEADROOM = 64
+#: File descriptors the process needs besides client connections: Redis pools, the listener, stdio.
+RESERVED_FILES = POOL_SIZE + 24
+
+
+def connection_limit(max_clients: int) -> int:
+    """Connections served at once; past it uvicorn answers 503. Each connection is a file descriptor,
+    so the limit is lowered to fit the process's (raised where allowed): a process out of file
+    descriptors fails every request and logs nothing."""
+    wanted = max_clients + REQUEST_HEADROOM
+    try:
+        import resource
+    except ImportError:  # not a Unix
+        return wanted
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = wanted + RESERVED_FILES
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        raised = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return wanted
+    fitted = max(1, soft - RESERVED_FILES)
+    log.warning(
+        "only %d open files allowed (ulimit -n): serving %d connections at once, not %d; raise the limit "
+        "or lower SOLLOL_DASHBOARD_MAX_CLIENTS",
+        soft,
+        fitted,
+        wanted,
+    )
+    return fitted
+
+
 def serve(
     settings: Settings | None = None,
     config: DashboardConfig | None = None,
@@ -121,32 +176,58 @@ def serve(
     port: int = 8080,
     workers: int = 1,
     log_level: str = "info",
+    allow_no_token: bool = False,
 ) -> None:
     """Run the dashboard until interrupted, in `workers` processes sharing one listening socket.
 
     Each worker is a whole dashboard with its own stream reader; stream ids are the same in all,
     so a client resumes (Last-Event-ID, `?last_id=`) on whichever worker its reconnect reaches.
     uvicorn's supervisor starts a new worker when one dies.
+
+    Bound beyond loopback it requires a token: SOLLOL_DASHBOARD_TOKEN, else one made here (shared by
+    every worker) and printed once as a login URL, unless `allow_no_token` says something else
+    guards the port. Each worker serves at most `connection_limit` connections.
     """
     settings = settings or Settings.from_env()
     config = config or DashboardConfig.from_env()
-    if not is_loopback(host) and config.token is None:
-        log.warning(
-            "dashboard on %s without SOLLOL_DASHBOARD_TOKEN: anyone who can reach it sees every event", host
-        )
+    token, generated = token_for(host, config.token, allow_no_token=allow_no_token)
+    config = replace(config, token=token, allowed_hosts=allowed_hosts(host, token, config.allowed_hosts))
+    if token is None and not is_loopback(host):
+        log.warning("dashboard on %s without a token: anyone who can reach it sees every event", host)
     log.info(
-        "routing dashboard on http://%s:%d reading %s from %s%s",
-        host,
-        port,
+        "routing dashboard on %s reading %s from %s%s",
+        login_url("http", host, port),
         settings.stream,
         redact_url(settings.redis_url),
         f" in {workers} worker processes" if workers > 1 else "",
     )
+    if generated:
+        sys.stderr.write(
+            "No SOLLOL_DASHBOARD_TOKEN is set and the dashboard listens beyond loopback, so it requires "
+            f"this token, made for this run. Open:\n    {login_url('http', host, port, token)}\n"
+        )
+        sys.stderr.flush()
+    limit = connection_limit(config.max_clients)
     if workers == 1:
-        uvicorn.Server(uvicorn_config(create_app(settings, config), host, port, log_level=log_level)).run()
+        options = uvicorn_config(
+            create_app(settings, config),
+            host,
+            port,
+            log_level=log_level,
+            limit_concurrency=limit,
+            log_config=without_tokens(uvicorn.config.LOGGING_CONFIG),
+        )
+        uvicorn.Server(options).run()
         return
     factory = functools.partial(create_app, settings, config)  # pickled into each worker
     options = uvicorn_config(
-        factory, host, port, factory=True, workers=workers, log_level=log_level, log_config=_worker_logging()
+        factory,
+        host,
+        port,
+        factory=True,
+        workers=workers,
+        log_level=log_level,
+        limit_concurrency=limit,
+        log_config=without_tokens(_worker_logging()),
     )
     Multiprocess(options, sockets=[options.bind_socket()]).run()

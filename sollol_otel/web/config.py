@@ -14,6 +14,9 @@ MAX_BACKLOG = 10_000
 #: Messages a client may have waiting before it counts as too slow and is disconnected (it then
 #: resumes from the stream, losing nothing): two seconds at 1,000 events/s.
 DEFAULT_CLIENT_QUEUE = 2_000
+#: Seconds a client may take to accept one message before its connection is closed (it then
+#: resumes from its last id): a client that stopped reading must not hold a socket and a session.
+DEFAULT_SEND_TIMEOUT = 10.0
 #: How long the hub gathers new events before fanning them out (SOLLOL_DASHBOARD_FLUSH_MS). It bounds
 #: frames per client per second, which is what many clients cost; it adds at most this much latency.
 DEFAULT_FLUSH_INTERVAL = settings.DASHBOARD_FLUSH_MS.default / 1000
@@ -25,6 +28,10 @@ class DashboardConfig:
 
     token: str | None = field(default=None, repr=False)
     allowed_origins: frozenset[str] = frozenset()
+    #: Host names served besides loopback names; `*` for any.
+    allowed_hosts: frozenset[str] = frozenset()
+    max_clients: int = settings.DASHBOARD_MAX_CLIENTS.default
+    send_timeout: float = DEFAULT_SEND_TIMEOUT
     trace_url_template: str | None = None
     backlog: int = DEFAULT_BACKLOG
     client_queue: int = DEFAULT_CLIENT_QUEUE
@@ -35,6 +42,8 @@ class DashboardConfig:
         return cls(
             token=settings.DASHBOARD_TOKEN.read(environ),
             allowed_origins=settings.DASHBOARD_ALLOWED_ORIGINS.read(environ),
+            allowed_hosts=settings.DASHBOARD_ALLOWED_HOSTS.read(environ),
+            max_clients=settings.DASHBOARD_MAX_CLIENTS.read(environ),
             trace_url_template=settings.TRACE_URL_TEMPLATE.read(environ),
             flush_interval=settings.DASHBOARD_FLUSH_MS.read(environ) / 1000,
         )

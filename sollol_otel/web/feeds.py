@@ -20,19 +20,19 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from sollol_otel.filters import EventFilter
 from sollol_otel.redis.client import CONNECTION_ERRORS
+from sollol_otel.redis.stream import StreamKey, stream_key
 from sollol_otel.redis.urls import scrub
+from sollol_otel.web.backlog import catch_up, recent
 from sollol_otel.web.config import MAX_BACKLOG
-from sollol_otel.web.history import catch_up, recent
-from sollol_otel.web.hub import Overflowed
+from sollol_otel.web.hub import HubStopped, Overflowed
 from sollol_otel.web.messages import MAX_BATCH, Batch, Message, control, gap_message
 from sollol_otel.web.params import (
+    MAX_OFFSET,
     BadParameter,
-    StreamKey,
     bounded_int,
     event_filter,
     optional_int,
     stream_id,
-    stream_key,
 )
 from sollol_otel.web.security import origin_allowed
 from sollol_otel.web.sse import SseResponse
@@ -42,8 +42,8 @@ log = logging.getLogger(__name__)
 
 #: How long a new session waits for the hub's first connection to Redis.
 READY_TIMEOUT = 3.0
-#: An SSE client that takes longer than this to accept one chunk is dropped.
-SEND_TIMEOUT = 10.0
+#: Seconds a client refused for being one too many is asked to wait before trying again.
+RETRY_AFTER_BUSY = 5
 #: Seconds of quiet after which an SSE feed sends a ping comment (keeps proxies from closing it).
 SSE_PING = 15.0
 #: Milliseconds an SSE client waits before reconnecting (sent as `retry:`).
@@ -67,7 +67,7 @@ class FeedRequest:
         self.last_id = stream_id(params, "last_id") or stream_id(
             {"Last-Event-ID": last_event_id or ""}, "Last-Event-ID"
         )
-        self.offset = optional_int(params, "offset")
+        self.offset = optional_int(params, "offset", MAX_OFFSET)
 
 
 def _chunks(messages: list[Message]) -> list[Batch]:
@@ -80,7 +80,7 @@ async def session(state: DashboardState, request: FeedRequest) -> AsyncIterator[
     connected = control(
         "connected",
         message="✓ Connected to SOLLOL routing stream",
-        filter=request.filter.describe(),
+        filter=request.filter.label(),
         stream=stream,
         worker=os.getpid(),  # with `dashboard --workers N`, which process serves this feed
     )
@@ -118,6 +118,8 @@ async def session(state: DashboardState, request: FeedRequest) -> AsyncIterator[
         while True:
             try:
                 batches = await subscription.get()
+            except HubStopped:
+                raise Unavailable from None
             except Overflowed as exc:
                 yield Batch([gap_message(after_id=last_sent, missed=exc.dropped, reason="slow_client")])
                 return
@@ -147,6 +149,24 @@ async def websocket_feed(websocket: WebSocket) -> None:
     if not origin_allowed(websocket, state.config.allowed_origins):
         await websocket.close(code=CLOSE_POLICY)  # before accept: the handshake gets HTTP 403
         return
+    if not state.feeds.take():
+        await websocket.send_denial_response(_busy(state))  # the handshake gets HTTP 503
+        return
+    try:
+        await _serve_websocket(websocket, state)
+    finally:
+        state.feeds.give_back()
+
+
+def _busy(state: DashboardState) -> Response:
+    return JSONResponse(
+        {"error": f"{state.feeds.maximum} live feeds are served already; try again later"},
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_BUSY)},
+    )
+
+
+async def _serve_websocket(websocket: WebSocket, state: DashboardState) -> None:
     await websocket.accept()
     try:
         request = FeedRequest(websocket.query_params, None, state.config.backlog)
@@ -172,8 +192,8 @@ async def websocket_feed(websocket: WebSocket) -> None:
 async def _send_all(websocket: WebSocket, batches: AsyncIterator[Batch], batched: bool) -> int | None:
     """Sends until the session ends; returns the close code to use, or None if the socket died.
 
-    A client that stops reading stalls only this task: the hub drops its queue and uvicorn's
-    ping timeout closes the dead connection.
+    A client that stops reading stalls only this task: the hub drops its queue, and the reaper
+    aborts the connection once a send has waited past the send timeout.
     """
     try:
         async for batch in batches:
@@ -199,11 +219,13 @@ async def sse_feed(request: Request) -> Response | SseResponse:
         feed = FeedRequest(request.query_params, request.headers.get("last-event-id"), state.config.backlog)
     except BadParameter as exc:
         return JSONResponse({"error": str(exc)}, status_code=400)
+    if not state.feeds.take():
+        return _busy(state)
     return SseResponse(
         _sse_body(state, feed),
         ping=SSE_PING,
-        send_timeout=SEND_TIMEOUT,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        on_close=state.feeds.give_back,
     )
 
 

@@ -4,6 +4,10 @@ Each client has a bounded queue. Fan-out never waits on a client: a client whose
 full is marked overflowed, its queue is freed, and its feed tells it so and disconnects; it
 resumes from its last id and loses nothing the stream still holds. Redis going away is the
 reader's business (it reconnects and resumes); clients are told the state as it changes.
+
+The reader's task is supervised: should it ever end (a bug, an entry nobody foresaw), that is
+logged with its traceback, every client is cut off (each resumes from its last id once the hub
+is back), /healthz answers 503, and the task is restarted with backoff from where it was.
 """
 
 from __future__ import annotations
@@ -18,15 +22,15 @@ from dataclasses import dataclass
 from sollol_otel.filters import EventFilter
 from sollol_otel.redis.backoff import Backoff
 from sollol_otel.redis.client import CONNECTION_ERRORS, LazyClient
-from sollol_otel.redis.stream import Gap, Position, StreamEntry, StreamReader
+from sollol_otel.redis.stream import READ_SOCKET_TIMEOUT, Gap, Position, StreamEntry, StreamReader
 from sollol_otel.redis.urls import redact_url, scrub
 from sollol_otel.settings import Settings
 from sollol_otel.web.messages import Batch, Message, batch_messages, control
 
 log = logging.getLogger(__name__)
 
-#: XREAD BLOCK time; the client's socket timeout is longer so a hung Redis is noticed.
-BLOCK_MS = 2000
+#: A reader that ran this many seconds before it stopped restarts after the shortest delay again.
+HEALTHY_RUN = 60.0
 
 
 class Overflowed(Exception):
@@ -35,6 +39,10 @@ class Overflowed(Exception):
     def __init__(self, dropped: int) -> None:
         super().__init__(f"client fell {dropped} messages behind")
         self.dropped = dropped
+
+
+class HubStopped(Exception):
+    """The hub's reader stopped; the client should reconnect and resume from its last id."""
 
 
 class Subscription:
@@ -47,6 +55,7 @@ class Subscription:
         self._queued = 0
         self._ready = asyncio.Event()
         self._dropped: int | None = None
+        self._cut = False
 
     def offer(self, batch: Batch) -> None:
         """Queue without ever waiting; past the limit, drop everything and mark the client slow."""
@@ -61,10 +70,17 @@ class Subscription:
             self._pending.append(batch)
         self._ready.set()
 
+    def cut(self) -> None:
+        """End this client's feed: the hub stopped."""
+        self._cut = True
+        self._ready.set()
+
     async def get(self) -> list[Batch]:
-        """Everything queued so far, waiting for at least one message; raises Overflowed."""
+        """Everything queued so far, waiting for at least one message; raises Overflowed, HubStopped."""
         await self._ready.wait()
         self._ready.clear()
+        if self._cut:
+            raise HubStopped
         if self._dropped is not None:
             raise Overflowed(self._dropped)
         pending, self._pending, self._queued = self._pending, [], 0
@@ -73,6 +89,7 @@ class Subscription:
 
 @dataclass(frozen=True)
 class HubState:
+    running: bool
     redis_up: bool
     detail: str
     last_id: str
@@ -81,7 +98,8 @@ class HubState:
     skipped: int
 
     def message(self, stream: str) -> Message:
-        return control("status", redis="up" if self.redis_up else "down", detail=self.detail, stream=stream)
+        up = self.running and self.redis_up
+        return control("status", redis="up" if up else "down", detail=self.detail, stream=stream)
 
 
 class Hub:
@@ -92,10 +110,12 @@ class Hub:
         self._client_queue = client_queue
         self._flush_interval = flush_interval
         # Socket timeout past the XREAD block time: a hung Redis shows up as a timeout, not a stall.
-        self._client = LazyClient(settings.redis_url, key=settings.stream, socket_timeout=BLOCK_MS / 1000 + 3)
+        self._client = LazyClient(settings.redis_url, key=settings.stream, socket_timeout=READ_SOCKET_TIMEOUT)
         self._reader: StreamReader | None = None
         self._subscriptions: set[Subscription] = set()
         self._task: asyncio.Task[None] | None = None
+        self._running = False
+        self.restarts = 0
         self.ready = asyncio.Event()
         self._redis_up = False
         self._detail = "connecting"
@@ -105,6 +125,7 @@ class Hub:
     @property
     def state(self) -> HubState:
         return HubState(
+            running=self._running,
             redis_up=self._redis_up,
             detail=self._detail,
             last_id=(self._reader.position if self._reader else Position()).last_id,
@@ -117,7 +138,7 @@ class Hub:
         return self.state.message(self._settings.stream)
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="sollol-otel-hub")
+        self._task = asyncio.create_task(self._supervise(), name="sollol-otel-hub")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -171,9 +192,44 @@ class Hub:
         self.ready.set()
         return reader
 
+    async def _supervise(self) -> None:
+        """Runs the reader; restarts it with backoff, from where it was, whenever it ends."""
+        backoff = Backoff(initial=0.5, maximum=30.0)
+        loop = asyncio.get_running_loop()
+        while True:
+            self._running = True
+            started = loop.time()
+            error: Exception | None = None
+            try:
+                await self._run()
+            except Exception as exc:  # whatever it was, the dashboard must not stay dark
+                error = exc
+            self._running = False
+            self.ready.clear()
+            self.restarts += 1
+            if loop.time() - started > HEALTHY_RUN:
+                backoff.reset()
+            delay = backoff.next_delay()
+            failure = "it ended" if error is None else f"{type(error).__name__}: {error}"
+            failure = scrub(failure, self._settings.redis_url)
+            self._detail = f"stream reader stopped ({failure}); restarting in {delay:.1f}s"
+            log.error(
+                "routing stream reader stopped after %s (%s); restart %d in %.1fs",
+                self.state.last_id,
+                failure,
+                self.restarts,
+                delay,
+                exc_info=error,
+            )
+            for subscription in self._subscriptions:
+                subscription.cut()
+            await asyncio.sleep(delay)
+            self._detail = "restarted"
+            self.ready.set()
+
     async def _run(self) -> None:
-        reader = await self._place()
-        async for batch in reader.follow(block_ms=BLOCK_MS, on_connection=self._on_connection):
+        reader = self._reader or await self._place()  # a restart goes on from where the reader was
+        async for batch in reader.follow(on_connection=self._on_connection):
             self._dispatch(batch, reader.position.offset)
             if self._flush_interval:
                 await asyncio.sleep(self._flush_interval)  # gather the next batch: fewer, larger frames

@@ -17,8 +17,7 @@ from typing import Any
 import orjson
 
 from sollol_otel.events import RoutingEvent
-from sollol_otel.redis.stream import Gap, StreamEntry
-from sollol_otel.web.params import StreamKey, stream_key
+from sollol_otel.redis.stream import Gap, StreamEntry, StreamKey, stream_key
 
 
 @dataclass(frozen=True, eq=False)
@@ -110,6 +109,18 @@ def gap_message(
     return Message("gap", _dumps(body), reset=reset)
 
 
+def skipped_message(entry_id: str, offset: int | None, reason: str) -> Message:
+    """An entry no reader can show (not an event, too large, too deep), said where it was."""
+    body = {
+        "type": "skipped",
+        "id": entry_id,
+        "offset": offset,
+        "reason": reason,
+        "message": f"Skipped stream entry {entry_id}: {reason}",
+    }
+    return Message("skipped", _dumps(body), id=entry_id)
+
+
 def from_gap(gap: Gap) -> Message:
     return gap_message(
         after_id=gap.after_id,
@@ -123,10 +134,11 @@ def from_gap(gap: Gap) -> Message:
 def batch_messages(
     batch: list[StreamEntry | Gap], end_offset: int | None
 ) -> list[tuple[Message, RoutingEvent | None]]:
-    """A reader's batch as messages, each with its event (None for gaps) for filtering.
+    """A reader's batch as messages, each with its event (None for gaps and skipped entries, which
+    every filter passes) for filtering.
 
     `end_offset` is the reader's offset after the batch: the last entry's; entries in one
-    batch are consecutive, so each earlier one is one less. Undecodable entries are left out.
+    batch are consecutive, so each earlier one is one less.
     """
     remaining = sum(isinstance(item, StreamEntry) for item in batch)
     out: list[tuple[Message, RoutingEvent | None]] = []
@@ -135,9 +147,11 @@ def batch_messages(
             out.append((from_gap(item), None))
             continue
         remaining -= 1
+        offset = None if end_offset is None else end_offset - remaining
         if isinstance(item.item, RoutingEvent):
-            offset = None if end_offset is None else end_offset - remaining
             out.append((event_message(item.id, offset, item.item), item.item))
+        else:
+            out.append((skipped_message(item.id, offset, item.item.reason), None))
     return out
 
 

@@ -2,37 +2,33 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 from sollol_otel.filters import EventFilter
+from sollol_otel.redis.stream import stream_key
 
-_STREAM_ID = re.compile(r"^(\d{1,20})(?:-(\d{1,20}))?$")
-
-StreamKey = tuple[int, int]
+#: Largest offset a client may name (Redis counts entries in a signed 64-bit integer).
+MAX_OFFSET = 2**63 - 1
 
 
 class BadParameter(ValueError):
     """A query parameter the client must fix; the message says which and why."""
 
 
-def stream_key(stream_id: str) -> StreamKey:
-    """A stream id as a comparable tuple; `1700000000000` alone means `1700000000000-0`."""
-    match = _STREAM_ID.match(stream_id)
-    if match is None:
-        raise BadParameter(f"{stream_id[:64]!r} is not a stream id like 1700000000000-0")
-    return int(match.group(1)), int(match.group(2) or 0)
+def stream_id(params: Mapping[str, str], name: str, *, above_zero: bool = False) -> str | None:
+    """A stream id parameter, normalised to `ms-seq`, or None when absent or blank.
 
-
-def stream_id(params: Mapping[str, str], name: str) -> str | None:
-    """A stream id parameter, normalised to `ms-seq`, or None when absent or blank."""
+    `above_zero` for an exclusive upper bound: nothing comes before 0-0.
+    """
     raw = params.get(name, "").strip()
     if not raw:
         return None
     try:
         ms, seq = stream_key(raw)
-    except BadParameter as exc:
+    except ValueError as exc:
         raise BadParameter(f"{name}: {exc}") from None
+    if above_zero and (ms, seq) == (0, 0):
+        raise BadParameter(f"{name}=0-0: no entry comes before the first possible id")
     return f"{ms}-{seq}"
 
 

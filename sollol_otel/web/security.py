@@ -9,13 +9,14 @@ once as `?token=` on the page, which sets the cookie and redirects to drop it fr
 from __future__ import annotations
 
 import hashlib
-import hmac
 from http.cookies import SimpleCookie
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.datastructures import Headers
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from sollol_otel.access import bearer_token, token_matches
 
 COOKIE = "sollol_dashboard_token"
 
@@ -40,24 +41,20 @@ def cookie_value(token: str) -> str:
 def _presented(scope: Scope, token: str) -> tuple[str | None, bool]:
     """The token the client sent (a cookie counts as the token) and whether it came in the query string."""
     headers = Headers(scope=scope)
-    scheme, _, credentials = headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and credentials:
-        return credentials.strip(), False
+    bearer = bearer_token(headers)
+    if bearer is not None:
+        return bearer, False
     cookie = SimpleCookie()
     try:
         cookie.load(headers.get("cookie", ""))
     except Exception:  # a malformed Cookie header is the client's problem, not a crash
         cookie = SimpleCookie()
-    if COOKIE in cookie and hmac.compare_digest(cookie[COOKIE].value.encode(), cookie_value(token).encode()):
+    if COOKIE in cookie and token_matches(cookie[COOKIE].value, cookie_value(token)):
         return token, False
     query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
     if query.get("token"):
         return query["token"], True
     return None, False
-
-
-def token_matches(presented: str | None, expected: str) -> bool:
-    return presented is not None and hmac.compare_digest(presented.encode(), expected.encode())
 
 
 class TokenAuth:

@@ -1,7 +1,8 @@
-"""What every request handler shares: settings, options, the hub, a Redis client, the stats cache."""
+"""What every request handler shares: settings, options, the hub, a Redis client, the counts cache."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from starlette.requests import HTTPConnection
@@ -9,8 +10,34 @@ from starlette.requests import HTTPConnection
 from sollol_otel.redis.client import LazyClient
 from sollol_otel.settings import Settings
 from sollol_otel.web.config import DashboardConfig
+from sollol_otel.web.counts import CountsCache
 from sollol_otel.web.hub import Hub
-from sollol_otel.web.stats import StatsCache
+
+log = logging.getLogger(__name__)
+
+
+class FeedLimit:
+    """Live feeds (WebSocket and SSE) served at once; past `maximum` new ones are refused with 503,
+    the first refusal said in the log, the rest counted."""
+
+    def __init__(self, maximum: int) -> None:
+        self.maximum = maximum
+        self.active = 0
+        self.refused = 0
+
+    def take(self) -> bool:
+        if self.active >= self.maximum:
+            self.refused += 1
+            if self.refused == 1:
+                log.warning(
+                    "refusing live feeds past %d at once (SOLLOL_DASHBOARD_MAX_CLIENTS)", self.maximum
+                )
+            return False
+        self.active += 1
+        return True
+
+    def give_back(self) -> None:
+        self.active -= 1
 
 
 @dataclass(frozen=True)
@@ -19,7 +46,8 @@ class DashboardState:
     config: DashboardConfig
     hub: Hub
     client: LazyClient
-    stats: StatsCache
+    counts: CountsCache
+    feeds: FeedLimit
 
 
 def state_of(connection: HTTPConnection) -> DashboardState:

@@ -5,10 +5,21 @@ from __future__ import annotations
 import json
 from datetime import timezone
 
+import orjson
+import pytest
+from poison import POISON
 from sollol_events import SOLLOL_EVENT
 
 from sollol_otel.events import EventType
-from sollol_otel.wire import MAX_STRING_CHARS, TRUNCATION_MARK, Skipped, decode, to_wire_value
+from sollol_otel.wire import (
+    DEPTH_MARK,
+    MAX_DEPTH,
+    MAX_STRING_CHARS,
+    TRUNCATION_MARK,
+    Skipped,
+    decode,
+    to_wire_value,
+)
 
 
 def test_a_sollol_stream_entry_decodes_with_its_naive_timestamp_read_as_utc() -> None:
@@ -89,3 +100,44 @@ def test_a_hostile_str_does_not_break_conversion() -> None:
             raise RuntimeError("no")
 
     assert to_wire_value(Hostile()) == "<unprintable Hostile>"
+
+
+@pytest.mark.parametrize("name", list(POISON))
+def test_every_poison_entry_decodes_to_something_safe_to_render_and_send(name: str) -> None:
+    result = decode(POISON[name])
+    if isinstance(result, Skipped):
+        assert result.reason
+        return
+    strict = json.dumps(dict(result.fields), allow_nan=False)  # no NaN, no Infinity
+    assert orjson.loads(orjson.dumps(dict(result.fields))) == json.loads(strict)
+    assert all(len(value) <= MAX_STRING_CHARS for value in result.fields.values() if isinstance(value, str))
+
+
+def test_values_nested_past_the_limit_skip_the_entry_saying_why() -> None:
+    nested = '{"event_type": "X", "meta": ' + "[" * MAX_DEPTH + "]" * MAX_DEPTH + "}"
+    result = decode(nested)
+    assert isinstance(result, Skipped) and f"deeper than {MAX_DEPTH}" in result.reason
+    assert not isinstance(
+        decode(nested.replace("[]", "1", 1).replace("[", "", 1).replace("]", "", 1)), Skipped
+    )
+
+
+def test_numbers_json_cannot_carry_exactly_become_their_text() -> None:
+    result = decode('{"event_type": "X", "a": 1e99999, "b": NaN, "c": -Infinity}')
+    assert not isinstance(result, Skipped)
+    assert (result.fields["a"], result.fields["b"], result.fields["c"]) == ("1e99999", "NaN", "-Infinity")
+
+
+def test_an_oversized_key_is_cut_like_a_value() -> None:
+    result = decode(json.dumps({"event_type": "X", "k" * 10_000: 1}))
+    assert not isinstance(result, Skipped)
+    assert max(len(key) for key in result.fields) == MAX_STRING_CHARS
+
+
+def test_writers_cut_what_readers_would_refuse() -> None:
+    deep: list[object] = []
+    for _ in range(1000):
+        deep = [deep]
+    assert DEPTH_MARK in json.dumps(to_wire_value(deep), ensure_ascii=False)
+    assert to_wire_value(10**40) == str(10**40)
+    assert not isinstance(decode(json.dumps({"event_type": "X", "meta": to_wire_value(deep)})), Skipped)

@@ -86,6 +86,13 @@ def write(client: redis.Redis, stream: str, count: int, start: int = 0, **fields
     return [i.decode() for i in pipe.execute()]
 
 
+def resume_query(last: Message) -> str:
+    """How a client resumes after the last event it got: its id, and its offset when Redis counts them
+    (Redis 6.2 does not: the page then sends no offset either)."""
+    offset = "" if last["offset"] is None else f"&offset={last['offset']}"
+    return f"last_id={last['id']}{offset}"
+
+
 def reasons(messages: list[Message]) -> list[str]:
     return [m["reason"] for m in messages if m["type"] == "routing_event"]
 

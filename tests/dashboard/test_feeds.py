@@ -7,7 +7,7 @@ import asyncio
 import pytest
 import redis
 from dashboard.conftest import ServerFactory
-from dashboard.dashboard_harness import DashboardServer, reasons, sse_messages, write, ws_feed
+from dashboard.dashboard_harness import DashboardServer, reasons, resume_query, sse_messages, write, ws_feed
 from websockets.exceptions import ConnectionClosed
 
 from sollol_otel.web.feeds import CLOSE_SLOW
@@ -45,7 +45,7 @@ async def test_ws_resume_with_last_id_gets_every_later_event_exactly_once(
     async with ws_feed(dashboard, "batch=1") as client:
         seen = await client.events(10)
     write(redis_client, keys[0], 20, start=10)
-    async with ws_feed(dashboard, f"batch=1&last_id={seen[-1]['id']}&offset={seen[-1]['offset']}") as client:
+    async with ws_feed(dashboard, f"batch=1&{resume_query(seen[-1])}") as client:
         await client.caught_up()
         write(redis_client, keys[0], 5, start=30)
         resumed = await client.events(25)
@@ -106,6 +106,7 @@ async def test_sse_last_id_parameter_resumes_and_filters(
     assert [i for i, name, _ in out if name == "routing_event"] == ids[2:]
 
 
+@pytest.mark.redis7
 async def test_resume_from_a_trimmed_id_sends_a_gap_with_the_exact_count(
     dashboard: DashboardServer, redis_client: redis.Redis, keys: tuple[str, str]
 ) -> None:
@@ -115,7 +116,7 @@ async def test_resume_from_a_trimmed_id_sends_a_gap_with_the_exact_count(
     write(redis_client, keys[0], 20, start=5)
     redis_client.xtrim(keys[0], maxlen=10, approximate=False)
     last = seen[-1]
-    async with ws_feed(dashboard, f"batch=1&last_id={last['id']}&offset={last['offset']}") as client:
+    async with ws_feed(dashboard, f"batch=1&{resume_query(last)}") as client:
         messages = await client.caught_up()
     [gap] = [m for m in messages if m["type"] == "gap"]
     assert (gap["reason"], gap["missed"]) == ("trimmed", 10)
@@ -136,7 +137,7 @@ async def test_resume_from_a_trimmed_id_without_offset_says_the_count_is_unknown
 async def test_slow_client_is_told_and_dropped_while_others_get_everything(
     start_dashboard: ServerFactory, redis_client: redis.Redis, keys: tuple[str, str]
 ) -> None:
-    server = start_dashboard(client_queue=2000)
+    server = start_dashboard(client_queue=2000, send_timeout=600)  # the queue, not the reaper, cuts it off
     async with ws_feed(server, "batch=1", max_queue=1) as slow, ws_feed(server, "batch=1") as fast:
         await slow.caught_up()
         await fast.caught_up()

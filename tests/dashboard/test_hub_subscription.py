@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from sollol_otel.filters import EventFilter
-from sollol_otel.web.hub import Overflowed, Subscription
+from sollol_otel.web.hub import HubStopped, Overflowed, Subscription
 from sollol_otel.web.messages import Batch, Message
 
 
@@ -50,3 +50,11 @@ async def test_the_limit_counts_only_what_the_client_has_not_taken_yet() -> None
     for n in range(10):
         subscription.offer(batch(n))
         assert ids(await subscription.get()) == [f"{n}-0"]
+
+
+async def test_a_client_cut_off_by_a_stopped_hub_is_told_at_its_next_get() -> None:
+    subscription = Subscription(EventFilter(), limit=10)
+    subscription.offer(batch(1))
+    subscription.cut()
+    with pytest.raises(HubStopped):
+        await subscription.get()

@@ -9,6 +9,7 @@ import redis
 from dashboard.conftest import ServerFactory
 from dashboard.dashboard_harness import DashboardServer, write
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from poison import write_poison
 
 pytestmark = pytest.mark.browser
 
@@ -163,3 +164,18 @@ def test_details_link_to_the_trace(
     page.locator("#events li[data-id]").click()
     expect(page.locator("#trace-link")).to_have_attribute("href", f"http://localhost:16686/trace/{trace_id}")
     expect(page.locator("#detail-fields")).to_contain_text("sufficient_resources #0")
+
+
+def test_the_page_shows_the_events_around_poison_entries_and_says_what_it_skipped(
+    page: Page, dashboard: DashboardServer, redis_client: redis.Redis, keys: tuple[str, str]
+) -> None:
+    write(redis_client, keys[0], 2)
+    write_poison(
+        redis_client, keys[0]
+    )  # among the newest 100: the backlog used to arrive as one dropped frame
+    open_live(page, dashboard)
+    expect(page.locator("#events li[data-id] .msg").first).to_contain_text("#0")
+    write_poison(redis_client, keys[0])
+    write(redis_client, keys[0], 1, start=2)
+    expect(page.locator("#events li[data-id]").last).to_contain_text("#2")
+    expect(page.locator("#events")).to_contain_text("Skipped stream entry")

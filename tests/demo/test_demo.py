@@ -8,34 +8,47 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-from redis_servers import answers, free_port
+import redis
+from redis_servers import RedisServer, answers, free_port
 from waiting import eventually
 
 from sollol_otel import EventType
 from sollol_otel.demo import runner
+from sollol_otel.settings import ROUTING_STREAM
+
+DEFAULT_STREAM = ROUTING_STREAM.default
+
+
+Demo = tuple[subprocess.Popen[str], int, int, dict[str, str]]
+
+
+@contextmanager
+def running_demo(state: Path, redis_port: int, *args: str) -> Iterator[Demo]:
+    """A demo on a free port, looking for Redis on `redis_port`, with a state directory of its own."""
+    http_port = free_port()
+    env = {**os.environ, "SOLLOL_REDIS_URL": f"redis://127.0.0.1:{redis_port}", "XDG_STATE_HOME": str(state)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sollol_otel", "demo", "--port", str(http_port), "--rate", "5", *args],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        yield process, redis_port, http_port, env
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
 
 
 @pytest.fixture
-def demo(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, int, dict[str, str]]]:
-    """A demo on free ports, with no Redis where it looks and a state directory of its own."""
-    redis_port, http_port = free_port(), free_port()
-    env = {
-        **os.environ,
-        "SOLLOL_REDIS_URL": f"redis://127.0.0.1:{redis_port}",
-        "XDG_STATE_HOME": str(tmp_path),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sollol_otel", "demo", "--port", str(http_port), "--rate", "5"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    yield process, redis_port, http_port, env
-    if process.poll() is None:
-        process.kill()
-        process.wait(10)
+def demo(tmp_path: Path) -> Iterator[Demo]:
+    """A demo with no Redis where it looks."""
+    with running_demo(tmp_path, free_port()) as started:
+        yield started
 
 
 def answered(condition: Callable[[], bool]) -> Callable[[], bool]:
@@ -66,12 +79,10 @@ def alive(pid: int) -> bool:
 
 
 def test_the_demo_runs_with_no_redis_and_stops_cleanly_on_ctrl_c(
-    demo: tuple[subprocess.Popen[str], int, int, dict[str, str]],
+    demo: Demo,
 ) -> None:
     process, redis_port, http_port, env = demo
-    health = f"http://127.0.0.1:{http_port}/healthz"
-    redis_up = answered(lambda: httpx.get(health, timeout=2).json()["redis"] == "up")
-    eventually(redis_up, 30, 0.25, "the dashboard")
+    dashboard_up(http_port)
     assert answers(redis_port), "the embedded Redis is not on the configured port"
 
     every_type = {t.value for t in EventType}
@@ -107,3 +118,36 @@ def test_the_printed_command_runs_in_a_shell_without_the_virtualenv_on_path() ->
     )  # fmt: skip
     assert shell.returncode == 0, shell.stderr
     assert "--history" in shell.stdout
+
+
+def dashboard_up(http_port: int) -> None:
+    health = f"http://127.0.0.1:{http_port}/healthz"
+    eventually(
+        answered(lambda: httpx.get(health, timeout=2).json()["redis"] == "up"), 30, 0.25, "the dashboard"
+    )
+
+
+def test_in_a_redis_it_did_not_start_the_demo_writes_only_its_own_keys_and_says_so(
+    tmp_path: Path, private_redis: RedisServer
+) -> None:
+    theirs = redis.Redis.from_url(private_redis.url)
+    theirs.xadd(DEFAULT_STREAM, {"event": "a real router's event"})
+    with running_demo(tmp_path, private_redis.port) as (process, _, http_port, _):
+        dashboard_up(http_port)
+        eventually(lambda: theirs.xlen(runner.DEMO_STREAM) > 10, 30, 0.25, "simulated events")
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+    assert theirs.xlen(DEFAULT_STREAM) == 1
+    assert f"own stream {runner.DEMO_STREAM}" in output
+    assert f"SOLLOL_ROUTING_STREAM={runner.DEMO_STREAM}" in output  # the printed tail command reads it
+
+
+def test_with_redis_url_the_demo_writes_where_it_was_told(tmp_path: Path, private_redis: RedisServer) -> None:
+    theirs = redis.Redis.from_url(private_redis.url)
+    with running_demo(tmp_path, free_port(), "--redis-url", private_redis.url) as (process, _, http_port, _):
+        dashboard_up(http_port)
+        eventually(lambda: theirs.xlen(DEFAULT_STREAM) > 10, 30, 0.25, "simulated events")
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+    assert not theirs.exists(runner.DEMO_STREAM)
+    assert f"into {DEFAULT_STREAM}" in output and "(--redis-url)" in output

@@ -14,6 +14,7 @@ import pytest
 from redis_servers import free_port
 from waiting import eventually
 
+from sollol_otel.access import redis_answers
 from sollol_otel.demo import embedded_redis
 
 
@@ -35,10 +36,10 @@ def test_it_starts_on_the_preferred_port_so_default_clients_find_it() -> None:
     server = embedded_redis.start(f"redis://127.0.0.1:{port}")
     try:
         assert server.owner and server.url == f"redis://127.0.0.1:{port}"
-        assert embedded_redis.answers(server.url)
+        assert redis_answers(server.url)
     finally:
         server.stop()
-    assert not embedded_redis.answers(server.url)
+    assert not redis_answers(server.url)
 
 
 def test_a_second_demo_reuses_the_running_server_without_owning_it(
@@ -47,7 +48,7 @@ def test_a_second_demo_reuses_the_running_server_without_owning_it(
     second = embedded_redis.start(f"redis://127.0.0.1:{free_port()}")
     assert (second.url, second.owner) == (started.url, False)
     second.stop()
-    assert embedded_redis.answers(started.url), "the second demo stopped a server it does not own"
+    assert redis_answers(started.url), "the second demo stopped a server it does not own"
 
 
 def test_a_server_whose_demo_died_is_replaced(
@@ -78,10 +79,10 @@ def test_the_server_dies_with_its_demo_even_on_sigkill(state_home: Path) -> None
         [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env={**os.environ}
     )
     assert owner.stdout is not None and owner.stdout.readline().strip() == "up"
-    assert embedded_redis.answers(f"redis://127.0.0.1:{port}")
+    assert redis_answers(f"redis://127.0.0.1:{port}")
     owner.send_signal(signal.SIGKILL)
     owner.wait(5)
-    eventually(lambda: not embedded_redis.answers(f"redis://127.0.0.1:{port}"), timeout=5)
+    eventually(lambda: not redis_answers(f"redis://127.0.0.1:{port}"), timeout=5)
 
 
 def _dead_pid() -> int:

@@ -11,11 +11,8 @@ import httpx
 import pytest
 from waiting import eventually
 
-from sollol_otel.instrumentation.autostart import (
-    answers,
-    start_dashboard_if_absent,
-    start_dashboard_if_wanted,
-)
+from sollol_otel.access import answers
+from sollol_otel.instrumentation.autostart import start_dashboard_if_absent, start_dashboard_if_wanted
 
 
 @pytest.fixture
@@ -36,7 +33,7 @@ def started() -> Iterator[list[subprocess.Popen[bytes]]]:
 
 
 def wait_until_answering(port: int) -> bool:
-    return eventually(lambda: answers("127.0.0.1", port, timeout=0.2), timeout=15, what=f"port {port}")
+    return eventually(lambda: answers(("127.0.0.1", port), timeout=0.2), timeout=15, what=f"port {port}")
 
 
 def test_autostart_is_off_unless_asked_for() -> None:

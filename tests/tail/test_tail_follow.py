@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 
+import pytest
 import redis
 from redis_servers import RedisServer
 from sollol_events import sollol_event, write
@@ -52,6 +53,7 @@ def test_follow_after_history_loses_and_repeats_nothing_while_events_are_written
     assert shown[0] >= 80 and shown == list(range(shown[0], total))
 
 
+@pytest.mark.redis7
 def test_a_gap_from_trimming_while_the_viewer_was_paused_is_reported_with_its_count(
     keys: tuple[str, str], redis_client: redis.Redis, start: Start
 ) -> None:

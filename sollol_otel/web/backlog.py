@@ -1,11 +1,12 @@
 """Reading what is already in the stream: the newest events (filtered, paging back) and catch-up.
 
-Both read with the lead's StreamReader, so decoding, offsets and gap detection are the same
-as the live reader's.
+Both read with the one StreamReader, so decoding, offsets and gap detection are the same as
+the live reader's.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -37,31 +38,29 @@ async def recent(
 ) -> Recent:
     """Up to `limit` events matching the filter, newest last, scanning back at most MAX_SCAN entries."""
     reader = StreamReader(client, stream)
-    count = max(limit, 1) if event_filter.is_empty else PAGE
-    page = await reader.history(count, before=before)
-    position = reader.position.last_id
-    end_offset = reader.position.offset if before is None and page and page[-1].id == position else None
     found: list[Message] = []
     scanned = 0
-    while True:
-        need = limit - len(found)
-        if need > 0:
-            matches = [
-                m
-                for m, event in batch_messages(list(page), end_offset)
-                if event is not None and event_filter.matches(event)
-            ]
-            found = matches[-need:] + found
-        scanned += len(page)
-        if len(found) >= limit:
-            return Recent(found, position, found[0].id if found else None)
-        if len(page) < count:
-            return Recent(found, position, None)
-        if scanned >= MAX_SCAN:
-            return Recent(found, position, page[0].id)
-        end_offset = None if end_offset is None else end_offset - len(page)
-        count = PAGE
-        page = await reader.history(count, before=page[0].id)
+    end_offset: int | None = None
+    pages = reader.pages_back(max(limit, 1) if event_filter.is_empty else PAGE, before=before)
+    async with contextlib.aclosing(pages):
+        async for page in pages:
+            if scanned == 0 and before is None and page[-1].id == reader.position.last_id:
+                end_offset = reader.position.offset  # the newest entry's offset: the rest count back
+            need = limit - len(found)
+            if need > 0:
+                matches = [
+                    m
+                    for m, event in batch_messages(list(page), end_offset)
+                    if event is not None and event_filter.matches(event)
+                ]
+                found = matches[-need:] + found
+            scanned += len(page)
+            if len(found) >= limit:
+                return Recent(found, reader.position.last_id, found[0].id if found else None)
+            if scanned >= MAX_SCAN:
+                return Recent(found, reader.position.last_id, page[0].id)
+            end_offset = None if end_offset is None else end_offset - len(page)
+    return Recent(found, reader.position.last_id, None)
 
 
 async def catch_up(

@@ -7,16 +7,15 @@ worker thread so a large window never stalls the live feeds, and results are cac
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
-from collections.abc import Mapping
 from typing import Any
 
 from sollol_otel.events import RoutingEvent
 from sollol_otel.filters import EventFilter
 from sollol_otel.redis.client import LazyClient
-from sollol_otel.web.params import stream_key
-from sollol_otel.wire import decode
+from sollol_otel.redis.stream import StreamEntry, StreamReader, stream_key
 
 #: Entries fetched per round trip.
 PAGE = 5000
@@ -29,26 +28,20 @@ CACHE_SECONDS = 2.0
 RATE_WINDOWS = (10, 60)
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def _top(counter: Counter[str]) -> dict[str, int]:
     return dict(counter.most_common(TOP))
 
 
-def aggregate(
-    entries: list[tuple[Any, Mapping[Any, Any]]], event_filter: EventFilter, now_ms: int
-) -> dict[str, Any]:
-    """The counts for raw XRANGE entries; pure, so it can run in a thread."""
+def aggregate(entries: list[StreamEntry], event_filter: EventFilter, now_ms: int) -> dict[str, Any]:
+    """The counts for decoded entries; pure, so it can run in a thread."""
     by_type: Counter[str] = Counter()
     by_backend: Counter[str] = Counter()
     by_model: Counter[str] = Counter()
     by_instance: Counter[str] = Counter()
     recent = dict.fromkeys(RATE_WINDOWS, 0)
     skipped = matched = 0
-    for raw_id, fields in entries:
-        event = decode(fields)
+    for entry in entries:
+        event = entry.item
         if not isinstance(event, RoutingEvent):
             skipped += 1
             continue
@@ -59,7 +52,7 @@ def aggregate(
         by_backend[event.backend or "none"] += 1
         by_model[event.model or "none"] += 1
         by_instance[event.instance_id or "unknown"] += 1
-        age_ms = now_ms - stream_key(_text(raw_id))[0]
+        age_ms = now_ms - stream_key(entry.id)[0]
         for seconds in RATE_WINDOWS:
             if age_ms <= seconds * 1000:
                 recent[seconds] += 1
@@ -74,8 +67,8 @@ def aggregate(
     }
 
 
-class StatsCache:
-    """Stats per filter, recomputed at most every CACHE_SECONDS."""
+class CountsCache:
+    """Counts per filter, recomputed at most every CACHE_SECONDS."""
 
     def __init__(self, client: LazyClient, stream: str) -> None:
         self._client = client
@@ -95,20 +88,16 @@ class StatsCache:
             return result
 
     async def _compute(self, event_filter: EventFilter) -> dict[str, Any]:
-        client = await self._client.get()
-        entries: list[tuple[Any, Mapping[Any, Any]]] = []
-        upper = "+"
-        while len(entries) < MAX_WINDOW:
-            page: Any = await client.xrevrange(self._stream, max=upper, min="-", count=PAGE)
-            entries.extend(page)
-            if len(page) < PAGE:
-                break
-            upper = "(" + _text(page[-1][0])
+        entries: list[StreamEntry] = []
+        first_id = last_id = None
+        pages = StreamReader(await self._client.get(), self._stream).pages_back(PAGE)
+        async with contextlib.aclosing(pages):
+            async for page in pages:
+                entries.extend(page)
+                first_id, last_id = page[0].id, last_id or page[-1].id
+                if len(entries) >= MAX_WINDOW:
+                    break
         now_ms = int(time.time() * 1000)
         result = await asyncio.to_thread(aggregate, entries, event_filter, now_ms)
-        result["window"] = {
-            "entries": len(entries),
-            "first_id": _text(entries[-1][0]) if entries else None,
-            "last_id": _text(entries[0][0]) if entries else None,
-        }
+        result["window"] = {"entries": len(entries), "first_id": first_id, "last_id": last_id}
         return result
