@@ -12,7 +12,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue, KeyValu
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
-from sollol_otel.receiver.otlp import Decoded, MalformedPayload, Signal, decode
+from sollol_otel.receiver.app import decode
+from sollol_otel.receiver.records import Decoded, MalformedPayload, Signal
 from sollol_otel.wire import MAX_STRING_CHARS, TRUNCATION_MARK
 
 
