@@ -6,8 +6,8 @@ Requests are what the OTel Python SDK's OTLPLogExporter sends: records emitted b
 RoutingLogger inside spans (so each carries a trace id), serialized by the SDK's own encoder.
 Every record is a distinct decision, so none is dropped as a duplicate.
 
-- decode: the receiver's CPU work per event without HTTP (parse, pick routing records, build the
-  wire event), for protobuf and OTLP/JSON.
+- decode: the receiver's CPU work per event without HTTP (parse, pick routing records, build and
+  check the wire event, deduplicate), for protobuf and OTLP/JSON.
 - end to end: the receiver as users run it (`python -m sollol_otel collector`, its own process)
   and `--senders` processes posting requests of `--batch` records back to back over keep-alive
   connections; throughput = events in the Redis stream / time from the first request until the
@@ -41,8 +41,9 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
 from sollol_otel import RoutingLogger
-from sollol_otel.receiver.app import to_wire
-from sollol_otel.receiver.otlp import Signal, decode
+from sollol_otel.receiver.app import decode
+from sollol_otel.receiver.dedup import RecentDecisions
+from sollol_otel.receiver.records import Signal
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 
@@ -91,15 +92,15 @@ def as_otlp_json(body: bytes) -> bytes:
 
 
 def decode_rate(bodies: list[bytes], json_encoded: bool) -> float:
-    """Events per second through decode and wire conversion, best of three passes."""
+    """Events per second through decoding, wire conversion and deduplication, best of three passes."""
     best = float("inf")
     count = 0
     for _ in range(3):
+        recent = RecentDecisions()
         started = time.perf_counter()
         count = 0
         for body in bodies:
-            events = decode(Signal.LOGS, body, json_encoded=json_encoded).events
-            count += len([to_wire(event) for event in events])
+            count += len(recent.fresh(decode(Signal.LOGS, body, json_encoded=json_encoded).events))
         best = min(best, time.perf_counter() - started)
     return count / best
 
@@ -192,8 +193,8 @@ def main() -> None:
     print(f"{args.events} events in requests of {args.batch}, {per_event} bytes/event (protobuf)\n")
     print("| path | events/s |")
     print("|---|---|")
-    print(f"| decode + wire conversion, protobuf | {decode_rate(bodies, json_encoded=False):,.0f} |")
-    print(f"| decode + wire conversion, OTLP/JSON | {decode_rate(json_bodies, json_encoded=True):,.0f} |")
+    for name, encoded, json_encoded in (("protobuf", bodies, False), ("OTLP/JSON", json_bodies, True)):
+        print(f"| decode + wire conversion + dedup, {name} | {decode_rate(encoded, json_encoded):,.0f} |")
     for compress in (False, True):
         rate, retries = end_to_end(bodies, args.events, args.senders, args.redis_url, compress)
         label = f"protobuf {'gzip' if compress else 'uncompressed'}, {args.senders} senders"

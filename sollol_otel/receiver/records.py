@@ -243,7 +243,10 @@ class _Tally:
             payload = orjson.dumps(fields)
         except orjson.JSONEncodeError:  # lone surrogates: the readers (and Redis clients) need UTF-8
             fields = _valid_text(fields)  # type: ignore[assignment]  # a dict stays a dict
-            payload = orjson.dumps(fields)
+            try:
+                payload = orjson.dumps(fields)
+            except orjson.JSONEncodeError as exc:  # nested past what readers parse
+                return f"{candidate.name[:100]!r}: cannot be written as JSON ({exc})"
             self.decoded.repaired += 1
         if len(payload) > MAX_ENTRY_BYTES - _ENTRY_MARGIN:
             fields, payload = _within_entry_limit(fields, len(payload))
@@ -253,7 +256,8 @@ class _Tally:
         if decision_id is not None:
             identity: object = (event_type, sender, decision_id)
         else:
-            identity = hashlib.blake2b(payload + timestamp.to_bytes(8, "big"), digest_size=16).digest()
+            kind = b"span event" if candidate.from_span else b"log record"  # twins are paired, not equal
+            identity = hashlib.blake2b(payload + timestamp.to_bytes(8, "big") + kind, digest_size=16).digest()
         twin_group = (event_type, sender, ids[0], ids[1]) if ids[0] else None
         return ReceivedEvent(
             fields, identity, twin_group, timestamp, candidate.from_span, attributes, decision_id
