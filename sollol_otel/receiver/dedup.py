@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import threading
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from sollol_otel.receiver.records import ReceivedEvent
 
@@ -30,18 +31,6 @@ TWIN_WINDOW = 20_000
 TWIN_TOLERANCE_NS = 5_000_000
 
 _MISSING = object()
-
-
-class _Remembered:
-    """A traced event that a later twin may pair with."""
-
-    __slots__ = ("attributes", "from_span", "paired", "timestamp_ns")
-
-    def __init__(self, event: ReceivedEvent) -> None:
-        self.timestamp_ns = event.timestamp_ns
-        self.from_span = event.from_span
-        self.attributes = event.attributes
-        self.paired = False
 
 
 def _same_decision(span_attributes: Mapping[str, object], log_attributes: Mapping[str, object]) -> bool:
@@ -63,59 +52,61 @@ class RecentDecisions:
         self._lock = threading.Lock()
         #: identity → how many copies were written (identical records in one request are kept)
         self._copies: collections.OrderedDict[object, int] = collections.OrderedDict()
-        self._traced: collections.OrderedDict[tuple[object, ...], list[_Remembered]] = (
-            collections.OrderedDict()
-        )
+        #: twin group → traced events written, each with whether a twin has paired with it
+        self._traced: collections.OrderedDict[tuple[object, ...], list[list[Any]]] = collections.OrderedDict()
         self._traced_count = 0
 
     def fresh(self, events: Sequence[ReceivedEvent]) -> list[ReceivedEvent]:
         """The events of one request that are not a decision already written, in order."""
         with self._lock:
-            in_request: collections.Counter[object] = collections.Counter()
+            copies = self._copies
+            in_request: dict[object, int] = {}
             fresh = []
             for event in events:
-                in_request[event.identity] += 1
-                seen, copies = in_request[event.identity], self._copies.get(event.identity, 0)
-                if event.decision_id is None and copies >= seen:
-                    continue  # the same record sent before
-                if event.decision_id is not None and (copies or seen > 1):
-                    continue  # one decision id, one decision, however often it is sent
-                if event.twin_group is not None:
-                    if self._pair(event):
+                identity = event.identity
+                seen = in_request[identity] = in_request.get(identity, 0) + 1
+                written = copies.get(identity, 0)
+                if event.decision_id is None and written >= seen:
+                    continue  # the same record, sent again
+                if event.decision_id is not None and (written or seen > 1):
+                    continue  # one decision id is one decision, however often it is sent
+                group = event.twin_group
+                if group is not None:
+                    if self._paired(event, group):
                         continue
-                    self._remember_traced(event)
+                    self._remember_traced(event, group)
                 fresh.append(event)
             for identity, count in in_request.items():
-                self._copies[identity] = max(count, self._copies.get(identity, 0))
-                self._copies.move_to_end(identity)
-            while len(self._copies) > self._window:
-                self._copies.popitem(last=False)
+                if copies.get(identity, 0) < count:
+                    copies[identity] = count
+            while len(copies) > self._window:
+                copies.popitem(last=False)
             return fresh
 
-    def _pair(self, event: ReceivedEvent) -> bool:
-        """Pair the event with its unpaired twin if one was written; True if so."""
-        assert event.twin_group is not None
-        best: _Remembered | None = None
-        for other in self._traced.get(event.twin_group, ()):
-            if other.paired or other.from_span == event.from_span:
+    def _paired(self, event: ReceivedEvent, group: tuple[object, ...]) -> bool:
+        """Pair the event with the nearest unpaired twin written before; True if there is one."""
+        best: list[Any] | None = None
+        best_gap = self._tolerance_ns + 1
+        for remembered in self._traced.get(group, ()):
+            other, paired = remembered
+            if paired or other.from_span == event.from_span:
                 continue
             gap = abs(other.timestamp_ns - event.timestamp_ns)
-            if gap > self._tolerance_ns or (best and gap >= abs(best.timestamp_ns - event.timestamp_ns)):
+            if gap >= best_gap:
                 continue
             span, log = (event, other) if event.from_span else (other, event)
             if _same_decision(span.attributes, log.attributes):
-                best = other
+                best, best_gap = remembered, gap
         if best is None:
             return False
-        best.paired = True
+        best[1] = True
         return True
 
-    def _remember_traced(self, event: ReceivedEvent) -> None:
-        assert event.twin_group is not None
-        group = self._traced.get(event.twin_group)
-        if group is None:
-            group = self._traced[event.twin_group] = []
-        group.append(_Remembered(event))
+    def _remember_traced(self, event: ReceivedEvent, group: tuple[object, ...]) -> None:
+        remembered = self._traced.get(group)
+        if remembered is None:
+            remembered = self._traced[group] = []
+        remembered.append([event, False])
         self._traced_count += 1
         while self._traced_count > self._twin_window:
             _, evicted = self._traced.popitem(last=False)

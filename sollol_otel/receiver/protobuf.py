@@ -84,7 +84,15 @@ def _logs(request: ExportLogsServiceRequest) -> Iterator[Unit]:
                 attributes = _attributes(record.attributes)
                 yield [
                     Candidate(
-                        name, timestamp, attributes, resource, body, record.trace_id, record.span_id, False
+                        name,
+                        timestamp,
+                        attributes,
+                        resource,
+                        body,
+                        record.trace_id,
+                        record.span_id,
+                        False,
+                        record.SerializeToString(),
                     )
                 ]
 
@@ -111,6 +119,7 @@ def _spans(request: ExportTraceServiceRequest) -> Iterator[Unit]:
                             span.trace_id,
                             span.span_id,
                             True,
+                            event.SerializeToString(),
                         )
                     )
                 if unit:

@@ -13,7 +13,6 @@ written is skipped by a reader later.
 from __future__ import annotations
 
 import enum
-import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -42,6 +41,12 @@ DECISION_ID = NAMESPACE + "decision_id"
 DROPPED_ATTRIBUTES_COUNT = "dropped_attributes_count"
 #: Room left under MAX_ENTRY_BYTES for keys the writer adds.
 _ENTRY_MARGIN = 1024
+#: A protobuf record of n bytes becomes a wire event of at most 16 n bytes plus what its resource
+#: adds: JSON escaping takes a byte to at most 7 (a control character inside a map value turned
+#: to text), and text used in the one-line message appears twice. Records small enough by this
+#: bound (nearly all) are not encoded here just to measure them.
+_WIRE_BYTES_PER_SOURCE_BYTE = 16
+_WIRE_BYTES_FROM_RESOURCE = 128 << 10
 _KEPT_KEYS = frozenset(HEADER_KEYS + TRAILER_KEYS)
 _TRACE_ID_BYTES = 16
 _SPAN_ID_BYTES = 8
@@ -83,6 +88,9 @@ class Candidate(NamedTuple):
     trace_id: bytes
     span_id: bytes
     from_span: bool
+    #: The record (or span event) as the sender serialized it, when the reader has it (protobuf):
+    #: a request sent again holds the same bytes. None for OTLP/JSON.
+    source: bytes | None = None
 
 
 #: One log record, or one span with its events: OTLP's partial_success counts these. A `str`
@@ -94,8 +102,9 @@ class ReceivedEvent(NamedTuple):
     """A routing event ready for the writer, with what deduplication needs to know about it."""
 
     fields: dict[str, Any]
-    #: Equal for records that are the same decision exported again (a retried request), or that
-    #: carry the same `sollol.decision_id`.
+    #: Equal for records that are the same decision exported again (a retried request: same
+    #: time, and the same content, sender, ids and kind to a 64-bit hash), or that carry the
+    #: same `sollol.decision_id`.
     identity: object
     #: Records that may be this one's twin (log record ↔ span event) share this key; None
     #: outside a trace, where there are no span events.
@@ -239,6 +248,30 @@ class _Tally:
             trace_id=ids[0],
             span_id=ids[1],
         )
+        source = candidate.source
+        if source is None or (
+            len(source) * _WIRE_BYTES_PER_SOURCE_BYTE + _WIRE_BYTES_FROM_RESOURCE
+            > MAX_ENTRY_BYTES - _ENTRY_MARGIN
+        ):
+            checked = self._checked(fields)
+            if isinstance(checked, str):
+                return f"{candidate.name[:100]!r}: {checked}"
+            fields, payload = checked
+            source = source or payload
+        sender = self.sender(candidate.resource)
+        decision_id = _hashable(attributes.get(DECISION_ID))
+        if decision_id is not None:
+            identity: object = (event_type, sender, decision_id)
+        else:  # twins are paired by their own rule, so the kind is part of a record's identity
+            identity = (timestamp, hash((source, sender, ids, candidate.from_span)))
+        twin_group = (ids[0], ids[1], hash((event_type, sender))) if ids[0] else None
+        return ReceivedEvent(
+            fields, identity, twin_group, timestamp, candidate.from_span, attributes, decision_id
+        )
+
+    def _checked(self, fields: dict[str, Any]) -> tuple[dict[str, Any], bytes] | str:
+        """The fields as readers will read them, and their JSON: text made UTF-8 and the event made
+        to fit the readers' size limit (each counted), or why it cannot be written."""
         try:
             payload = orjson.dumps(fields)
         except orjson.JSONEncodeError:  # lone surrogates: the readers (and Redis clients) need UTF-8
@@ -246,22 +279,12 @@ class _Tally:
             try:
                 payload = orjson.dumps(fields)
             except orjson.JSONEncodeError as exc:  # nested past what readers parse
-                return f"{candidate.name[:100]!r}: cannot be written as JSON ({exc})"
+                return f"cannot be written as JSON ({exc})"
             self.decoded.repaired += 1
         if len(payload) > MAX_ENTRY_BYTES - _ENTRY_MARGIN:
             fields, payload = _within_entry_limit(fields, len(payload))
             self.decoded.truncated += 1
-        sender = self.sender(candidate.resource)
-        decision_id = _hashable(attributes.get(DECISION_ID))
-        if decision_id is not None:
-            identity: object = (event_type, sender, decision_id)
-        else:
-            kind = b"span event" if candidate.from_span else b"log record"  # twins are paired, not equal
-            identity = hashlib.blake2b(payload + timestamp.to_bytes(8, "big") + kind, digest_size=16).digest()
-        twin_group = (event_type, sender, ids[0], ids[1]) if ids[0] else None
-        return ReceivedEvent(
-            fields, identity, twin_group, timestamp, candidate.from_span, attributes, decision_id
-        )
+        return fields, payload
 
 
 def collect(units: Iterable[Unit]) -> Decoded:
