@@ -99,29 +99,12 @@ class BytesInFlight:
     """Request bytes being read or decoded now, against a cap; thread-safe."""
 
     def __init__(self, cap: int) -> None:
-        self._cap = cap
-        self._used = 0
-        self._lock = threading.Lock()
-
-    @property
-    def used(self) -> int:
-        return self._used
+        self.cap = cap
+        self.used = 0
+        self.lock = threading.Lock()
 
     def claim(self) -> Claim:
         return Claim(self)
-
-    def _take(self, claim: Claim, size: int) -> None:
-        with self._lock:
-            others = self._used - claim.held
-            if others and self._used + size > self._cap:
-                raise _busy(f"{others} bytes of other requests are being decoded; retry later")
-            self._used += size
-            claim.held += size
-
-    def _give_back(self, claim: Claim) -> None:
-        with self._lock:
-            self._used -= claim.held
-            claim.held = 0
 
 
 class Claim:
@@ -129,14 +112,22 @@ class Claim:
 
     def __init__(self, budget: BytesInFlight) -> None:
         self._budget = budget
-        self.held = 0
+        self._held = 0
 
     def add(self, size: int) -> None:
-        """Hold `size` more bytes, or refuse the request (503) when others fill the cap."""
-        self._budget._take(self, size)
+        """Hold `size` more bytes, or refuse the request (503) when others' bytes fill the cap."""
+        budget = self._budget
+        with budget.lock:
+            others = budget.used - self._held
+            if others and budget.used + size > budget.cap:
+                raise _busy(f"{others} bytes of other requests are being decoded; retry later")
+            budget.used += size
+            self._held += size
 
     def release(self) -> None:
-        self._budget._give_back(self)
+        with self._budget.lock:
+            self._budget.used -= self._held
+            self._held = 0
 
 
 def _media_type(request: Request) -> str:

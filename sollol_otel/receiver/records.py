@@ -190,7 +190,7 @@ def _within_entry_limit(fields: dict[str, Any], size: int) -> tuple[dict[str, An
     event has (time, instance, type, model, backend, message, ids, service)."""
     sizes = sorted(
         (
-            (len(orjson.dumps(value)) + len(key) + 4, key)
+            (len(orjson.dumps(key)) + len(orjson.dumps(value)) + 2, key)
             for key, value in fields.items()
             if key not in _KEPT_KEYS
         ),
