@@ -52,14 +52,14 @@ class RecentDecisions:
         self._lock = threading.Lock()
         #: identity → how many copies were written (identical records in one request are kept)
         self._copies: collections.OrderedDict[object, int] = collections.OrderedDict()
-        #: twin group → traced events written, each with whether a twin has paired with it
+        #: twin group → traced events written, each as [event, whether a twin has paired with it]
         self._traced: collections.OrderedDict[tuple[object, ...], list[list[Any]]] = collections.OrderedDict()
         self._traced_count = 0
 
     def fresh(self, events: Sequence[ReceivedEvent]) -> list[ReceivedEvent]:
         """The events of one request that are not a decision already written, in order."""
         with self._lock:
-            copies = self._copies
+            copies, traced = self._copies, self._traced
             in_request: dict[object, int] = {}
             fresh = []
             for event in events:
@@ -72,23 +72,29 @@ class RecentDecisions:
                     continue  # one decision id is one decision, however often it is sent
                 group = event.twin_group
                 if group is not None:
-                    if self._paired(event, group):
+                    remembered = traced.get(group)
+                    if remembered is None:
+                        remembered = traced[group] = []
+                    elif self._paired(event, remembered):
                         continue
-                    self._remember_traced(event, group)
+                    remembered.append([event, False])
+                    self._traced_count += 1
                 fresh.append(event)
             for identity, count in in_request.items():
                 if copies.get(identity, 0) < count:
                     copies[identity] = count
             while len(copies) > self._window:
                 copies.popitem(last=False)
+            while self._traced_count > self._twin_window:
+                self._traced_count -= len(traced.popitem(last=False)[1])
             return fresh
 
-    def _paired(self, event: ReceivedEvent, group: tuple[object, ...]) -> bool:
+    def _paired(self, event: ReceivedEvent, remembered: list[list[Any]]) -> bool:
         """Pair the event with the nearest unpaired twin written before; True if there is one."""
         best: list[Any] | None = None
         best_gap = self._tolerance_ns + 1
-        for remembered in self._traced.get(group, ()):
-            other, paired = remembered
+        for entry in remembered:
+            other, paired = entry
             if paired or other.from_span == event.from_span:
                 continue
             gap = abs(other.timestamp_ns - event.timestamp_ns)
@@ -96,18 +102,8 @@ class RecentDecisions:
                 continue
             span, log = (event, other) if event.from_span else (other, event)
             if _same_decision(span.attributes, log.attributes):
-                best, best_gap = remembered, gap
+                best, best_gap = entry, gap
         if best is None:
             return False
         best[1] = True
         return True
-
-    def _remember_traced(self, event: ReceivedEvent, group: tuple[object, ...]) -> None:
-        remembered = self._traced.get(group)
-        if remembered is None:
-            remembered = self._traced[group] = []
-        remembered.append([event, False])
-        self._traced_count += 1
-        while self._traced_count > self._twin_window:
-            _, evicted = self._traced.popitem(last=False)
-            self._traced_count -= len(evicted)

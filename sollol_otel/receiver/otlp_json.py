@@ -15,6 +15,8 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
+import orjson
+
 from sollol_otel.receiver.records import (
     EVENT_NAME_ATTRIBUTE,
     Candidate,
@@ -202,7 +204,7 @@ class _Resources:
         return self._by_entry[item.where]
 
 
-def _log_record(item: _Item, name: str, resources: _Resources) -> Candidate:
+def _log_record(item: _Item, name: str, resources: _Resources, valid_utf8: bool) -> Candidate:
     record, at = item.obj, item.at
     timestamp = _integer(_get(record, "timeUnixNano", "time_unix_nano"), f"{at}.timeUnixNano")
     if not timestamp:
@@ -212,22 +214,24 @@ def _log_record(item: _Item, name: str, resources: _Resources) -> Candidate:
     trace_id = _id(_get(record, "traceId", "trace_id"), f"{at}.traceId")
     span_id = _id(_get(record, "spanId", "span_id"), f"{at}.spanId")
     attributes = _attributes(record, at)
-    return Candidate(name, timestamp, attributes, resources.of(item), body, trace_id, span_id, False)
+    return Candidate(
+        name, timestamp, attributes, resources.of(item), body, trace_id, span_id, False, valid_utf8
+    )
 
 
-def _logs(payload: object) -> Iterator[Unit]:
+def _logs(payload: object, valid_utf8: bool) -> Iterator[Unit]:
     resources = _Resources()
     for item in _items(payload, _LOGS):
         name = _log_event_name(item.obj)
         if not in_our_namespace(name):
             continue
         try:
-            yield [_log_record(item, name, resources)]
+            yield [_log_record(item, name, resources, valid_utf8)]
         except (MalformedPayload, RecursionError) as exc:
             yield [_unreadable(exc)]
 
 
-def _span(item: _Item, resources: _Resources) -> Unit:
+def _span(item: _Item, resources: _Resources, valid_utf8: bool) -> Unit:
     span, at = item.obj, item.at
     unit: Unit = []
     ids: tuple[bytes, bytes] | None = None
@@ -244,15 +248,15 @@ def _span(item: _Item, resources: _Resources) -> Unit:
             )
         timestamp = _integer(_get(event, "timeUnixNano", "time_unix_nano"), f"{event_at}.timeUnixNano")
         attributes = _attributes(event, event_at)
-        unit.append(Candidate(name, timestamp, attributes, resources.of(item), None, *ids, True))
+        unit.append(Candidate(name, timestamp, attributes, resources.of(item), None, *ids, True, valid_utf8))
     return unit
 
 
-def _spans(payload: object) -> Iterator[Unit]:
+def _spans(payload: object, valid_utf8: bool) -> Iterator[Unit]:
     resources = _Resources()
     for item in _items(payload, _SPANS):
         try:
-            unit = _span(item, resources)
+            unit = _span(item, resources, valid_utf8)
         except (MalformedPayload, RecursionError) as exc:
             unit = [_unreadable(exc)]
         if unit:
@@ -263,9 +267,19 @@ def _unreadable(exc: Exception) -> str:
     return "values are nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:1000]
 
 
-def _parse(data: bytes) -> object:
+def _parse(data: bytes) -> tuple[object, bool]:
+    """The body as Python objects, and whether all its text is valid UTF-8.
+
+    orjson reads it in a third of json's time and refuses what UTF-8 cannot carry; json then
+    reads what orjson refuses but OTLP/JSON senders write: lone surrogates (`"\\ud800"`, each
+    repaired or rejected later with its record alone), integers beyond 64 bits, NaN.
+    """
     try:
-        return json.loads(data)
+        return orjson.loads(data), True
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(data), False
     except (ValueError, RecursionError) as exc:
         raise MalformedPayload(f"not JSON: {exc}") from None
 
@@ -273,5 +287,5 @@ def _parse(data: bytes) -> object:
 def read(signal: Signal, data: bytes) -> Decoded:
     """The routing events of an OTLP/JSON export request; a body that is not JSON, or whose
     containers are not OTLP's, raises MalformedPayload and yields nothing."""
-    payload = _parse(data)
-    return collect(_logs(payload) if signal is Signal.LOGS else _spans(payload))
+    payload, valid_utf8 = _parse(data)
+    return collect(_logs(payload, valid_utf8) if signal is Signal.LOGS else _spans(payload, valid_utf8))

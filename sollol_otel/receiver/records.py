@@ -30,7 +30,7 @@ from sollol_otel.attributes import (
     to_wire_fields,
 )
 from sollol_otel.events import EVENT_NAME_PREFIX, event_type_of
-from sollol_otel.wire import MAX_ENTRY_BYTES
+from sollol_otel.wire import MAX_ENTRY_BYTES, MAX_STRING_CHARS
 
 #: Where SDKs older than the LogRecord.event_name field (and some Collectors) put the event name.
 EVENT_NAME_ATTRIBUTE = "event.name"
@@ -41,12 +41,15 @@ DECISION_ID = NAMESPACE + "decision_id"
 DROPPED_ATTRIBUTES_COUNT = "dropped_attributes_count"
 #: Room left under MAX_ENTRY_BYTES for keys the writer adds.
 _ENTRY_MARGIN = 1024
-#: A protobuf record of n bytes becomes a wire event of at most 16 n bytes plus what its resource
-#: adds: JSON escaping takes a byte to at most 7 (a control character inside a map value turned
-#: to text), and text used in the one-line message appears twice. Records small enough by this
-#: bound (nearly all) are not encoded here just to measure them.
-_WIRE_BYTES_PER_SOURCE_BYTE = 16
-_WIRE_BYTES_FROM_RESOURCE = 128 << 10
+#: An event whose values are all scalars (strings of at most MAX_STRING_CHARS, as the readers
+#: cut them) takes at most this many wire bytes per character of its text, keys included: JSON
+#: escapes a character to at most 6 bytes, and text used in the one-line message appears twice.
+#: Events certainly small enough by this bound (nearly all) are not encoded here to be measured.
+_WIRE_BYTES_PER_CHAR = 12
+#: What the keys every event has, its ids and its time take at most, besides their text.
+_WIRE_BYTES_FIXED = 4096
+#: Counted for a number, boolean or null value (its text and punctuation).
+_SCALAR_CHARS = 32
 _KEPT_KEYS = frozenset(HEADER_KEYS + TRAILER_KEYS)
 _TRACE_ID_BYTES = 16
 _SPAN_ID_BYTES = 8
@@ -88,9 +91,9 @@ class Candidate(NamedTuple):
     trace_id: bytes
     span_id: bytes
     from_span: bool
-    #: The record (or span event) as the sender serialized it, when the reader has it (protobuf):
-    #: a request sent again holds the same bytes. None for OTLP/JSON.
-    source: bytes | None = None
+    #: Whether the reader knows its text is valid UTF-8 (protobuf's parser checks it; OTLP/JSON
+    #: can carry lone surrogates).
+    valid_utf8: bool
 
 
 #: One log record, or one span with its events: OTLP's partial_success counts these. A `str`
@@ -168,10 +171,29 @@ def _hashable(value: object) -> object:
     return value if value is None or isinstance(value, (str, int, float)) else repr(value)
 
 
-def _sender(resource: Mapping[str, Any]) -> tuple[object, ...]:
-    """Who sent a record: the resource attributes that fill the wire's instance and service keys."""
-    keys = (RESOURCE_INSTANCE_ID, RESOURCE_SERVICE, RESOURCE_HOSTNAME, RESOURCE_PID)
-    return tuple(_hashable(resource.get(key)) for key in keys)
+_SENDER_KEYS = (RESOURCE_INSTANCE_ID, RESOURCE_SERVICE, RESOURCE_HOSTNAME, RESOURCE_PID)
+
+
+def _scalar_chars(pairs: Iterable[tuple[str, object]]) -> int | None:
+    """Characters of text in keys and values when every value is a scalar; None otherwise."""
+    chars = 0
+    for key, value in pairs:
+        kind = type(value)
+        if kind is str:
+            chars += len(key) + len(value)  # type: ignore[arg-type]  # a str, as just checked
+        elif kind is int or kind is bool or kind is float or value is None:
+            chars += len(key) + _SCALAR_CHARS
+        else:
+            return None
+    return chars
+
+
+class _Sender(NamedTuple):
+    """Who sent a record (the resource attributes the wire's instance and service keys come from),
+    and the characters those take on the wire (None: not only scalars)."""
+
+    key: tuple[object, ...]
+    chars: int | None
 
 
 def _valid_text(value: object) -> object:
@@ -214,13 +236,15 @@ class _Tally:
 
     def __init__(self) -> None:
         self.decoded = Decoded()
-        self._senders: dict[int, tuple[object, ...]] = {}
+        self._senders: dict[int, _Sender] = {}
 
-    def sender(self, resource: Mapping[str, Any]) -> tuple[object, ...]:
+    def sender(self, resource: Mapping[str, Any]) -> _Sender:
         key = id(resource)  # resources live for the whole request, so ids are not reused meanwhile
         sender = self._senders.get(key)
         if sender is None:
-            sender = self._senders[key] = _sender(resource)
+            values = [resource.get(name) for name in _SENDER_KEYS]
+            chars = _scalar_chars(zip(_SENDER_KEYS, values, strict=True))
+            sender = self._senders[key] = _Sender(tuple(_hashable(value) for value in values), chars)
         return sender
 
     def event(self, candidate: Candidate) -> ReceivedEvent | str:
@@ -248,23 +272,32 @@ class _Tally:
             trace_id=ids[0],
             span_id=ids[1],
         )
-        source = candidate.source
-        if source is None or (
-            len(source) * _WIRE_BYTES_PER_SOURCE_BYTE + _WIRE_BYTES_FROM_RESOURCE
+        sender = self.sender(candidate.resource)
+        body = candidate.body
+        try:  # a list value (an OTLP array) is not hashable: that event is measured
+            content: int | None = hash((event_type, body, tuple(attributes.items())))
+        except TypeError:
+            content = None
+        if (
+            content is None
+            or not candidate.valid_utf8
+            or sender.chars is None
+            or (sum(map(len, attributes)) + (len(attributes) + 1) * MAX_STRING_CHARS + sender.chars)
+            * _WIRE_BYTES_PER_CHAR
+            + _WIRE_BYTES_FIXED
             > MAX_ENTRY_BYTES - _ENTRY_MARGIN
         ):
             checked = self._checked(fields)
             if isinstance(checked, str):
                 return f"{candidate.name[:100]!r}: {checked}"
             fields, payload = checked
-            source = source or payload
-        sender = self.sender(candidate.resource)
+            content = hash(payload)
         decision_id = _hashable(attributes.get(DECISION_ID))
         if decision_id is not None:
-            identity: object = (event_type, sender, decision_id)
+            identity: object = (event_type, sender.key, decision_id)
         else:  # twins are paired by their own rule, so the kind is part of a record's identity
-            identity = (timestamp, hash((source, sender, ids, candidate.from_span)))
-        twin_group = (ids[0], ids[1], hash((event_type, sender))) if ids[0] else None
+            identity = (timestamp, hash((content, sender.key, ids, candidate.from_span)))
+        twin_group = (ids[0], ids[1], hash((event_type, sender.key))) if ids[0] else None
         return ReceivedEvent(
             fields, identity, twin_group, timestamp, candidate.from_span, attributes, decision_id
         )
