@@ -1,4 +1,4 @@
-"""`sollol-otel collector` throughput: routing events per second from OTLP/HTTP into Redis.
+"""`sollol-otel receiver` throughput: routing events per second from OTLP/HTTP into Redis.
 
     python benchmarks/bench_receiver.py [--events 100000] [--batch 512] [--senders 2] [--redis-url URL]
 
@@ -6,13 +6,15 @@ Requests are what the OTel Python SDK's OTLPLogExporter sends: records emitted b
 RoutingLogger inside spans (so each carries a trace id), serialized by the SDK's own encoder.
 Every record is a distinct decision, so none is dropped as a duplicate.
 
-- decode: the receiver's CPU work per event without HTTP (parse, pick routing records, build the
-  wire event), for protobuf and OTLP/JSON.
-- end to end: the receiver as users run it (`python -m sollol_otel collector`, its own process)
+- decode: the receiver's CPU work per event without HTTP (parse, pick routing records, build and
+  check the wire event, deduplicate), for protobuf and OTLP/JSON.
+- end to end: the receiver as users run it (`python -m sollol_otel receiver`, its own process)
   and `--senders` processes posting requests of `--batch` records back to back over keep-alive
   connections; throughput = events in the Redis stream / time from the first request until the
-  last event is in the stream. 503s (Redis backlog full) are retried after a short pause and
-  counted. Prints Markdown rows for BENCHMARKS.md.
+  last event is in the stream; the receiver process's CPU time (user + system, /proc) per event
+  meanwhile, which other work on a shared machine moves far less than the wall-clock rate. 503s
+  (Redis backlog full) are retried after a short pause and counted. Prints Markdown rows for
+  BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -41,8 +43,9 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 
 from sollol_otel import RoutingLogger
-from sollol_otel.receiver.app import to_wire
-from sollol_otel.receiver.otlp import Signal, decode
+from sollol_otel.receiver.app import decode
+from sollol_otel.receiver.dedup import RecentDecisions
+from sollol_otel.receiver.records import Signal
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 
@@ -91,17 +94,25 @@ def as_otlp_json(body: bytes) -> bytes:
 
 
 def decode_rate(bodies: list[bytes], json_encoded: bool) -> float:
-    """Events per second through decode and wire conversion, best of three passes."""
+    """Events per second of one core's CPU time through decoding, wire conversion and
+    deduplication, best of five passes (CPU time: other work on the machine moves it less)."""
     best = float("inf")
     count = 0
-    for _ in range(3):
-        started = time.perf_counter()
+    for _ in range(5):
+        recent = RecentDecisions()
+        started = time.process_time()
         count = 0
         for body in bodies:
-            events = decode(Signal.LOGS, body, json_encoded=json_encoded).events
-            count += len([to_wire(event) for event in events])
-        best = min(best, time.perf_counter() - started)
+            count += len(recent.fresh(decode(Signal.LOGS, body, json_encoded=json_encoded).events))
+        best = min(best, time.process_time() - started)
     return count / best
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def send_all(url: str, bodies: list[bytes], compress: bool, retries: Any) -> None:
@@ -126,8 +137,9 @@ def wait_until(condition: Callable[[], bool], timeout: float) -> None:
 
 def end_to_end(
     bodies: list[bytes], events: int, senders: int, redis_url: str, compress: bool
-) -> tuple[float, int]:
-    """Events per second from the first request until the last event is in Redis, and 503 count."""
+) -> tuple[float, float, int]:
+    """Events per second from the first request until the last event is in Redis, the receiver's
+    CPU time per event in µs meanwhile, and the 503 count."""
     stream = f"bench:{uuid.uuid4().hex[:8]}:stream"
     port = 44000 + os.getpid() % 1000
     env = {
@@ -138,7 +150,7 @@ def end_to_end(
         "SOLLOL_ROUTING_STREAM_MAXLEN": str(events * 2),
     }
     server = subprocess.Popen(
-        [sys.executable, "-m", "sollol_otel", "collector", "--port", str(port)],
+        [sys.executable, "-m", "sollol_otel", "receiver", "--port", str(port)],
         env=env,
         stderr=subprocess.DEVNULL,
     )
@@ -159,14 +171,14 @@ def end_to_end(
             multiprocessing.Process(target=send_all, args=(f"{base}/v1/logs", share, compress, retries))
             for share in shares
         ]
-        started = time.perf_counter()
+        started, cpu_before = time.perf_counter(), cpu_seconds(server.pid)
         for worker in workers:
             worker.start()
         for worker in workers:
             worker.join()
         wait_until(lambda: client.xlen(stream) >= events, 120)
-        elapsed = time.perf_counter() - started
-        return events / elapsed, retries.value
+        elapsed, cpu = time.perf_counter() - started, cpu_seconds(server.pid) - cpu_before
+        return events / elapsed, cpu / events * 1e6, retries.value
     finally:
         server.terminate()
         server.wait(15)
@@ -190,14 +202,15 @@ def main() -> None:
     print(f"machine: {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}")
     per_event = len(bodies[0]) // args.batch
     print(f"{args.events} events in requests of {args.batch}, {per_event} bytes/event (protobuf)\n")
-    print("| path | events/s |")
-    print("|---|---|")
-    print(f"| decode + wire conversion, protobuf | {decode_rate(bodies, json_encoded=False):,.0f} |")
-    print(f"| decode + wire conversion, OTLP/JSON | {decode_rate(json_bodies, json_encoded=True):,.0f} |")
+    print("| path | events/s | receiver CPU per event |")
+    print("|---|---|---|")
+    for name, encoded, json_encoded in (("protobuf", bodies, False), ("OTLP/JSON", json_bodies, True)):
+        rate = decode_rate(encoded, json_encoded)
+        print(f"| decode + wire conversion + dedup, {name} | {rate:,.0f} (one core) | {1e6 / rate:.1f} µs |")
     for compress in (False, True):
-        rate, retries = end_to_end(bodies, args.events, args.senders, args.redis_url, compress)
+        rate, cpu_us, retries = end_to_end(bodies, args.events, args.senders, args.redis_url, compress)
         label = f"protobuf {'gzip' if compress else 'uncompressed'}, {args.senders} senders"
-        print(f"| HTTP → Redis stream, {label} | {rate:,.0f} ({retries} × 503) |")
+        print(f"| HTTP → Redis stream, {label} | {rate:,.0f} ({retries} × 503) | {cpu_us:.1f} µs |")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,12 @@ if [ ! -x /usr/bin/redis-server ] || ! command -v chromium >/dev/null 2>&1 || ! 
     fi
 fi
 
+# The official Node.js OpenTelemetry SDK, for the receiver's cross-language tests (versions pinned in
+# its package-lock.json); without node those tests skip and say so.
+if command -v node >/dev/null 2>&1; then
+    npm ci --prefix tests/receiver/node_sender --no-audit --no-fund --loglevel=error >/dev/null
+fi
+
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,14 +37,27 @@ class EventType(str, enum.Enum):
         return EVENT_NAME_PREFIX + self.value.lower()
 
 
+#: What may follow the prefix: an identifier, so a type is always a clean stream/filter value.
+_EVENT_TYPE_SUFFIX = re.compile(r"[a-z][a-z0-9_]{0,63}", re.ASCII | re.IGNORECASE)
+_KNOWN_TYPES = {event_type.event_name: event_type.value for event_type in EventType}
+
+
 def event_type_of(event_name: str | None) -> str | None:
     """The event type an OTel event name carries (`sollol.routing.cache_hit` → `CACHE_HIT`), if ours.
 
-    Types we do not know yet are kept: routers may record their own.
+    The prefix and type are read case-insensitively (`SOLLOL.ROUTING.CACHE_HIT` is unambiguous);
+    types we do not know yet are kept, since routers may record their own, when the suffix is an
+    identifier (`sollol.routing.Not-A-Type!` is not).
     """
-    if not event_name or not event_name.startswith(EVENT_NAME_PREFIX) or event_name == EVENT_NAME_PREFIX:
+    if not event_name:
         return None
-    return event_name[len(EVENT_NAME_PREFIX) :].upper()
+    known = _KNOWN_TYPES.get(event_name)
+    if known is not None:
+        return known
+    if event_name[: len(EVENT_NAME_PREFIX)].lower() != EVENT_NAME_PREFIX:
+        return None
+    suffix = event_name[len(EVENT_NAME_PREFIX) :]
+    return suffix.upper() if _EVENT_TYPE_SUFFIX.fullmatch(suffix) else None
 
 
 @dataclass(frozen=True)

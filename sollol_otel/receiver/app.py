@@ -2,21 +2,28 @@
 
 POST /v1/logs and /v1/traces take protobuf or OTLP/JSON, plain, gzip or deflate. Routing events
 go through the same `RedisWriter` as the in-process bridge, so readers cannot tell the paths apart.
-Responses follow OTLP/HTTP: 200 with partial_success for records we could not use, a
-google.rpc.Status with a clear message and nothing written for a request we refuse, and 503 with
-Retry-After when Redis is not keeping up, so senders retry instead of losing events.
+Responses follow OTLP/HTTP: 200 with partial_success for records we could not use (or merged,
+repaired, truncated), a google.rpc.Status with a clear message and nothing written for a request
+we refuse, and 503 with Retry-After when we are busy (Redis not keeping up, or too many request
+bytes in flight), so senders retry instead of losing events.
+
+Bodies are read on the event loop and decompressed, decoded and deduplicated on worker threads,
+so a large request never stalls /healthz or other senders; the bytes being handled at once are
+capped (MAX_BYTES_IN_FLIGHT), which bounds memory whatever many senders send together.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
+import threading
 import zlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
+import anyio.to_thread
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.rpc.status_pb2 import Status
@@ -29,14 +36,15 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sollol_otel.access import bearer_token, host_check, token_matches
-from sollol_otel.attributes import RESOURCE_INSTANCE_ID, to_wire_fields
-from sollol_otel.receiver.otlp import Decoded, MalformedPayload, OtlpEvent, Signal, decode
+from sollol_otel.receiver import otlp_json, protobuf
+from sollol_otel.receiver.dedup import RecentDecisions
+from sollol_otel.receiver.metrics import CONTENT_TYPE, ReceiverMetrics
+from sollol_otel.receiver.records import Decoded, MalformedPayload, Signal
 from sollol_otel.redis.writer import RedisWriter
 from sollol_otel.settings import Settings
 
@@ -44,11 +52,13 @@ _log = logging.getLogger(__name__)
 
 #: Largest body accepted, both as sent and after decompression (a gzip bomb stops here).
 MAX_BODY_BYTES = 16 << 20
-#: How long a sender should wait before retrying when Redis is not keeping up.
+#: Request bytes (as sent, plus decompressed) handled at once; a request alone is always let in.
+MAX_BYTES_IN_FLIGHT = 32 << 20
+#: Requests decoded at once (the rest wait their turn); decoding holds the GIL, so more would
+#: only make each one slower.
+DECODE_THREADS = 2
+#: How long a sender should wait before retrying when we are busy.
 RETRY_AFTER_SECONDS = 2
-#: Recently written events remembered to drop the second copy of a decision that a sender
-#: exported both as a log event and as a span event (and retries of a request whose reply was lost).
-DEDUP_WINDOW = 100_000
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -70,6 +80,10 @@ class Refused(Exception):
         self.headers = dict(headers or {})
 
 
+def _busy(message: str) -> Refused:
+    return Refused(503, message, {"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
 @dataclass(frozen=True)
 class ReceiverConfig:
     """What `sollol-otel collector` was started with; the token never leaves this object."""
@@ -78,46 +92,44 @@ class ReceiverConfig:
     #: Host names served besides loopback names; `*` for any.
     allowed_hosts: frozenset[str] = frozenset()
     max_body_bytes: int = MAX_BODY_BYTES
+    max_bytes_in_flight: int = MAX_BYTES_IN_FLIGHT
     #: On shutdown, how long to keep trying to get accepted events into Redis.
     shutdown_timeout: float = 5.0
 
 
-class RecentEvents:
-    """A bounded memory of events already written, keyed on what identifies one decision.
+class BytesInFlight:
+    """Request bytes being read or decoded now, against a cap; thread-safe."""
 
-    Only events inside a trace are remembered: a decision is exported twice (log event and span
-    event, same timestamp) only when a span was active, and events without a trace id from one
-    instance cannot be told apart from two real decisions at the same nanosecond.
-    """
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.used = 0
+        self.lock = threading.Lock()
 
-    def __init__(self, capacity: int = DEDUP_WINDOW) -> None:
-        self._capacity = capacity
-        self._seen: collections.OrderedDict[tuple[object, ...], None] = collections.OrderedDict()
-
-    def first_time(self, event: OtlpEvent) -> bool:
-        if not event.trace_id or not event.timestamp_ns:
-            return True
-        key = (
-            event.event_type,
-            event.timestamp_ns,
-            event.trace_id,
-            event.span_id,
-            event.resource.get(RESOURCE_INSTANCE_ID),
-        )
-        if key in self._seen:
-            return False
-        self._seen[key] = None
-        if len(self._seen) > self._capacity:
-            self._seen.popitem(last=False)
-        return True
+    def claim(self) -> Claim:
+        return Claim(self)
 
 
-class ReceiverStats:
-    """Counters for /metrics: requests by signal and HTTP status, events by outcome."""
+class Claim:
+    """One request's share of the bytes in flight."""
 
-    def __init__(self) -> None:
-        self.requests: collections.Counter[tuple[str, int]] = collections.Counter()
-        self.events: collections.Counter[tuple[str, str]] = collections.Counter()
+    def __init__(self, budget: BytesInFlight) -> None:
+        self._budget = budget
+        self._held = 0
+
+    def add(self, size: int) -> None:
+        """Hold `size` more bytes, or refuse the request (503) when others' bytes fill the cap."""
+        budget = self._budget
+        with budget.lock:
+            others = budget.used - self._held
+            if others and budget.used + size > budget.cap:
+                raise _busy(f"{others} bytes of other requests are being decoded; retry later")
+            budget.used += size
+            self._held += size
+
+    def release(self) -> None:
+        with self._budget.lock:
+            self._budget.used -= self._held
+            self._held = 0
 
 
 def _media_type(request: Request) -> str:
@@ -134,16 +146,21 @@ def _too_large(limit: int) -> Refused:
     return Refused(413, f"request body is over the {limit}-byte limit; send smaller batches")
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, limit: int, claim: Claim) -> bytes:
+    """The body, its bytes claimed before they are read (all at once when the length is declared)."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _too_large(limit)
+    if declared.isdigit():
+        if int(declared) > limit:
+            raise _too_large(limit)
+        claim.add(int(declared))
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
             raise _too_large(limit)
+        if not declared.isdigit():
+            claim.add(len(chunk))
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -167,6 +184,12 @@ def decompress(body: bytes, content_encoding: str | None, limit: int) -> bytes:
     return data
 
 
+def decode(signal: Signal, data: bytes, *, json_encoded: bool) -> Decoded:
+    """The routing events in one export request body (already decompressed)."""
+    read = otlp_json.read if json_encoded else protobuf.read
+    return read(signal, data)
+
+
 def _serialize(message: Message, json_encoded: bool) -> Response:
     if json_encoded:
         return Response(json_format.MessageToJson(message, indent=None), media_type=JSON)
@@ -182,31 +205,21 @@ def _refusal(refused: Refused, json_encoded: bool) -> Response:
 
 
 def _success(signal: Signal, decoded: Decoded) -> Message:
-    message = decoded.error_message
+    """The export response; partial_success says what was rejected, and (as a warning with no
+    rejections, as OTLP allows) what was merged, repaired or truncated."""
+    message = decoded.error_message(signal)
     if signal is Signal.LOGS:
-        if not decoded.rejected:
+        if not message:
             return ExportLogsServiceResponse()
         return ExportLogsServiceResponse(
             partial_success=ExportLogsPartialSuccess(
                 rejected_log_records=decoded.rejected, error_message=message
             )
         )
-    if not decoded.rejected:
+    if not message:
         return ExportTraceServiceResponse()
     return ExportTraceServiceResponse(
         partial_success=ExportTracePartialSuccess(rejected_spans=decoded.rejected, error_message=message)
-    )
-
-
-def to_wire(event: OtlpEvent) -> dict[str, Any]:
-    return to_wire_fields(
-        event.event_type,
-        timestamp_ns=event.timestamp_ns,
-        attributes=event.attributes,
-        resource=event.resource,
-        body=event.body,
-        trace_id=event.trace_id,
-        span_id=event.span_id,
     )
 
 
@@ -217,8 +230,16 @@ class Receiver:
         self.writer = writer
         self.config = config
         self.max_backlog = max_backlog
-        self.stats = ReceiverStats()
-        self.recent = RecentEvents()
+        self.recent = RecentDecisions()
+        self.in_flight = BytesInFlight(config.max_bytes_in_flight)
+        self.metrics = ReceiverMetrics(writer.stats, lambda: self.in_flight.used)
+        self._limiter = anyio.CapacityLimiter(DECODE_THREADS)
+        self._refusals: set[tuple[Signal, int]] = set()
+
+    @property
+    def decoding(self) -> int:
+        """Requests being decompressed and decoded on a worker thread right now."""
+        return int(self._limiter.borrowed_tokens)
 
     def _authorize(self, request: Request) -> None:
         token = self.config.token
@@ -230,42 +251,56 @@ class Receiver:
     def _admit(self, count: int) -> None:
         backlog = self.writer.stats().backlog
         if backlog and backlog + count > self.max_backlog:
-            raise Refused(
-                503,
-                f"{backlog} routing events are waiting for Redis; retry later",
-                {"Retry-After": str(RETRY_AFTER_SECONDS)},
-            )
+            raise _busy(f"{backlog} routing events are waiting for Redis; retry later")
+
+    def _take(
+        self, signal: Signal, body: bytes, encoding: str | None, json_encoded: bool, claim: Claim
+    ) -> tuple[Decoded, int]:
+        """On a worker thread: decode, drop what was already written, hand the rest to the writer."""
+        data = decompress(body, encoding, self.config.max_body_bytes)
+        if data is not body:
+            claim.add(len(data))
+        decoded = decode(signal, data, json_encoded=json_encoded)
+        self._admit(len(decoded.events))
+        fresh = self.recent.fresh(decoded.events)
+        decoded.duplicates = len(decoded.events) - len(fresh)
+        if fresh:
+            self.writer.submit([event.fields for event in fresh])
+        return decoded, len(fresh)
 
     async def export(self, request: Request, signal: Signal) -> Response:
         media_type = _media_type(request)
         json_encoded = media_type not in _PROTOBUF_TYPES  # refusals of unknown types are readable JSON
+        claim = self.in_flight.claim()
         try:
             self._authorize(request)
             _check_media_type(media_type)
-            body = await _read_body(request, self.config.max_body_bytes)
-            data = decompress(body, request.headers.get("content-encoding"), self.config.max_body_bytes)
-            decoded = decode(signal, data, json_encoded=json_encoded)
-            self._admit(len(decoded.events))
+            body = await _read_body(request, self.config.max_body_bytes, claim)
+            encoding = request.headers.get("content-encoding")
+            decoded, written = await anyio.to_thread.run_sync(
+                self._take, signal, body, encoding, json_encoded, claim, limiter=self._limiter
+            )
         except MalformedPayload as exc:
             return self._refuse(signal, Refused(400, str(exc)[:1000]), json_encoded)
         except Refused as refused:
             return self._refuse(signal, refused, json_encoded)
-        fresh = [event for event in decoded.events if self.recent.first_time(event)]
-        if fresh:
-            self.writer.submit([to_wire(event) for event in fresh])
-        self.stats.requests[signal.value, 200] += 1
-        self.stats.events[signal.value, "accepted"] += len(fresh)
-        self.stats.events[signal.value, "duplicate"] += len(decoded.events) - len(fresh)
-        self.stats.events[signal.value, "rejected"] += decoded.rejected
+        finally:
+            claim.release()
+        self.metrics.request(signal, 200)
+        self.metrics.accepted(signal, decoded, written)
         return _serialize(_success(signal, decoded), json_encoded)
 
     def _refuse(self, signal: Signal, refused: Refused, json_encoded: bool) -> Response:
-        key = (signal.value, refused.status_code)
-        self.stats.requests[key] += 1
+        self.metrics.request(signal, refused.status_code)
         # The first refusal of each kind says why (a misconfigured sender); the rest are counted in /metrics.
-        level = logging.WARNING if self.stats.requests[key] == 1 else logging.DEBUG
+        first = (signal, refused.status_code) not in self._refusals
+        self._refusals.add((signal, refused.status_code))
         _log.log(
-            level, "refused an OTLP %s request: %d %s", signal.value, refused.status_code, refused.message
+            logging.WARNING if first else logging.DEBUG,
+            "refused an OTLP %s request: %d %s",
+            signal.value,
+            refused.status_code,
+            refused.message,
         )
         return _refusal(refused, json_encoded)
 
@@ -276,37 +311,6 @@ class Receiver:
             "redis_connected": stats.connected,
             "backlog": stats.backlog,
         }
-
-    def metrics(self) -> str:
-        """Prometheus text exposition of the receiver's and its writer's counters."""
-        writer = self.writer.stats()
-        lines = [
-            "# HELP sollol_receiver_requests_total OTLP export requests by signal and HTTP status.",
-            "# TYPE sollol_receiver_requests_total counter",
-            *(
-                f'sollol_receiver_requests_total{{signal="{signal}",code="{code}"}} {count}'
-                for (signal, code), count in sorted(self.stats.requests.items())
-            ),
-            "# HELP sollol_receiver_events_total Routing events received, by outcome.",
-            "# TYPE sollol_receiver_events_total counter",
-            *(
-                f'sollol_receiver_events_total{{signal="{signal}",outcome="{outcome}"}} {count}'
-                for (signal, outcome), count in sorted(self.stats.events.items())
-            ),
-            "# HELP sollol_receiver_redis_written_total Events written to Redis by this process.",
-            "# TYPE sollol_receiver_redis_written_total counter",
-            f"sollol_receiver_redis_written_total {writer.exported}",
-            "# HELP sollol_receiver_redis_dropped_total Events dropped because Redis did not take them.",
-            "# TYPE sollol_receiver_redis_dropped_total counter",
-            f"sollol_receiver_redis_dropped_total {writer.dropped}",
-            "# HELP sollol_receiver_redis_backlog Events waiting for Redis.",
-            "# TYPE sollol_receiver_redis_backlog gauge",
-            f"sollol_receiver_redis_backlog {writer.backlog}",
-            "# HELP sollol_receiver_redis_up Whether the last write to Redis succeeded.",
-            "# TYPE sollol_receiver_redis_up gauge",
-            f"sollol_receiver_redis_up {int(writer.connected)}",
-        ]
-        return "\n".join(lines) + "\n"
 
 
 def _receiver(request: Request) -> Receiver:
@@ -327,7 +331,7 @@ async def _healthz(request: Request) -> Response:
 
 
 async def _metrics(request: Request) -> Response:
-    return PlainTextResponse(_receiver(request).metrics(), media_type="text/plain; version=0.0.4")
+    return Response(_receiver(request).metrics.exposition(), media_type=CONTENT_TYPE)
 
 
 def create_app(settings: Settings, config: ReceiverConfig | None = None) -> Starlette:
@@ -337,11 +341,12 @@ def create_app(settings: Settings, config: ReceiverConfig | None = None) -> Star
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         writer = RedisWriter(settings)
-        app.state.receiver = Receiver(writer, config, max_backlog=settings.backlog)
+        receiver = app.state.receiver = Receiver(writer, config, max_backlog=settings.backlog)
         try:
             yield
         finally:
-            await run_in_threadpool(writer.close, config.shutdown_timeout)
+            await anyio.to_thread.run_sync(writer.close, config.shutdown_timeout)
+            receiver.metrics.shutdown()
 
     return Starlette(
         routes=[

@@ -96,7 +96,8 @@ def test_each_routing_event_lands_once_with_its_trace_id(
         "OLLAMA_NODE_SELECTED",
     ]
     assert {e["trace_id"] for e in events} == {trace_id}
-    assert receiver.receiver.stats.events["traces", "duplicate"] == 3  # the span events' copies
+    # the span events are the log events' twins: counted, not written again
+    assert receiver.counted("sollol_receiver_events_total", signal="traces", outcome="duplicate") == 3
     assert events[1]["from_backend"] == "ollama" and events[1]["backend"] == "rpc"
     assert events[0]["instance_id"] == "gpu-host_4242_abcd1234"
     assert events[0]["message"] == "🎯 llama3.2:3b → ollama | sufficient_resources (estimated 2.5GB)"
@@ -144,7 +145,7 @@ def test_other_logs_and_span_events_are_ignored(
     receiver.flush()
 
     assert stream_events() == []
-    assert receiver.receiver.stats.requests["logs", 200] >= 1
+    assert receiver.counted("sollol_receiver_requests_total", signal="logs", code="200") >= 1
 
 
 def test_gzip_compressed_exports_are_accepted(

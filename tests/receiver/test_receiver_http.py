@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import gzip
 import json
+import socket
+import threading
 import zlib
 from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
+import redis
 from google.rpc.status_pb2 import Status
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
@@ -22,10 +25,15 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+from prometheus_client.parser import text_string_to_metric_families
 from receiver.receiver_harness import RunningReceiver
 from redis_servers import free_port
+from waiting import eventually
 
 from sollol_otel.receiver import ReceiverConfig
+from sollol_otel.receiver.app import MAX_BODY_BYTES
+from sollol_otel.wire import MAX_STRING_CHARS, RoutingEvent
+from sollol_otel.wire import decode as read_entry
 
 StreamEvents = Callable[[], list[dict[str, Any]]]
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
@@ -107,17 +115,18 @@ def test_unusable_routing_records_are_counted_in_partial_success(
     body = logs_request(
         log_record(),
         log_record("sollol.routing.Not-A-Type!"),
+        log_record("sollol.route_decision"),
         log_record(trace_id=b"\x01\x02\x03", time_unix_nano=1_764_201_600_000_000_001),
         log_record("app.startup"),
     )
     response = post(receiver, "/v1/logs", body, PROTOBUF)
 
     partial = ExportLogsServiceResponse.FromString(response.content).partial_success
-    assert response.status_code == 200 and partial.rejected_log_records == 2
-    assert (
-        "not a routing event name" in partial.error_message and "trace id of 3 bytes" in partial.error_message
-    )
+    assert response.status_code == 200 and partial.rejected_log_records == 3
+    assert "'sollol.route_decision' is not a routing event name" in partial.error_message
+    assert "trace id of 3 bytes" in partial.error_message
     assert len(stream_events()) == 1
+    assert receiver.counted("sollol_receiver_events_total", signal="logs", outcome="rejected") == 3
 
 
 def test_json_partial_success_uses_otlp_json_field_names(receiver: RunningReceiver) -> None:
@@ -143,14 +152,17 @@ def test_a_span_with_unusable_routing_events_counts_once_in_rejected_spans(
     assert [e["event_type"] for e in stream_events()] == ["CACHE_HIT"]
 
 
-def test_the_same_request_sent_twice_is_written_once(
+def test_the_same_request_sent_twice_is_written_once_and_the_second_answer_says_so(
     receiver: RunningReceiver, stream_events: StreamEvents
 ) -> None:
     body = logs_request(log_record())
     post(receiver, "/v1/logs", body, PROTOBUF)
-    post(receiver, "/v1/logs", body, PROTOBUF)
+    response = post(receiver, "/v1/logs", body, PROTOBUF)
 
+    partial = ExportLogsServiceResponse.FromString(response.content).partial_success
+    assert partial.rejected_log_records == 0 and "already written" in partial.error_message
     assert len(stream_events()) == 1
+    assert receiver.counted("sollol_receiver_events_total", signal="logs", outcome="duplicate") == 1
 
 
 @pytest.mark.parametrize(
@@ -160,9 +172,8 @@ def test_the_same_request_sent_twice_is_written_once(
         (b'{"resourceLogs": [', JSON, "not JSON"),
         (b"[1, 2]", JSON, "must be an object"),
         (b'{"resourceLogs": "many"}', JSON, "resourceLogs must be a list"),
-        (json_logs_request(json_record(traceId="not-hex")), JSON, "traceId is not hex"),
     ],
-    ids=["protobuf", "json-syntax", "json-array", "json-shape", "json-trace-id"],
+    ids=["protobuf", "json-syntax", "json-array", "json-shape"],
 )
 def test_malformed_payload_is_refused_with_400_and_nothing_written(
     receiver: RunningReceiver,
@@ -184,10 +195,56 @@ def test_malformed_payload_is_refused_with_400_and_nothing_written(
 def test_a_valid_record_in_a_malformed_payload_is_not_written(
     receiver: RunningReceiver, stream_events: StreamEvents
 ) -> None:
-    body = json_logs_request(json_record(), json_record(spanId="zz"))
+    body = json.dumps({"resourceLogs": [{"scopeLogs": [{"logRecords": [json_record()]}, 3]}]}).encode()
 
     assert post(receiver, "/v1/logs", body, JSON).status_code == 400
     assert stream_events() == []
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        (json_record(spanId="zz"), "spanId is not hex"),
+        (json_record(timeUnixNano=str(10**30)), "time 1000000000000000000000000000000 ns is outside"),
+    ],
+    ids=["span-id", "time-1e30"],
+)
+def test_a_record_with_a_bad_field_is_rejected_alone_and_the_rest_is_written(
+    receiver: RunningReceiver, stream_events: StreamEvents, bad: dict[str, Any], reason: str
+) -> None:
+    response = post(receiver, "/v1/logs", json_logs_request(json_record(), bad), JSON)
+
+    assert response.status_code == 200
+    assert response.json()["partialSuccess"]["rejectedLogRecords"] == "1"
+    assert reason in response.json()["partialSuccess"]["errorMessage"]
+    assert [event["model"] for event in stream_events()] == ["llama3.2:3b"]
+
+
+def test_a_lone_surrogate_is_replaced_and_every_event_of_the_request_lands(
+    receiver: RunningReceiver, stream_events: StreamEvents
+) -> None:
+    records = [json_record(timeUnixNano=str(1_764_201_600_000_000_000 + n)) for n in range(3)]
+    body = json_logs_request(*records).replace(b'"llama3.2:3b"', b'"llama\\ud800"', 1)
+
+    response = post(receiver, "/v1/logs", body, JSON)
+
+    assert "replaced by U+FFFD" in response.json()["partialSuccess"]["errorMessage"]
+    assert [event["model"] for event in stream_events()] == ["llama\ufffd", "llama3.2:3b", "llama3.2:3b"]
+
+
+def test_an_event_over_the_readers_limit_is_written_truncated_and_readers_read_it(
+    receiver: RunningReceiver, redis_client: redis.Redis, keys: tuple[str, str]
+) -> None:
+    blobs = [{"key": f"sollol.blob{n}", "value": {"stringValue": "x" * MAX_STRING_CHARS}} for n in range(300)]
+    record = json_record(attributes=[*json_record()["attributes"], *blobs])
+
+    response = post(receiver, "/v1/logs", json_logs_request(record), JSON)
+
+    assert "lost their largest attributes" in response.json()["partialSuccess"]["errorMessage"]
+    [(_, entry)] = redis_client.xrange(keys[0])
+    event = read_entry(entry)
+    assert isinstance(event, RoutingEvent) and event.model == "llama3.2:3b"
+    assert event.fields["dropped_attributes_count"] > 0
 
 
 def test_unsupported_content_type_gets_415_in_readable_json(receiver: RunningReceiver) -> None:
@@ -278,13 +335,60 @@ def test_metrics_count_requests_and_events_by_outcome(receiver: RunningReceiver)
     post(receiver, "/v1/logs", logs_request(log_record(), log_record("sollol.routing.")), PROTOBUF)
     post(receiver, "/v1/logs", b"junk", PROTOBUF)
 
-    text = httpx.get(receiver.url + "/metrics").text
+    response = httpx.get(receiver.url + "/metrics")
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
 
-    assert 'sollol_receiver_requests_total{signal="logs",code="200"} 1' in text
-    assert 'sollol_receiver_requests_total{signal="logs",code="400"} 1' in text
-    assert 'sollol_receiver_events_total{signal="logs",outcome="accepted"} 1' in text
-    assert 'sollol_receiver_events_total{signal="logs",outcome="rejected"} 1' in text
-    assert "sollol_receiver_redis_written_total 1" in text
+    assert response.headers["content-type"].startswith("text/plain; version=")
+    assert samples["sollol_receiver_requests_total", (("code", "200"), ("signal", "logs"))] == 1
+    assert samples["sollol_receiver_requests_total", (("code", "400"), ("signal", "logs"))] == 1
+    assert samples["sollol_receiver_events_total", (("outcome", "accepted"), ("signal", "logs"))] == 1
+    assert samples["sollol_receiver_events_total", (("outcome", "rejected"), ("signal", "logs"))] == 1
+    assert samples["sollol_receiver_redis_written_total", ()] == 1
+
+
+def test_requests_over_the_bytes_in_flight_cap_get_503_with_retry_after(
+    start_receiver: Callable[..., RunningReceiver], stream_events: StreamEvents
+) -> None:
+    receiver = start_receiver(ReceiverConfig(max_bytes_in_flight=1000))
+    host, port = receiver.url.removeprefix("http://").split(":")
+    head = f"POST /v1/logs HTTP/1.1\r\nHost: {host}\r\nContent-Type: {PROTOBUF['Content-Type']}\r\n"
+    with socket.create_connection((host, int(port))) as slow_sender:  # declares 900 bytes, sends 10
+        slow_sender.sendall(f"{head}Content-Length: 900\r\n\r\n".encode() + b"\x00" * 10)
+        eventually(lambda: receiver.receiver.in_flight.used == 900, what="the slow request's bytes claimed")
+
+        refused = post(receiver, "/v1/logs", logs_request(log_record()), PROTOBUF)
+
+    assert refused.status_code == 503 and refused.headers["retry-after"] == "2"
+    assert "being decoded; retry later" in Status.FromString(refused.content).message
+    eventually(lambda: receiver.receiver.in_flight.used == 0, what="the slow request's bytes released")
+    assert post(receiver, "/v1/logs", logs_request(log_record()), PROTOBUF).status_code == 200
+    assert len(stream_events()) == 1
+
+
+def test_healthz_answers_while_a_15_mb_request_is_decoded(receiver: RunningReceiver) -> None:
+    reason = _attrs(sollol__reason="r" * 1800)
+    records = [
+        log_record(time_unix_nano=1_764_201_600_000_000_000 + n, attributes=reason) for n in range(8_000)
+    ]
+    body = logs_request(*records)
+    assert 15_000_000 < len(body) < MAX_BODY_BYTES
+    url = receiver.url + "/v1/logs"
+    big = threading.Thread(
+        target=httpx.post, args=(url,), kwargs={"content": body, "headers": PROTOBUF, "timeout": 60}
+    )
+    big.start()
+    try:
+        eventually(lambda: receiver.receiver.decoding == 1, what="the big request to be decoding")
+
+        health = httpx.get(receiver.url + "/healthz", timeout=10)
+
+        assert health.status_code == 200 and receiver.receiver.decoding == 1  # answered meanwhile
+    finally:
+        big.join(60)
 
 
 def test_healthz_reports_redis_connection(receiver: RunningReceiver) -> None:

@@ -1,0 +1,109 @@
+"""Deduplication: each decision is written once, and two different decisions are never merged.
+
+A decision reaches the receiver more than once in two ways, and only those are merged:
+- a request sent again (its reply was lost, or a Collector retried it): the same records, with
+  the same content and time to the nanosecond, arriving in a later request. Identical records
+  inside one request are all written (a router may make the same decision twice in one
+  millisecond, and SDKs such as Node's stamp log records to the millisecond).
+- the same decision exported as a log record and as a span event (the "twins"): same event
+  type, sender, trace and span, the span event's attributes all equal to the log record's, and
+  times at most TWIN_TOLERANCE_NS apart (Node's SDK stamps the two with different clocks).
+  Each log record pairs with at most one span event, the nearest in time.
+A sender that sets `sollol.decision_id` on its records makes this exact: records with the same
+id (and event type and sender) are one decision, records with different ids never are.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sollol_otel.receiver.records import ReceivedEvent
+
+#: Records remembered to recognise a request sent again.
+DEDUP_WINDOW = 100_000
+#: Traced events remembered to find their twin; a twin arriving later than this many traced
+#: events is written a second time (never lost).
+TWIN_WINDOW = 20_000
+#: Most a log record's time and its span event twin's may differ.
+TWIN_TOLERANCE_NS = 5_000_000
+
+_MISSING = object()
+
+
+def _same_decision(span_attributes: Mapping[str, object], log_attributes: Mapping[str, object]) -> bool:
+    return all(log_attributes.get(key, _MISSING) == value for key, value in span_attributes.items())
+
+
+class RecentDecisions:
+    """What was written recently; thread-safe (requests are decoded on worker threads)."""
+
+    def __init__(
+        self,
+        window: int = DEDUP_WINDOW,
+        twin_window: int = TWIN_WINDOW,
+        tolerance_ns: int = TWIN_TOLERANCE_NS,
+    ) -> None:
+        self._window = window
+        self._twin_window = twin_window
+        self._tolerance_ns = tolerance_ns
+        self._lock = threading.Lock()
+        #: identity → how many copies were written (identical records in one request are kept)
+        self._copies: collections.OrderedDict[object, int] = collections.OrderedDict()
+        #: twin group → traced events written, each as [event, whether a twin has paired with it]
+        self._traced: collections.OrderedDict[tuple[object, ...], list[list[Any]]] = collections.OrderedDict()
+        self._traced_count = 0
+
+    def fresh(self, events: Sequence[ReceivedEvent]) -> list[ReceivedEvent]:
+        """The events of one request that are not a decision already written, in order."""
+        with self._lock:
+            copies, traced = self._copies, self._traced
+            in_request: dict[object, int] = {}
+            fresh = []
+            for event in events:
+                identity = event.identity
+                seen = in_request[identity] = in_request.get(identity, 0) + 1
+                written = copies.get(identity, 0)
+                if event.decision_id is None and written >= seen:
+                    continue  # the same record, sent again
+                if event.decision_id is not None and (written or seen > 1):
+                    continue  # one decision id is one decision, however often it is sent
+                group = event.twin_group
+                if group is not None:
+                    remembered = traced.get(group)
+                    if remembered is None:
+                        remembered = traced[group] = []
+                    elif self._paired(event, remembered):
+                        continue
+                    remembered.append([event, False])
+                    self._traced_count += 1
+                fresh.append(event)
+            for identity, count in in_request.items():
+                if copies.get(identity, 0) < count:
+                    copies[identity] = count
+            while len(copies) > self._window:
+                copies.popitem(last=False)
+            while self._traced_count > self._twin_window:
+                self._traced_count -= len(traced.popitem(last=False)[1])
+            return fresh
+
+    def _paired(self, event: ReceivedEvent, remembered: list[list[Any]]) -> bool:
+        """Pair the event with the nearest unpaired twin written before; True if there is one."""
+        best: list[Any] | None = None
+        best_gap = self._tolerance_ns + 1
+        for entry in remembered:
+            other, paired = entry
+            if paired or other.from_span == event.from_span:
+                continue
+            gap = abs(other.timestamp_ns - event.timestamp_ns)
+            if gap >= best_gap:
+                continue
+            span, log = (event, other) if event.from_span else (other, event)
+            if _same_decision(span.attributes, log.attributes):
+                best, best_gap = entry, gap
+        if best is None:
+            return False
+        best[1] = True
+        return True
