@@ -48,7 +48,7 @@ async def history(
     )  # fmt: skip
     sink = CountingSink()
     output = tail.Output(options, sink, io.StringIO())
-    client = reader_client(url)
+    client = await reader_client(url, stream)
     tracemalloc.start()
     try:
         await tail._history(StreamReader(client, stream), options, output)
