@@ -7,7 +7,8 @@ batches, two round trips each:
 1. XADD (MAXLEN ~) for every event of the batch (and, with a retention set, an XTRIM MINID ~
    once a second); each reply is the entry's id or Redis's error for that event alone;
 2. PUBLISH, for exactly the events whose XADD succeeded: never a channel message for an event
-   that is not in the stream.
+   that is not in the stream. They ride with the next batch's XADDs (one round trip per batch
+   under load), or go alone when no batch follows.
 
 In a Cluster both go to the master of the stream's slot (PUBLISH reaches every node from
 there); XADDs answered MOVED or ASK wait for the slot's new owner, which is looked up again.
@@ -171,6 +172,7 @@ class RedisWriter:
         self._connection: AbstractConnection | None = None  # the one the writer's thread writes on
         self._pool: redis.ConnectionPool | None = None  # the pool it came from
         self._next_trim = 0.0
+        self._to_publish: list[_Entry] = []  # in the stream, their PUBLISH not sent yet
         self._client_id: int | None = None  # of that connection, for the fence; None: unknown
         self._identified = False  # asked since it last connected
         self._trouble = Trouble(_log, unit="routing events dropped")
@@ -269,14 +271,16 @@ class RedisWriter:
                     self._idle.set()
 
     def _step(self) -> bool | None:
-        """Confirm an ambiguous batch, or write the next one: True if Redis took it, None if idle."""
+        """Confirm an ambiguous batch, write the next one, or publish: True if Redis took it, None if idle."""
         if self._unconfirmed is not None:
             return self._confirm(self._unconfirmed)
         batch = self._take()
-        if not batch:
-            with self._lock:
-                return None if not self._in_flight and not self._backlog else True
-        return self._write(batch)
+        if batch:
+            return self._write(batch)
+        if self._to_publish:
+            return self._publish_alone()
+        with self._lock:
+            return None if not self._in_flight and not self._backlog else True
 
     def _take(self) -> list[_Entry]:
         """The next batch, encoded."""
@@ -367,15 +371,17 @@ class RedisWriter:
         return (b"XTRIM", self._settings.stream.encode(), b"MINID", b"~", oldest.encode())
 
     def _write(self, batch: list[_Entry]) -> bool:
+        """The PUBLISHes of the batch before (if not sent yet) and this batch's XADDs, in one round trip."""
         try:
             connection = self._connected()
         except CONNECTION_ERRORS as error:  # nothing sent
             self._settle(back=batch)
             return self._lost(error)
         after, client_id = self._last_id, self._client_id
+        publish, self._to_publish = self._to_publish, []  # at most once, whatever happens now
         replies: list[object] = []
         try:
-            packed = bytearray()
+            packed = self._publish_commands(publish)
             for _, payload in batch:
                 packed += hiredis.pack_command((*self._xadd, payload))  # type: ignore[arg-type]
             trim = self._trim_command()
@@ -383,6 +389,7 @@ class RedisWriter:
                 packed += hiredis.pack_command(trim)  # type: ignore[arg-type]
             connection.send_packed_command([bytes(packed)], check_health=False)  # type: ignore[no-untyped-call]
             read = _reader(connection)
+            publish_refusal = self._published(read, len(publish))
             for _ in batch:
                 replies.append(read())
             if trim is not None and isinstance(trimmed := read(), Exception):
@@ -395,12 +402,12 @@ class RedisWriter:
             self._settle(back=known.refused)
             return self._lost(error)
         replied = self._sort(batch, replies)
-        published = self._publish(connection, replied.delivered)
+        self._to_publish = replied.delivered
         if replied.redirected:  # a Cluster slot moved or is moving: its owner takes them shortly
             self._settle(back=replied.redirected)
             self._redirected()
             return False
-        return self._outcome(replied.refused, replied.refusal, published)
+        return self._outcome(replied.refused, replied.refusal, publish_refusal)
 
     def _redirected(self) -> None:
         """MOVED or ASK: learn the Cluster's slot map again; the next batch goes to the new owner."""
@@ -440,47 +447,60 @@ class RedisWriter:
         self._settle(delivered=delivered, dropped={delivery.REFUSED_BY_REDIS: dropped})
         return _Sorted(delivered, refused, refusal, redirected)
 
-    def _publish(self, connection: AbstractConnection, entries: Sequence[_Entry]) -> Exception | bool:
-        """PUBLISH events that are in the stream: True, or Redis's refusal, or False if the connection failed.
+    def _publish_commands(self, entries: Sequence[_Entry]) -> bytearray:
+        packed = bytearray()
+        for _, payload in entries:
+            packed += hiredis.pack_command((*self._publish_prefix, payload))  # type: ignore[arg-type]
+        return packed
+
+    def _published(self, read: Callable[[], object], count: int) -> Exception | None:
+        """Reads `count` PUBLISH replies: Redis's refusal if it refused any (those are counted)."""
+        refusal: Exception | None = None
+        for _ in range(count):
+            reply = read()
+            if isinstance(reply, Exception):
+                refusal = reply
+                self._unpublished += 1
+        return refusal
+
+    def _publish_alone(self) -> bool:
+        """PUBLISH events in the stream when no batch follows to carry them.
 
         After a failed connection some messages may have gone out: none is sent again (the
         channel is at most once, as pub/sub is for any subscriber that reconnects).
         """
-        if not entries:
-            return True
-        refusal: Exception | None = None
         try:
-            packed = bytearray()
-            for _, payload in entries:
-                packed += hiredis.pack_command((*self._publish_prefix, payload))  # type: ignore[arg-type]
-            connection.send_packed_command([bytes(packed)], check_health=False)  # type: ignore[no-untyped-call]
-            read = _reader(connection)
-            for _ in entries:
-                reply = read()
-                if isinstance(reply, Exception):
-                    refusal = reply
-                    self._unpublished += 1
+            connection = self._connected()
+        except CONNECTION_ERRORS as error:  # nothing sent: they wait
+            return self._lost(error)
+        publish, self._to_publish = self._to_publish, []
+        try:
+            connection.send_packed_command(  # type: ignore[no-untyped-call]
+                [bytes(self._publish_commands(publish))], check_health=False
+            )
+            refusal = self._published(_reader(connection), len(publish))
         except CONNECTION_ERRORS as error:
             return self._lost(error)
-        return refusal or True
+        return self._outcome([], None, refusal)
 
-    def _outcome(self, refused: list[_Entry], refusal: Exception | None, published: Exception | bool) -> bool:
+    def _outcome(
+        self, refused: list[_Entry], refusal: Exception | None, publish_refusal: Exception | None
+    ) -> bool:
         """The state a write leaves: refused events wait at the front of the backlog for Redis to accept."""
         if refused and refusal is not None:
             self._settle(back=refused)
             return self._refused(refusal)
-        if isinstance(published, Exception):
-            self._set_state(delivery.PUBLISH_REFUSED, published)
+        if publish_refusal is not None:
+            self._set_state(delivery.PUBLISH_REFUSED, publish_refusal)
             self._trouble.report(
                 delivery.PUBLISH_REFUSED,
                 "Redis at %s refuses PUBLISH on %s (%s); routing events still reach the stream",
                 self._redacted_url, self._settings.channel, self._last_error,
             )  # fmt: skip
             return True
-        if published:
-            self._set_state(delivery.OK)
-            self._trouble.clear("Redis at %s accepts routing events again", self._redacted_url)
-        return published
+        self._set_state(delivery.OK)
+        self._trouble.clear("Redis at %s accepts routing events again", self._redacted_url)
+        return True
 
     def _confirm(self, pending: _Unconfirmed) -> bool:
         """After an ambiguous failure: fence the old connection, find what landed, re-send the rest."""
@@ -489,7 +509,6 @@ class RedisWriter:
             if pending.client_id is not None:
                 _fence(server, pending.client_id)
             landed = self._look(server, pending)
-            connection = self._connected()
         except CONNECTION_ERRORS as error:
             return self._lost(error)
         except redis.ResponseError as error:  # the stream cannot be read (WRONGTYPE, OOM...): keep waiting
@@ -509,7 +528,8 @@ class RedisWriter:
                 "%d routing events sent before the failure were in the stream already: not sent again",
                 len(found),
             )
-        return self._outcome([], None, self._publish(connection, pending.unpublished + found))
+        self._to_publish = pending.unpublished + found
+        return self._outcome([], None, None)
 
     def _look(self, server: redis.Redis, pending: _Unconfirmed) -> collections.Counter[str]:
         """What `_find` finds; a user without XRANGE cannot look: everything is sent again, said once."""
