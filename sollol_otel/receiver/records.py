@@ -194,6 +194,7 @@ class _Sender(NamedTuple):
 
     key: tuple[object, ...]
     chars: int | None
+    digest: int  # hash(key), computed once per request
 
 
 def _valid_text(value: object) -> object:
@@ -244,7 +245,8 @@ class _Tally:
         if sender is None:
             values = [resource.get(name) for name in _SENDER_KEYS]
             chars = _scalar_chars(zip(_SENDER_KEYS, values, strict=True))
-            sender = self._senders[key] = _Sender(tuple(_hashable(value) for value in values), chars)
+            sender_key = tuple(_hashable(value) for value in values)
+            sender = self._senders[key] = _Sender(sender_key, chars, hash(sender_key))
         return sender
 
     def event(self, candidate: Candidate) -> ReceivedEvent | str:
@@ -292,12 +294,13 @@ class _Tally:
                 return f"{candidate.name[:100]!r}: {checked}"
             fields, payload = checked
             content = hash(payload)
-        decision_id = _hashable(attributes.get(DECISION_ID))
+        decision_id = attributes.get(DECISION_ID)
         if decision_id is not None:
+            decision_id = _hashable(decision_id)
             identity: object = (event_type, sender.key, decision_id)
         else:  # twins are paired by their own rule, so the kind is part of a record's identity
-            identity = (timestamp, hash((content, sender.key, ids, candidate.from_span)))
-        twin_group = (ids[0], ids[1], hash((event_type, sender.key))) if ids[0] else None
+            identity = (timestamp, hash((content, sender.digest, *ids, candidate.from_span)))
+        twin_group = (*ids, event_type, sender.digest) if ids[0] else None
         return ReceivedEvent(
             fields, identity, twin_group, timestamp, candidate.from_span, attributes, decision_id
         )
