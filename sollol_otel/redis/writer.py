@@ -94,6 +94,8 @@ _STATE_CODES = frozenset({"WRONGTYPE", "BUSY", "MISCONF", "NOREPLICAS"})
 #: Stream entries read per XRANGE while looking for a batch after an ambiguous failure, and in all.
 _SCAN_PAGE = 1_000
 _SCAN_LIMIT = 100_000
+#: How long PUBLISHes wait for a batch to ride with before they go alone (channel latency, seconds).
+_PUBLISH_WAIT = 0.002
 
 
 def xadd_prefix(settings: Settings) -> tuple[bytes, ...]:
@@ -278,6 +280,11 @@ class RedisWriter:
         if batch:
             return self._write(batch)
         if self._to_publish:
+            self._wake.clear()
+            with self._lock:
+                waiting = bool(self._backlog)
+            if waiting or (not self._stop.is_set() and self._wake.wait(_PUBLISH_WAIT)):
+                return True  # a batch to carry them: the next event's XADD does not wait behind them
             return self._publish_alone()
         with self._lock:
             return None if not self._in_flight and not self._backlog else True
