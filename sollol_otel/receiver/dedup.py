@@ -9,8 +9,9 @@ A decision reaches the receiver more than once in two ways, and only those are m
   type, sender, trace and span, the span event's attributes all equal to the log record's, and
   times at most TWIN_TOLERANCE_NS apart (Node's SDK stamps the two with different clocks).
   Each log record pairs with at most one span event, the nearest in time.
-A sender that sets `sollol.decision_id` on its records makes this exact: records with the same
-id (and event type and sender) are one decision, records with different ids never are.
+A sender that sets `sollol.event_id` (one per decision; the Python package does, on its log
+records) makes this exact: records with the same id (and event type and sender) are one
+decision, records with different ids never are.
 """
 
 from __future__ import annotations
@@ -66,10 +67,10 @@ class RecentDecisions:
                 identity = event.identity
                 seen = in_request[identity] = in_request.get(identity, 0) + 1
                 written = copies.get(identity, 0)
-                if event.decision_id is None and written >= seen:
+                if event.event_id is None and written >= seen:
                     continue  # the same record, sent again
-                if event.decision_id is not None and (written or seen > 1):
-                    continue  # one decision id is one decision, however often it is sent
+                if event.event_id is not None and (written or seen > 1):
+                    continue  # one event id is one decision, however often it is sent
                 group = event.twin_group
                 if group is not None:
                     remembered = traced.get(group)

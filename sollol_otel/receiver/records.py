@@ -30,13 +30,10 @@ from sollol_otel.attributes import (
     to_wire_fields,
 )
 from sollol_otel.events import EVENT_NAME_PREFIX, event_type_of
-from sollol_otel.wire import MAX_ENTRY_BYTES, MAX_STRING_CHARS
+from sollol_otel.wire import MAX_ENTRY_BYTES, MAX_STRING_CHARS, encode_repaired
 
 #: Where SDKs older than the LogRecord.event_name field (and some Collectors) put the event name.
 EVENT_NAME_ATTRIBUTE = "event.name"
-#: A sender's own id for one decision: records carrying the same one are one decision, whatever
-#: their content or time (a log record and its span event twin, a retried request).
-DECISION_ID = NAMESPACE + "decision_id"
 #: Added to an event that had to lose attributes to stay under the readers' size limit.
 DROPPED_ATTRIBUTES_COUNT = "dropped_attributes_count"
 #: Room left under MAX_ENTRY_BYTES for keys the writer adds.
@@ -107,7 +104,7 @@ class ReceivedEvent(NamedTuple):
     fields: dict[str, Any]
     #: Equal for records that are the same decision exported again (a retried request: same
     #: time, and the same content, sender, ids and kind to a 64-bit hash), or that carry the
-    #: same `sollol.decision_id`.
+    #: same `sollol.event_id` (the writer's `event_id`: one per decision).
     identity: object
     #: Records that may be this one's twin (log record ↔ span event) share this key; None
     #: outside a trace, where there are no span events.
@@ -115,7 +112,8 @@ class ReceivedEvent(NamedTuple):
     timestamp_ns: int
     from_span: bool
     attributes: Mapping[str, Any]
-    decision_id: object
+    #: The sender's `sollol.event_id`, if it gave one.
+    event_id: str | None
 
 
 @dataclass
@@ -195,17 +193,6 @@ class _Sender(NamedTuple):
     key: tuple[object, ...]
     chars: int | None
     digest: int  # hash(key), computed once per request
-
-
-def _valid_text(value: object) -> object:
-    """Strings (keys too) with lone surrogates replaced by U+FFFD; surrogate pairs are joined."""
-    if isinstance(value, str):
-        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
-    if isinstance(value, list):
-        return [_valid_text(item) for item in value]
-    if isinstance(value, dict):
-        return {_valid_text(key): _valid_text(item) for key, item in value.items()}
-    return value
 
 
 def _within_entry_limit(fields: dict[str, Any], size: int) -> tuple[dict[str, Any], bytes]:
@@ -294,15 +281,14 @@ class _Tally:
                 return f"{candidate.name[:100]!r}: {checked}"
             fields, payload = checked
             content = hash(payload)
-        decision_id = attributes.get(DECISION_ID)
-        if decision_id is not None:
-            decision_id = _hashable(decision_id)
-            identity: object = (event_type, sender.key, decision_id)
+        event_id = fields.get("event_id")  # a non-empty string, as the wire mapping takes it
+        if event_id is not None:
+            identity: object = (event_type, sender.key, event_id)
         else:  # twins are paired by their own rule, so the kind is part of a record's identity
             identity = (timestamp, hash((content, sender.digest, *ids, candidate.from_span)))
         twin_group = (*ids, event_type, sender.digest) if ids[0] else None
         return ReceivedEvent(
-            fields, identity, twin_group, timestamp, candidate.from_span, attributes, decision_id
+            fields, identity, twin_group, timestamp, candidate.from_span, attributes, event_id
         )
 
     def _checked(self, fields: dict[str, Any]) -> tuple[dict[str, Any], bytes] | str:
@@ -310,12 +296,12 @@ class _Tally:
         to fit the readers' size limit (each counted), or why it cannot be written."""
         try:
             payload = orjson.dumps(fields)
-        except orjson.JSONEncodeError:  # lone surrogates: the readers (and Redis clients) need UTF-8
-            fields = _valid_text(fields)  # type: ignore[assignment]  # a dict stays a dict
+        except orjson.JSONEncodeError:  # lone surrogates (keys too): the readers need UTF-8
             try:
-                payload = orjson.dumps(fields)
-            except orjson.JSONEncodeError as exc:  # nested past what readers parse
-                return f"cannot be written as JSON ({exc})"
+                payload = encode_repaired(fields)
+            except (ValueError, RecursionError) as exc:  # nested past what JSON holds
+                return f"cannot be written as JSON ({type(exc).__name__})"
+            fields = orjson.loads(payload)
             self.decoded.repaired += 1
         if len(payload) > MAX_ENTRY_BYTES - _ENTRY_MARGIN:
             fields, payload = _within_entry_limit(fields, len(payload))

@@ -25,7 +25,7 @@ RESOURCE = Resource(
 
 
 def attributes(model: str, **extra: str) -> list[KeyValue]:
-    """A decision's attributes; `sollol__decision_id=` names `sollol.decision_id`."""
+    """A decision's attributes; `sollol__event_id=` names `sollol.event_id`."""
     values = {"gen_ai.request.model": model, "sollol.backend": "ollama"}
     values.update({key.replace("__", "."): value for key, value in extra.items()})
     return [KeyValue(key=key, value=AnyValue(string_value=value)) for key, value in values.items()]
@@ -134,17 +134,17 @@ def test_five_decisions_and_their_twins_are_five_events() -> None:
     assert models(first) == list("abcde") and twins == []
 
 
-def test_one_decision_id_is_one_decision_whatever_the_content() -> None:
+def test_one_event_id_is_one_decision_whatever_the_time() -> None:
     recent = RecentDecisions()
-    recent.fresh(logs(log("a", sollol__decision_id="d-1")))
+    recent.fresh(logs(log("a", sollol__event_id="d-1")))
 
-    assert recent.fresh(spans(span_event("a", T0 + 50 * MS, sollol__decision_id="d-1"))) == []
+    assert recent.fresh(spans(span_event("a", T0 + 50 * MS, sollol__event_id="d-1"))) == []
 
 
-def test_different_decision_ids_are_different_decisions_even_when_identical() -> None:
+def test_different_event_ids_are_different_decisions_even_when_identical() -> None:
     recent = RecentDecisions()
-    recent.fresh(logs(log("a", traced=False, sollol__decision_id="d-1")))
+    recent.fresh(logs(log("a", traced=False, sollol__event_id="d-1")))
 
-    fresh = recent.fresh(logs(log("a", traced=False, sollol__decision_id="d-2")))
+    fresh = recent.fresh(logs(log("a", traced=False, sollol__event_id="d-2")))
 
     assert models(fresh) == ["a"]
