@@ -19,9 +19,10 @@
 - Redis's own XADD ceiling is measured in the same run (redis-benchmark, pipelined), and Redis
   memory per event (MEMORY USAGE over a stream of 10,000 realistic events, every event type).
 
-The saturation point is the highest step where every client got every event, nothing was
-dropped and p99 stayed under a second; the bound is named from the CPU figures of the first
-step past it. Prints Markdown for BENCHMARKS.md.
+The saturation point is the highest step where the stream took the offered rate, nothing was
+dropped and every client got every event once, in order (latency is reported beside it: on a
+shared machine it says more about the other work than about the system); the bound is named
+from the CPU figures of the first step past it. Prints Markdown for BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -53,8 +54,8 @@ import sollol_otel
 from sollol_otel.cli.emit_test import record_session
 
 DEBIAN_REDIS = "/usr/bin/redis-server"
-#: A step keeps up when p99 decision → client latency stays under this.
-KEEPING_UP_MS = 1000.0
+#: A step keeps up when the stream takes at least this share of the offered rate.
+KEEPING_UP = 0.95
 
 
 def producer(url: str, stream: str, source: int, rate: float, seconds: float, conn: Connection) -> None:
@@ -106,7 +107,10 @@ class Step:
 
     @property
     def keeps_up(self) -> bool:
-        return self.complete == self.clients and self.dropped == 0 and self.p99 <= KEEPING_UP_MS
+        """Everything offered reached the stream at the offered rate and every client, once, in order."""
+        return (
+            self.complete == self.clients and self.dropped == 0 and self.stream_rate >= KEEPING_UP * self.rate
+        )
 
 
 def run_step(
