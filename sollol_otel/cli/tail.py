@@ -25,7 +25,7 @@ from rich.text import Text
 
 from sollol_otel.cli.output import OutputFormat, json_text
 from sollol_otel.display import ColorMode, colours, console_for, render_ansi, safe_text
-from sollol_otel.filters import EventFilter
+from sollol_otel.filters import EventFilter, Explainer, TimeRange
 from sollol_otel.redis.client import CONNECTION_ERRORS, async_client
 from sollol_otel.redis.paging import pages_back
 from sollol_otel.redis.stream import Gap, ReaderLost, StreamEntry, StreamReader, id_for_time
@@ -89,6 +89,8 @@ class Output:
         self._colour = colours(console_for(out, options.color))
         self._status = console_for(err, options.color)
         self.counts = Counts()
+        #: Watches the history, while it is read, for why nothing matched.
+        self.explainer: Explainer | None = None
 
     def notice(self, message: str, style: str = "dim") -> None:
         self._out.flush()  # keep notices in place among the events when both go to one terminal
@@ -107,8 +109,11 @@ class Output:
                 self.notice(f"skipped entry {safe_text(item.id)}: {safe_text(item.item.reason)}")
             elif not self._filter.matches(item.item):
                 self.counts.filtered += 1
+                if self.explainer is not None:
+                    self.explainer.add(item.item)
             else:
                 self.counts.shown += 1
+                self.explainer = None  # something matched: nothing to explain
                 if self._json:
                     lines.append(json_line(item.id, dict(item.item.fields)) + "\n")
                 else:
@@ -120,6 +125,16 @@ class Output:
             self._out.write("".join(lines))
             lines.clear()
         self._out.flush()
+
+    def watch_history(self) -> None:
+        self.explainer = Explainer(self._filter)
+
+    def explain(self, since: datetime | None) -> None:
+        """After the history: when it showed nothing, why (on stderr); live events are not watched."""
+        if self.explainer is not None and self.counts.shown == 0:
+            for hint in self.explainer.hints(TimeRange(since=since)):
+                self.notice(f"nothing matched: {safe_text(hint)}", style="yellow")
+        self.explainer = None
 
     def gap(self, gap: Gap) -> None:
         if gap.missed is None:
@@ -143,6 +158,7 @@ async def _history(reader: StreamReader, options: TailOptions, output: Output) -
         await reader.start_live()
         return
     page = wanted if wanted and options.event_filter.is_empty else max(wanted or 0, _MIN_PAGE)
+    output.watch_history()
     picked: list[StreamEntry | Gap] = []  # newest first
     matched = 0
     pages = pages_back(reader, since=since, page=min(page, _MAX_PAGE))
@@ -158,6 +174,7 @@ async def _history(reader: StreamReader, options: TailOptions, output: Output) -
                 break
     picked.reverse()
     output.entries(picked)
+    output.explain(options.since)
 
 
 async def _run(options: TailOptions, output: Output) -> int:

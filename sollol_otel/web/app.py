@@ -24,13 +24,13 @@ from sollol_otel.addresses import is_loopback
 from sollol_otel.redis.client import LazyClient
 from sollol_otel.redis.urls import redact_url
 from sollol_otel.settings import Settings
-from sollol_otel.web import api
+from sollol_otel.web import api, timeline
 from sollol_otel.web.config import DashboardConfig
 from sollol_otel.web.feeds import sse_feed, websocket_feed
 from sollol_otel.web.hub import Hub
 from sollol_otel.web.security import SecurityHeaders, TokenAuth
 from sollol_otel.web.state import DashboardState
-from sollol_otel.web.stats import StatsCache
+from sollol_otel.web.stats import ResultCache
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +61,7 @@ def create_app(settings: Settings | None = None, config: DashboardConfig | None 
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         hub = Hub(settings, client_queue=config.client_queue, flush_interval=config.flush_interval)
         client = LazyClient(settings.redis_url, key=settings.stream, max_connections=POOL_SIZE)
-        app.state.dashboard = DashboardState(
-            settings, config, hub, client, StatsCache(client, settings.stream)
-        )
+        app.state.dashboard = DashboardState(settings, config, hub, client, ResultCache())
         await hub.start()
         try:
             yield
@@ -77,7 +75,9 @@ def create_app(settings: Settings | None = None, config: DashboardConfig | None 
     routes = [
         Route("/", index),
         Route("/api/routing_events", api.routing_events),
+        Route("/api/routing_events/{id}", api.routing_event),
         Route("/api/stats", api.stats),
+        Route("/api/timeline", timeline.timeline),
         Route("/api/config", api.config),
         Route("/healthz", api.healthz),
         Route("/sse/routing_events", sse_feed),

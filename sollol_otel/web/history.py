@@ -11,9 +11,10 @@ from dataclasses import dataclass
 
 import redis.asyncio
 
-from sollol_otel.filters import EventFilter
+from sollol_otel.filters import EventFilter, TimeRange
 from sollol_otel.redis.stream import Position, StreamEntry, StreamReader
 from sollol_otel.web.messages import Message, batch_messages
+from sollol_otel.web.params import stream_key
 
 #: Entries read per round trip when scanning.
 PAGE = 1000
@@ -32,13 +33,29 @@ class Recent:
     next_before: str | None
 
 
+def range_bounds(time_range: TimeRange, before: str | None = None) -> tuple[str | None, str | None]:
+    """The stream ids to read between, (`since`, `before`), for XREVRANGE; None means unbounded."""
+    since_ms, until_ms = time_range.since_ms, time_range.until_ms
+    since = None if since_ms is None else f"{since_ms}-0"
+    if until_ms is not None and (before is None or stream_key(before) > (until_ms, 0)):
+        before = f"{until_ms}-0"
+    return since, before
+
+
 async def recent(
-    client: redis.asyncio.Redis, stream: str, event_filter: EventFilter, limit: int, before: str | None = None
+    client: redis.asyncio.Redis,
+    stream: str,
+    event_filter: EventFilter,
+    limit: int,
+    before: str | None = None,
+    time_range: TimeRange | None = None,
 ) -> Recent:
-    """Up to `limit` events matching the filter, newest last, scanning back at most MAX_SCAN entries."""
+    """Up to `limit` events matching the filter in the time range, newest last, scanning back at
+    most MAX_SCAN entries."""
     reader = StreamReader(client, stream)
+    since, before = range_bounds(time_range or TimeRange(), before)
     count = max(limit, 1) if event_filter.is_empty else PAGE
-    page = await reader.history(count, before=before)
+    page = await reader.history(count, since=since, before=before)
     position = reader.position.last_id
     end_offset = reader.position.offset if before is None and page and page[-1].id == position else None
     found: list[Message] = []
@@ -61,7 +78,7 @@ async def recent(
             return Recent(found, position, page[0].id)
         end_offset = None if end_offset is None else end_offset - len(page)
         count = PAGE
-        page = await reader.history(count, before=page[0].id)
+        page = await reader.history(count, since=since, before=page[0].id)
 
 
 async def catch_up(

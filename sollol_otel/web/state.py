@@ -1,4 +1,4 @@
-"""What every request handler shares: settings, options, the hub, a Redis client, the stats cache."""
+"""What every request handler shares: settings, options, the hub, a Redis client, the result cache."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sollol_otel.redis.client import LazyClient
 from sollol_otel.settings import Settings
 from sollol_otel.web.config import DashboardConfig
 from sollol_otel.web.hub import Hub
-from sollol_otel.web.stats import StatsCache
+from sollol_otel.web.stats import ResultCache
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class DashboardState:
     config: DashboardConfig
     hub: Hub
     client: LazyClient
-    stats: StatsCache
+    cache: ResultCache
 
 
 def state_of(connection: HTTPConnection) -> DashboardState:
