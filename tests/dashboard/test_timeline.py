@@ -89,7 +89,7 @@ def test_counts_by_each_dimension_with_one_label_for_none(
 
 
 def test_filters_apply_to_the_counts(versioned_dashboard: DashboardServer, written: None) -> None:
-    answer = timeline(versioned_dashboard, since=iso(T0), until=iso(T0 + 40_000), bucket="40s", q="codellama")
+    answer = timeline(versioned_dashboard, since=iso(T0), until=iso(T0 + 40_000), bucket="1m", q="codellama")
     assert answer["buckets"] == [{"start": iso(T0), "counts": {"FALLBACK_TRIGGERED": 2}}]
 
 
