@@ -60,6 +60,26 @@ def event_type_of(event_name: str | None) -> str | None:
     return suffix.upper() if _EVENT_TYPE_SUFFIX.fullmatch(suffix) else None
 
 
+class Dimension(str, enum.Enum):
+    """What events are counted by (stats, the timeline, the dashboard's charts)."""
+
+    EVENT_TYPE = "event_type"
+    BACKEND = "backend"
+    MODEL = "model"
+    NODE = "node"
+    INSTANCE = "instance"
+
+
+#: The one label every count uses for an event without a value for the dimension.
+MISSING = "(none)"
+_ACCESSORS = {
+    Dimension.BACKEND: "backend",
+    Dimension.MODEL: "model",
+    Dimension.NODE: "node",
+    Dimension.INSTANCE: "instance_id",
+}
+
+
 @dataclass(frozen=True)
 class RoutingEvent:
     """One decoded event: the flat wire object plus the parsed time.
@@ -92,6 +112,26 @@ class RoutingEvent:
     @property
     def trace_id(self) -> str | None:
         return self.text("trace_id")
+
+    @property
+    def node(self) -> str | None:
+        """The machine that got the work: an Ollama node's URL, an RPC backend's `host:port`, or
+        a writer's own `node` key."""
+        url = self.text("node_url")
+        if url is not None:
+            return url
+        host = self.text("backend_host")
+        if host is not None:
+            port = self.text("backend_port")
+            return host if port is None else f"{host}:{port}"
+        return self.text("node")
+
+    def value(self, dimension: Dimension) -> str:
+        """This event's value for a dimension it is counted by; MISSING when it has none."""
+        if dimension is Dimension.EVENT_TYPE:
+            return self.event_type
+        value = getattr(self, _ACCESSORS[dimension])
+        return MISSING if value is None or value == "" else str(value)
 
     @property
     def message(self) -> str:

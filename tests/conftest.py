@@ -73,3 +73,11 @@ def private_redis() -> Iterator[RedisServer]:
         yield server
     finally:
         server.close()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-screenshot",
+        action="store_true",
+        help="save the dashboard screenshot the page tests take to docs/dashboard.png (the README shows it)",
+    )

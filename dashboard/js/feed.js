@@ -1,21 +1,25 @@
 // The live feed: WebSocket first, SSE when WebSocket fails; reconnects and resumes from the last
 // stream id (and offset, which makes gap counts exact) so nothing is lost or shown twice.
+// It starts after a given id: the page has already counted and listed everything up to it.
 
 import { compareIds } from "./ids.js";
-import { filterQuery } from "./filters.js";
+import { filterQuery } from "./state.js";
 
+// After a reset the stream is new: everything in it comes after "0-0".
+const STREAM_START = "0-0";
 const MAX_DELAY_MS = 10000;
 const WS_FAILURES_BEFORE_SSE = 2;
 
 export class Feed {
-  constructor({ filters, backlog, transport, onEvents, onGap, onState }) {
+  constructor({ filters, after, transport, onEvents, onGap, onState }) {
     this.filters = filters;
-    this.backlog = backlog;
+    this.after = after;
     this.useSse = transport === "sse";
     this.onEvents = onEvents;
     this.onGap = onGap;
     this.onState = onState;
-    this.lastId = null;
+    this.lastId = after;
+    this.received = false;
     this.offset = null;
     this.source = null;
     this.timer = null;
@@ -37,10 +41,9 @@ export class Feed {
 
   url(path, batch) {
     const params = filterQuery(this.filters);
-    params.set("backlog", String(this.backlog));
     if (batch) params.set("batch", "1");
-    if (this.lastId) params.set("last_id", this.lastId);
-    if (this.lastId && this.offset !== null) params.set("offset", String(this.offset));
+    params.set("last_id", this.lastId);
+    if (this.offset !== null) params.set("offset", String(this.offset));
     return `${path}?${params}`;
   }
 
@@ -96,16 +99,19 @@ export class Feed {
     const events = [];
     for (const message of messages) {
       if (message.type === "routing_event") {
-        if (this.lastId && compareIds(message.id, this.lastId) <= 0) continue;
+        if (compareIds(message.id, this.lastId) <= 0) continue;
         this.lastId = message.id;
         this.offset = message.offset ?? null;
+        this.received = true;
         events.push(message);
         continue;
       }
       if (events.length) this.onEvents(events.splice(0));
       if (message.type === "gap") {
-        if (message.reason === "reset") { this.lastId = null; this.offset = null; }
-        if (message.reason !== "slow_client") this.onGap(message);
+        // A stream that did not exist yet when the page started is not a lost one.
+        const notYetWritten = message.reason === "reset" && !this.received && message.after_id === this.after;
+        if (message.reason === "reset") { this.lastId = STREAM_START; this.offset = null; }
+        if (message.reason !== "slow_client" && !notYetWritten) this.onGap(message);
       } else if (message.type === "skipped") {
         this.onGap(message);  // an entry no reader can show: said in place, like a gap
       } else if (message.type === "status") {

@@ -1,52 +1,119 @@
-// The filters live in the URL, so a view can be bookmarked and shared.
+// The filter form: a search box, any number of event types, model/backend/node/instance/trace,
+// the time range and how many rows to keep; and the active filters as buttons that remove them.
 
-export const FILTER_KEYS = ["model", "backend", "event_type", "instance"];
-const LIMITS = [100, 250, 500, 1000];
+import { RANGES, TEXT_FILTERS, activeFilters } from "./state.js";
 
-export function readState(location) {
-  const params = new URLSearchParams(location.search);
-  const filters = {};
-  for (const key of FILTER_KEYS) {
-    const value = (params.get(key) || "").trim();
-    if (value) filters[key] = value;
+export const KNOWN_TYPES = [
+  "ROUTE_DECISION", "CACHE_HIT", "FALLBACK_TRIGGERED", "COORDINATOR_START", "COORDINATOR_STOP",
+  "OLLAMA_NODE_SELECTED", "RPC_BACKEND_SELECTED", "MODEL_SWITCH", "TASK_QUEUED", "TASK_START",
+  "TASK_COMPLETE", "WORKER_LOAD",
+];
+const CUSTOM = "custom";
+
+function rangeLabel(state) {
+  const when = (text) => {
+    const moment = new Date(text);
+    return Number.isNaN(moment.getTime()) ? text : moment.toLocaleString();
+  };
+  if (state.until) return `${state.since ? when(state.since) : "the start"} to ${when(state.until)}`;
+  return RANGES.includes(state.since) ? `last ${state.since}` : `since ${when(state.since)}`;
+}
+
+export class FilterForm {
+  constructor({ form, typeOptions, typeSummary, active }) {
+    this.form = form;
+    this.typeOptions = typeOptions;
+    this.typeSummary = typeSummary;
+    this.active = active;
+    this.types = new Set(KNOWN_TYPES);
+    this.renderTypes([]);
+    typeOptions.addEventListener("change", () => this.summarise());
   }
-  const limit = Number(params.get("limit"));
-  const transport = params.get("transport") === "sse" ? "sse" : "auto";
-  return { filters, limit: LIMITS.includes(limit) ? limit : 100, transport };
-}
 
-export function writeState(state) {
-  const params = new URLSearchParams();
-  for (const [key, value] of Object.entries(state.filters)) params.set(key, value);
-  if (state.limit !== 100) params.set("limit", String(state.limit));
-  if (state.transport === "sse") params.set("transport", "sse");
-  const query = params.toString();
-  history.replaceState(null, "", query ? `?${query}` : location.pathname);
-}
-
-export function fillForm(form, state) {
-  for (const key of FILTER_KEYS) {
-    const field = form.elements[key];
-    const value = state.filters[key] || "";
-    if (field.tagName === "SELECT" && value && ![...field.options].some((o) => o.value === value)) {
-      field.add(new Option(value, value));
+  // Types written by routers we do not know yet are offered too.
+  addTypes(names) {
+    let added = false;
+    for (const name of names) {
+      if (!this.types.has(name) && /^[A-Za-z0-9_.:-]{1,64}$/.test(name)) {
+        this.types.add(name);
+        added = true;
+      }
     }
-    field.value = value;
+    if (added) this.renderTypes(this.checkedTypes());
   }
-  form.elements.limit.value = String(state.limit);
-}
 
-export function readForm(form, transport) {
-  const filters = {};
-  for (const key of FILTER_KEYS) {
-    const value = form.elements[key].value.trim();
-    if (value) filters[key] = value;
+  renderTypes(checked) {
+    this.typeOptions.replaceChildren(...[...this.types].map((name) => {
+      const label = document.createElement("label");
+      const box = document.createElement("input");
+      box.type = "checkbox";
+      box.name = "event_type";
+      box.value = name;
+      box.checked = checked.includes(name);
+      label.append(box, document.createTextNode(` ${name}`));
+      return label;
+    }));
+    this.summarise();
   }
-  return { filters, limit: Number(form.elements.limit.value) || 100, transport };
-}
 
-export function filterQuery(filters) {
-  const params = new URLSearchParams();
-  for (const [key, value] of Object.entries(filters)) params.set(key, value);
-  return params;
+  checkedTypes() {
+    return [...this.typeOptions.querySelectorAll("input:checked")].map((box) => box.value);
+  }
+
+  summarise() {
+    const checked = this.checkedTypes();
+    this.typeSummary.textContent = checked.length === 0 ? "all" : checked.length === 1 ? checked[0] : `${checked.length} types`;
+  }
+
+  fill(state) {
+    const elements = this.form.elements;
+    for (const key of TEXT_FILTERS) elements[key].value = state.filters[key];
+    this.addTypes(state.filters.event_type);
+    this.renderTypes(state.filters.event_type);
+    const since = elements.since;
+    for (const option of [...since.options]) if (!["", ...RANGES].includes(option.value)) option.remove();
+    const custom = state.until || (state.since && !RANGES.includes(state.since));
+    if (custom) since.add(new Option(rangeLabel(state), CUSTOM));
+    since.value = custom ? CUSTOM : state.since;
+    elements.limit.value = String(state.limit);
+  }
+
+  read(state) {
+    const elements = this.form.elements;
+    const filters = { event_type: this.checkedTypes() };
+    for (const key of TEXT_FILTERS) filters[key] = elements[key].value.trim();
+    const range = elements.since.value;
+    const keep = range === CUSTOM;
+    return {
+      ...state,
+      filters,
+      since: keep ? state.since : range,
+      until: keep ? state.until : "",
+      limit: Number(elements.limit.value) || 100,
+      id: "",
+    };
+  }
+
+  // The active filters and time range as buttons that remove them.
+  renderActive(state, onRemove) {
+    const buttons = activeFilters(state.filters).map(([key, value]) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = `${key}=${value} ✕`;
+      button.setAttribute("aria-label", `Remove filter ${key}=${value}`);
+      button.addEventListener("click", () => onRemove(key, value));
+      return button;
+    });
+    if (state.since || state.until) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "range";
+      button.textContent = state.until ? `${rangeLabel(state)}: back to live ✕` : `${rangeLabel(state)} ✕`;
+      button.setAttribute("aria-label", state.until ? "Back to live: remove the time range" : "Remove the time range");
+      button.addEventListener("click", () => onRemove("range", null));
+      buttons.push(button);
+    }
+    this.active.replaceChildren(...buttons);
+    this.active.hidden = buttons.length === 0;
+  }
 }

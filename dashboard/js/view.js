@@ -1,15 +1,34 @@
-// The event list: newest at the bottom, at most `limit` rows, auto-scroll that pauses while the
-// user reads (scrolled up or paused), with an "N new" button to jump back. Every event field
-// becomes text through textContent, never markup.
+// The event list: newest at the bottom, at most `limit` rows, each keeping its stream id as data-id.
+// The list pauses while the user reads (paused by hand, scrolled up, older events loaded, an event
+// open), says so and why, and offers the new events back with one click. Events reach the DOM at
+// most ten times a second, and every field through textContent, never markup.
+
+import { setText } from "./dom.js";
 
 const NEAR_BOTTOM_PX = 40;
+const USER_SCROLL_MS = 1000;
+const FLUSH_MS = 100;
+// A flush slower than this means events come faster than the page draws them.
+const SLOW_FLUSH_MS = 16;
+// No row is shorter than this: how many rows can be in view.
+const MIN_ROW_PX = 16;
+// Rows drawn in one task when a whole list is drawn.
+const CHUNK_ROWS = 100;
+const SCROLL_KEYS = new Set(["ArrowUp", "ArrowDown", "PageUp", "PageDown", "Home", "End", " "]);
 
-function typeClass(eventType) {
+const PAUSE_REASONS = {
+  user: "you pressed Pause",
+  scrolled: "you scrolled up",
+  older: "older events are loaded",
+  details: "an event is open",
+};
+
+export function typeClass(eventType) {
   const known = /^[A-Z_]{1,40}$/.test(eventType || "") ? eventType.toLowerCase() : "other";
   return `t-${known}`;
 }
 
-function clock(message) {
+export function clock(message) {
   const moment = message.time ? new Date(message.time) : null;
   if (!moment || Number.isNaN(moment.getTime())) return "--:--:--.---";
   const pad = (n, w = 2) => String(n).padStart(w, "0");
@@ -24,27 +43,57 @@ function cell(tag, className, text) {
 }
 
 export class EventList {
-  constructor({ list, newButton, shown, pauseButton, onSelect }) {
+  constructor({ list, newButton, shown, pauseButton, onSelect, onPauseChange }) {
     this.list = list;
     this.newButton = newButton;
     this.shown = shown;
     this.pauseButton = pauseButton;
     this.onSelect = onSelect;
+    this.onPauseChange = onPauseChange;
     this.limit = 100;
     this.pending = [];
+    this.queued = [];
+    this.deferred = []; // older rows not drawn yet (see append), oldest first
+    this.drawRun = 0;
+    this.frame = 0;
+    this.flushedAt = 0;
+    this.flushCost = 0;
+    this.slow = false;
     this.unseen = 0;
-    this.userPaused = false;
-    this.scrolledUp = false;
-    this.expanded = false; // older events loaded: keep them until the user jumps back to live
+    this.reasons = new Set();
+    this.live = true; // false while a fixed time range is shown: nothing arrives
     this.byNode = new WeakMap();
+    this.byId = new Map();
+    this.userScrollAt = 0;
+    // Only the reader scrolls the list up; a layout change (the detail pane opening) does not.
+    const reading = () => {
+      this.userScrollAt = performance.now();
+      this.drawDeferred();
+    };
+    list.addEventListener("wheel", reading, { passive: true });
+    list.addEventListener("touchmove", reading, { passive: true });
+    list.addEventListener("keydown", (event) => { if (SCROLL_KEYS.has(event.key)) reading(); });
+    list.addEventListener("pointerdown", (event) => { if (event.target === list) reading(); }); // its scrollbar
     list.addEventListener("scroll", () => this.onScroll());
     list.addEventListener("click", (event) => this.onClick(event));
+    list.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" || event.key === " ") this.onClick(event);
+    });
     newButton.addEventListener("click", () => this.resume());
-    pauseButton.addEventListener("click", () => (this.userPaused ? this.resume() : this.pause()));
+    pauseButton.addEventListener("click", () => (this.paused ? this.resume() : this.pause("user")));
   }
 
   get paused() {
-    return this.userPaused || this.scrolledUp || this.expanded;
+    return this.reasons.size > 0;
+  }
+
+  // Why the list is not moving, in words; null when it is live.
+  pauseText() {
+    if (!this.live) return "a fixed time range is shown, so the list is not live";
+    if (!this.paused) return null;
+    const why = [...this.reasons].map((reason) => PAUSE_REASONS[reason]).join(" and ");
+    const waiting = this.unseen ? `; ${this.unseen} new event${this.unseen === 1 ? "" : "s"} waiting` : "";
+    return `paused because ${why}${waiting}`;
   }
 
   setLimit(limit) {
@@ -52,15 +101,27 @@ export class EventList {
     this.trim();
   }
 
+  setLive(live) {
+    this.live = live;
+    this.update();
+  }
+
   clear() {
+    this.deferred = [];
+    this.drawRun += 1;
+    this.slow = false;
     this.list.replaceChildren();
+    this.byId.clear();
     this.pending = [];
+    this.queued = [];
     this.unseen = 0;
-    this.expanded = false;
+    this.reasons.delete("older");
+    this.reasons.delete("scrolled");
     this.update();
   }
 
   oldestId() {
+    if (this.deferred.length) return this.deferred[0].id;
     for (const node of this.list.children) {
       const message = this.byNode.get(node);
       if (message) return message.id;
@@ -68,11 +129,16 @@ export class EventList {
     return null;
   }
 
+  find(id) {
+    return this.byId.get(id) || null;
+  }
+
   row(message) {
     const item = document.createElement("li");
     item.classList.add(typeClass(message.event_type));
     if (message.full_event && message.full_event.success === false) item.classList.add("failed");
     item.dataset.id = String(message.id);
+    item.tabIndex = 0;
     item.append(
       cell("span", "time", clock(message)),
       cell("span", "type", String(message.event_type)),
@@ -80,37 +146,118 @@ export class EventList {
       cell("span", "inst", String(message.instance_id ?? "")),
     );
     this.byNode.set(item, message);
+    this.byId.set(String(message.id), item);
     return item;
   }
 
   add(messages) {
     if (this.paused) {
-      this.pending.push(...messages);
-      this.unseen += messages.length;
-      if (this.pending.length > this.limit) this.pending.splice(0, this.pending.length - this.limit);
-      this.update();
+      this.hold(messages);
+      this.scheduleUpdate();
       return;
     }
-    this.append(messages);
+    this.queued.push(...messages);
+    if (this.queued.length > this.limit) this.queued.splice(0, this.queued.length - this.limit);
+    this.scheduleUpdate();
+  }
+
+  // In an animation frame, at most every FLUSH_MS (a person cannot read faster) and never more
+  // than a fifth of the main thread: each flush costs a layout of the rows it adds, so a slow
+  // machine flushes less often (and draws fewer rows: see append).
+  scheduleUpdate() {
+    if (this.frame) return;
+    const gap = Math.max(FLUSH_MS, this.flushCost * 4);
+    const wait = Math.max(0, this.flushedAt + gap - performance.now());
+    this.frame = setTimeout(() => requestAnimationFrame(() => this.flush()), wait);
+  }
+
+  // Events that came while the list is paused, offered back with "N new".
+  hold(messages) {
+    this.pending.push(...messages);
+    this.unseen += messages.length;
+    if (this.pending.length > this.limit) this.pending.splice(0, this.pending.length - this.limit);
+  }
+
+  flush() {
+    const started = performance.now();
+    this.frame = 0;
+    if (this.paused && this.queued.length) {
+      this.hold(this.queued); // queued before the pause: the reader holds the list as it is
+      this.queued = [];
+    }
+    if (this.queued.length) {
+      const messages = this.queued;
+      this.queued = [];
+      this.append(messages);
+    }
+    this.update();
+    this.flushedAt = performance.now();
+    this.flushCost = this.flushedAt - started;
+    // Slow once a flush takes SLOW_FLUSH_MS, fast again only when one takes a quarter of that.
+    this.slow = this.flushCost > (this.slow ? SLOW_FLUSH_MS / 4 : SLOW_FLUSH_MS);
   }
 
   append(messages) {
-    const start = Math.max(0, messages.length - this.limit);
+    this.drawRun += 1; // rows still being drawn above belong to the list this replaces
+    const fresh = messages.slice(-this.limit);
+    const inView = Math.ceil(this.list.clientHeight / MIN_ROW_PX) + 2;
     const fragment = document.createDocumentFragment();
-    for (let i = start; i < messages.length; i++) fragment.append(this.row(messages[i]));
-    this.list.append(fragment);
-    this.trim();
+    if (this.slow && fresh.length > inView) {
+      // Events come faster than the page draws them: only the newest rows in view are drawn; the
+      // older ones (up to `limit` in all) wait as messages until the reader stops the list.
+      const drawn = this.list.children;
+      const older = [...this.deferred];
+      for (const node of drawn) if (this.byNode.has(node)) older.push(this.byNode.get(node));
+      older.push(...fresh.slice(0, -inView));
+      this.deferred = older.slice(-(this.limit - inView));
+      this.replaceRows(fresh.slice(-inView));
+    } else if (fresh.length >= this.limit) {
+      // A whole new list (the first one, or after a burst): the newest rows now, the others a
+      // chunk at a time above them, so a list of 1,000 is never one long task.
+      this.deferred = fresh.slice(0, -CHUNK_ROWS);
+      this.replaceRows(fresh.slice(-CHUNK_ROWS));
+      if (this.deferred.length) setTimeout(() => this.drawDeferred(), 0);
+    } else {
+      for (const message of fresh) fragment.append(this.row(message));
+      this.list.append(fragment);
+      this.trim();
+    }
     this.list.scrollTop = this.list.scrollHeight;
-    this.update();
+  }
+
+  replaceRows(messages) {
+    const fragment = document.createDocumentFragment();
+    this.byId.clear();
+    for (const message of messages) fragment.append(this.row(message));
+    this.list.replaceChildren(fragment);
+  }
+
+  // The rows held back, drawn above the others a chunk at a time (each chunk its own task), or all
+  // at once when older events are about to go above them.
+  drawDeferred(all = false) {
+    const run = ++this.drawRun;
+    const step = () => {
+      if (run !== this.drawRun || !this.deferred.length) return;
+      const chunk = all ? this.deferred.splice(0) : this.deferred.splice(-CHUNK_ROWS);
+      const fragment = document.createDocumentFragment();
+      for (const message of chunk) fragment.append(this.row(message));
+      const fromBottom = this.list.scrollHeight - this.list.scrollTop;
+      this.list.prepend(fragment);
+      this.list.scrollTop = this.list.scrollHeight - fromBottom;
+      this.update();
+      if (this.deferred.length) setTimeout(step, 0);
+    };
+    step();
   }
 
   prepend(messages) {
+    this.drawDeferred(true);
     const fragment = document.createDocumentFragment();
     for (const message of messages) fragment.append(this.row(message));
     const before = this.list.scrollHeight;
     this.list.prepend(fragment);
     this.list.scrollTop += this.list.scrollHeight - before;
-    this.expanded = true;
+    if (this.live) this.reasons.add("older");
     this.update();
   }
 
@@ -125,33 +272,52 @@ export class EventList {
   }
 
   trim() {
-    if (this.expanded) return;
-    while (this.list.children.length > this.limit) this.list.firstElementChild.remove();
+    if (this.reasons.has("older")) return;
+    const over = this.deferred.length + this.list.children.length - this.limit;
+    if (over > 0) this.deferred.splice(0, over);
+    while (this.list.children.length > this.limit) {
+      const first = this.list.firstElementChild;
+      if (first.dataset.id) this.byId.delete(first.dataset.id);
+      first.remove();
+    }
   }
 
-  pause() {
-    this.userPaused = true;
+  pause(reason) {
+    this.drawDeferred();
+    if (!this.live || this.reasons.has(reason)) return;
+    this.reasons.add(reason);
     this.update();
   }
 
-  resume() {
-    this.userPaused = false;
-    this.scrolledUp = false;
-    this.expanded = false;
+  // Lifts one reason (the event was closed), or all of them (Resume, "N new").
+  resume(reason = null) {
+    if (reason) this.reasons.delete(reason);
+    else this.reasons.clear();
+    if (this.paused) {
+      this.update();
+      return;
+    }
     const pending = this.pending;
     this.pending = [];
     this.unseen = 0;
-    this.append(pending);
+    this.queued.push(...pending);
+    this.flush();
+    this.update();
   }
 
   onScroll() {
     const { scrollTop, scrollHeight, clientHeight } = this.list;
     const nearBottom = scrollHeight - scrollTop - clientHeight < NEAR_BOTTOM_PX;
-    if (nearBottom && this.scrolledUp && !this.userPaused && !this.expanded) {
-      this.resume();
-    } else if (!nearBottom && !this.scrolledUp) {
-      this.scrolledUp = true;
-      this.update();
+    if (performance.now() - this.userScrollAt > USER_SCROLL_MS) {
+      if (!nearBottom && !this.reasons.has("scrolled") && !this.reasons.has("older")) {
+        this.list.scrollTop = scrollHeight; // a live list stays at its newest rows
+      }
+      return;
+    }
+    if (nearBottom && this.reasons.has("scrolled") && !this.reasons.has("older")) {
+      this.resume("scrolled");
+    } else if (!nearBottom && !this.reasons.has("scrolled") && this.live) {
+      this.pause("scrolled");
     }
   }
 
@@ -159,17 +325,24 @@ export class EventList {
     const item = event.target.closest("li");
     const message = item && this.byNode.get(item);
     if (!message) return;
-    for (const selected of this.list.querySelectorAll(".selected")) selected.classList.remove("selected");
-    item.classList.add("selected");
+    this.select(item);
     this.onSelect(message);
   }
 
+  select(item) {
+    for (const selected of this.list.querySelectorAll(".selected")) selected.classList.remove("selected");
+    if (item) item.classList.add("selected");
+  }
+
   update() {
-    const count = this.list.querySelectorAll("li[data-id]").length;
-    this.shown.textContent = `${count} event${count === 1 ? "" : "s"}${this.paused ? " · paused" : ""}`;
+    const count = this.byId.size + this.deferred.length;
+    const why = this.pauseText();
+    setText(this.shown, `${count} event${count === 1 ? "" : "s"}${why ? ` · ${why}` : ""}`);
     this.newButton.hidden = this.unseen === 0;
-    this.newButton.textContent = `${this.unseen} new ↓`;
-    this.pauseButton.textContent = this.userPaused ? "Resume" : "Pause";
-    this.pauseButton.setAttribute("aria-pressed", String(this.userPaused));
+    setText(this.newButton, `${this.unseen} new ↓`);
+    this.pauseButton.hidden = !this.live;
+    setText(this.pauseButton, this.paused ? "Resume" : "Pause");
+    this.pauseButton.setAttribute("aria-pressed", String(this.paused));
+    if (this.onPauseChange) this.onPauseChange();
   }
 }

@@ -32,13 +32,33 @@ RedisUrlOption = Annotated[
 SinceOption = Annotated[
     str | None, typer.Option("--since", help="Start from a time: 30s, 10m, 2h, 1d, or an ISO 8601 time.")
 ]
-ModelOption = Annotated[str | None, typer.Option("--model", help="Only this model (exact name).")]
+ModelOption = Annotated[
+    str | None,
+    typer.Option("--model", help="Only models whose name starts so, any case (llama: llama3.2:3b)."),
+]
 BackendOption = Annotated[str | None, typer.Option("--backend", help="Only this backend (any name).")]
 EventTypeOption = Annotated[
     list[str] | None,
-    typer.Option("--event-type", help="Only these event types; repeatable or comma-separated, any case."),
+    typer.Option(
+        "--event-type", help="Only these event types (any of); repeatable or comma-separated, any case."
+    ),
 ]
 InstanceOption = Annotated[str | None, typer.Option("--instance", help="Only instances whose id starts so.")]
+NodeOption = Annotated[
+    str | None,
+    typer.Option("--node", help="Only events whose node (Ollama URL, RPC host:port) contains this."),
+]
+SearchOption = Annotated[
+    str | None,
+    typer.Option(
+        "--search",
+        "--q",
+        help="Only events whose model, backend, node, reason, message or instance contains this.",
+    ),
+]
+TraceIdOption = Annotated[
+    str | None, typer.Option("--trace-id", help="Only the events of this request's trace.")
+]
 OutputOption = Annotated[
     OutputFormat, typer.Option("--output", "-o", help="text: SOLLOL's layout; json: one object per line.")
 ]
@@ -93,6 +113,9 @@ def tail(
     backend: BackendOption = None,
     event_type: EventTypeOption = None,
     instance: InstanceOption = None,
+    node: NodeOption = None,
+    search: SearchOption = None,
+    trace_id: TraceIdOption = None,
     output: OutputOption = OutputFormat.text,
     color: ColorOption = ColorMode.auto,
     redis_url: RedisUrlOption = None,
@@ -114,7 +137,9 @@ def tail(
         history=history,
         follow=follow,
         since=_since(since),
-        event_filter=EventFilter.build(model, backend, event_type, instance),
+        event_filter=EventFilter.build(
+            model, backend, event_type, instance, node=node, q=search, trace_id=trace_id
+        ),
         output=output,
         color=color,
         reconnect_timeout=reconnect_timeout,
@@ -193,6 +218,9 @@ def stats(
     backend: BackendOption = None,
     event_type: EventTypeOption = None,
     instance: InstanceOption = None,
+    node: NodeOption = None,
+    search: SearchOption = None,
+    trace_id: TraceIdOption = None,
     output: OutputOption = OutputFormat.text,
     color: ColorOption = ColorMode.auto,
     top: Annotated[int, typer.Option("--top", min=1, help="Rows shown per table in text output.")] = 10,
@@ -212,7 +240,9 @@ def stats(
             redis_url=settings.redis_url,
             stream=settings.stream,
             since=_since(since),
-            event_filter=EventFilter.build(model, backend, event_type, instance),
+            event_filter=EventFilter.build(
+                model, backend, event_type, instance, node=node, q=search, trace_id=trace_id
+            ),
             output=output,
             color=color,
             top=top,

@@ -21,15 +21,14 @@ from rich.text import Text
 from sollol_otel.cli.exit_codes import EXIT_OK, EXIT_REDIS
 from sollol_otel.cli.output import OutputFormat, json_text
 from sollol_otel.display import EVENT_STYLES, ColorMode, console_for, safe_text
-from sollol_otel.events import EventType, RoutingEvent
-from sollol_otel.filters import EventFilter
+from sollol_otel.events import MISSING, Dimension, EventType, RoutingEvent
+from sollol_otel.filters import EventFilter, Explainer, TimeRange
 from sollol_otel.redis.client import CONNECTION_ERRORS, async_client
 from sollol_otel.redis.stream import StreamReader, id_for_time
 from sollol_otel.redis.urls import redact_url
 from sollol_otel.wire import Skipped
 
 _PAGE = 5000
-NONE = "(none)"
 _DECISIONS = frozenset({EventType.ROUTE_DECISION, EventType.CACHE_HIT})
 _READ_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, redis.ResponseError)
 
@@ -112,18 +111,20 @@ class Stats:
     by_instance: Counter[str] = field(default_factory=Counter)
     fallback_reasons: Counter[str] = field(default_factory=Counter)
     memory: StreamMemory | None = None
+    #: Why nothing matched, when nothing did.
+    hints: list[str] = field(default_factory=list)
 
     def add(self, event: RoutingEvent) -> None:
         self.events += 1
         if event.time is not None:
             self.first = event.time if self.first is None else min(self.first, event.time)
             self.last = event.time if self.last is None else max(self.last, event.time)
-        self.by_event_type[event.event_type] += 1
-        self.by_backend[event.backend or NONE] += 1
-        self.by_model[event.model or NONE] += 1
-        self.by_instance[event.instance_id or NONE] += 1
+        self.by_event_type[event.value(Dimension.EVENT_TYPE)] += 1
+        self.by_backend[event.value(Dimension.BACKEND)] += 1
+        self.by_model[event.value(Dimension.MODEL)] += 1
+        self.by_instance[event.value(Dimension.INSTANCE)] += 1
         if event.event_type == EventType.FALLBACK_TRIGGERED:
-            self.fallback_reasons[event.text("reason") or NONE] += 1
+            self.fallback_reasons[event.text("reason") or MISSING] += 1
 
     @property
     def decisions(self) -> int:
@@ -157,6 +158,7 @@ class Stats:
                 {"reason": reason, "count": count} for reason, count in self.fallback_reasons.most_common(top)
             ],
             "redis_memory": None if self.memory is None else self.memory.to_json(),
+            "hints": self.hints,
         }
 
 
@@ -164,12 +166,18 @@ async def collect(client: Any, stream: str, since: datetime | None, event_filter
     """The stats of every matching event in the stream since `since` (or all it holds)."""
     stats = Stats()
     reader = StreamReader(client, stream)
+    explainer = Explainer(event_filter)
     async for page in reader.pages_back(_PAGE, since=id_for_time(since) if since else None):
         for entry in page:
             if isinstance(entry.item, Skipped):
                 stats.skipped += 1
-            elif event_filter.matches(entry.item):
+                continue
+            if not event_filter.is_empty:
+                explainer.add(entry.item)
+            if event_filter.matches(entry.item):
                 stats.add(entry.item)
+    if stats.events == 0:
+        stats.hints = explainer.hints(TimeRange(since=since))
     return stats
 
 
@@ -192,6 +200,8 @@ def render_text(stats: Stats, console: Console, top: int) -> None:
         else "no timed events"
     )
     console.print(Text(f"{stats.events} events ({when}), {stats.skipped} skipped as malformed", style="bold"))
+    for hint in stats.hints:
+        console.print(Text(f"nothing matched: {safe_text(hint)}", style="yellow"))
     rate = "n/a" if stats.fallback_rate is None else f"{stats.fallback_rate:.1%}"
     console.print(
         Text(f"fallback rate: {rate} ({stats.fallbacks} fallbacks / {stats.decisions} routing decisions)")

@@ -26,7 +26,7 @@ from rich.text import Text
 from sollol_otel.cli.exit_codes import EXIT_OK, EXIT_REDIS
 from sollol_otel.cli.output import OutputFormat, json_text
 from sollol_otel.display import ColorMode, colours, console_for, render_ansi, safe_text
-from sollol_otel.filters import EventFilter
+from sollol_otel.filters import EventFilter, Explainer, TimeRange
 from sollol_otel.redis.client import CONNECTION_ERRORS
 from sollol_otel.redis.stream import (
     Gap,
@@ -96,6 +96,8 @@ class Output:
         self._colour = colours(console_for(out, options.color))
         self._status = console_for(err, options.color)
         self.counts = Counts()
+        #: Watches the history, while it is read, for why nothing matched.
+        self.explainer: Explainer | None = None
 
     def notice(self, message: str, style: str = "dim") -> None:
         self._out.flush()  # keep notices in place among the events when both go to one terminal
@@ -114,8 +116,11 @@ class Output:
                 self.notice(f"skipped entry {safe_text(item.id)}: {safe_text(item.item.reason)}")
             elif not self._filter.matches(item.item):
                 self.counts.filtered += 1
+                if self.explainer is not None:
+                    self.explainer.add(item.item)
             else:
                 self.counts.shown += 1
+                self.explainer = None  # something matched: nothing to explain
                 if self._json:
                     lines.append(json_line(item.id, dict(item.item.fields)) + "\n")
                 else:
@@ -127,6 +132,16 @@ class Output:
             self._out.write("".join(lines))
             lines.clear()
         self._out.flush()
+
+    def watch_history(self) -> None:
+        self.explainer = Explainer(self._filter)
+
+    def explain(self, since: datetime | None) -> None:
+        """After the history: when it showed nothing, why (on stderr); live events are not watched."""
+        if self.explainer is not None and self.counts.shown == 0:
+            for hint in self.explainer.hints(TimeRange(since=since)):
+                self.notice(f"nothing matched: {safe_text(hint)}", style="yellow")
+        self.explainer = None
 
     def gap(self, gap: Gap) -> None:
         if gap.missed is None:
@@ -158,6 +173,7 @@ async def _history(reader: StreamReader, options: TailOptions, output: Output) -
     page = min(page, MAX_PAGE)
     held: list[StreamEntry] | None = []  # what was read, oldest first, while it fits
     start = end = None  # the oldest and the newest entry to show
+    output.watch_history()
     matched = 0
     pages = reader.pages_back(page, since=since)
     async with contextlib.aclosing(pages):
@@ -173,14 +189,14 @@ async def _history(reader: StreamReader, options: TailOptions, output: Output) -
                 held = held if len(held) <= MAX_HELD else None
             if matched == wanted:
                 break
-    if start is None or end is None:
-        return
-    if held is not None:
-        first = stream_key(start)
-        output.entries([entry for entry in held if stream_key(entry.id) >= first])
-        return
-    async for entries in reader.pages_forward(page, start=start, end=end):
-        output.entries(list(entries))
+    if start is not None and end is not None:
+        if held is not None:
+            first = stream_key(start)
+            output.entries([entry for entry in held if stream_key(entry.id) >= first])
+        else:
+            async for entries in reader.pages_forward(page, start=start, end=end):
+                output.entries(list(entries))
+    output.explain(options.since)
 
 
 async def _run(options: TailOptions, output: Output) -> int:

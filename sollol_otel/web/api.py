@@ -1,66 +1,108 @@
-"""The JSON endpoints: history with paging, stats over the retained window, page config, health."""
+"""The JSON endpoints: history with paging, one event, stats over the retained window, page config,
+health. (The timeline has its own module.)"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import os
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from sollol_otel.events import MISSING, RoutingEvent
 from sollol_otel.identity import package_version
 from sollol_otel.redis.client import CONNECTION_ERRORS, LazyClient
 from sollol_otel.redis.urls import redact_url
 from sollol_otel.web.backlog import recent
 from sollol_otel.web.config import MAX_BACKLOG
-from sollol_otel.web.params import BadParameter, bounded_int, event_filter, stream_id
+from sollol_otel.web.counts import stats as window_stats
+from sollol_otel.web.messages import event_message
+from sollol_otel.web.params import BadParameter, bounded_int, event_filter, stream_id, time_range
 from sollol_otel.web.state import state_of
+from sollol_otel.wire import decode
 
 #: /healthz gives Redis this long to answer PING.
 HEALTH_TIMEOUT = 2.0
 _HEALTH_ERRORS: tuple[type[BaseException], ...] = (asyncio.TimeoutError, *CONNECTION_ERRORS)
 
 
-def _error(status: int, message: str) -> JSONResponse:
+def error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def _unavailable(exc: BaseException) -> JSONResponse:
-    return _error(503, f"Redis unavailable ({type(exc).__name__})")
+def unavailable(exc: BaseException) -> JSONResponse:
+    return error(503, f"Redis unavailable ({type(exc).__name__})")
 
 
 async def routing_events(request: Request) -> Response:
-    """`GET /api/routing_events`: the newest matching events, oldest first; `before` pages back."""
+    """`GET /api/routing_events`: the newest matching events in the time range, oldest first;
+    `before` pages back."""
     state = state_of(request)
     params = request.query_params
     try:
         limit = bounded_int(params, "limit", state.config.backlog, MAX_BACKLOG)
         before = stream_id(params, "before", above_zero=True)
         flt = event_filter(params)
+        span = time_range(params)
     except BadParameter as exc:
-        return _error(400, str(exc))
+        return error(400, str(exc))
     try:
-        found = await recent(await state.client.get(), state.settings.stream, flt, limit, before)
+        found = await recent(await state.client.get(), state.settings.stream, flt, limit, before, span)
     except CONNECTION_ERRORS as exc:
-        return _unavailable(exc)
+        return unavailable(exc)
     body = '{"events":[' + ",".join(m.json for m in found.messages) + "]"
     body += f',"next_before":{json.dumps(found.next_before)}}}'
     return Response(body, media_type="application/json")
 
 
-async def stats(request: Request) -> Response:
-    """`GET /api/stats`: counts by event type, backend, model and instance, and recent rates."""
+async def routing_event(request: Request) -> Response:
+    """`GET /api/routing_events/{id}`: one event by its stream id (a permalink's target)."""
     state = state_of(request)
     try:
-        flt = event_filter(request.query_params)
+        entry_id = stream_id(request.path_params, "id") or ""
     except BadParameter as exc:
-        return _error(400, str(exc))
+        return error(400, str(exc))
     try:
-        result = await state.counts.get(flt)
+        client = await state.client.get()
+        found: Any = await client.xrange(state.settings.stream, entry_id, entry_id, count=1)
     except CONNECTION_ERRORS as exc:
-        return _unavailable(exc)
-    return JSONResponse({**result, "filter": flt.label(), "stream": state.settings.stream})
+        return unavailable(exc)
+    event = decode(found[0][1]) if found else None
+    if not isinstance(event, RoutingEvent):
+        why = "is not a routing event" if found else "is not in the stream (trimmed, or never written)"
+        return error(404, f"{entry_id} {why}")
+    return Response(event_message(entry_id, None, event).json, media_type="application/json")
+
+
+def cache_key(name: str, request: Request) -> tuple[str, ...]:
+    """The query as written, so `since=15m` asked twice within the cache time is one computation."""
+    params = request.query_params
+    return (name, *sorted(f"{k}={v}" for k, v in params.multi_items()))
+
+
+async def stats(request: Request) -> Response:
+    """`GET /api/stats`: counts by event type, backend, model, node and instance over the time range
+    (up to `last_id`, or the stream's end, which the answer's `last_id` names), recent rates, the top
+    fallback reasons, and hints when the filter matched nothing."""
+    state = state_of(request)
+    params = request.query_params
+    try:
+        flt = event_filter(params)
+        span = time_range(params)
+        last_id = stream_id(params, "last_id")
+    except BadParameter as exc:
+        return error(400, str(exc))
+    stream = state.settings.stream
+    try:
+        client = await state.client.get()
+        result = await state.cache.get(
+            cache_key("stats", request), lambda: window_stats(client, stream, flt, span, last_id)
+        )
+    except CONNECTION_ERRORS as exc:
+        return unavailable(exc)
+    return JSONResponse({**result, "filter": flt.label(), "stream": stream})
 
 
 async def config(request: Request) -> Response:
@@ -73,6 +115,7 @@ async def config(request: Request) -> Response:
             "trace_url_template": state.config.trace_url_template,
             "backlog": state.config.backlog,
             "max_backlog": MAX_BACKLOG,
+            "missing_label": MISSING,
             "version": package_version(),
         }
     )

@@ -27,9 +27,9 @@ from sollol_otel.access import allowed_hosts, host_check, is_loopback, login_url
 from sollol_otel.redis.client import LazyClient
 from sollol_otel.redis.urls import redact_url
 from sollol_otel.settings import Settings
-from sollol_otel.web import api
+from sollol_otel.web import api, timeline
 from sollol_otel.web.config import DashboardConfig
-from sollol_otel.web.counts import CountsCache
+from sollol_otel.web.counts import ResultCache
 from sollol_otel.web.feeds import sse_feed, websocket_feed
 from sollol_otel.web.hub import Hub
 from sollol_otel.web.reaper import SendDeadline
@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None, config: DashboardConfig | None 
         hub = Hub(settings, client_queue=config.client_queue, flush_interval=config.flush_interval)
         client = LazyClient(settings.redis_url, key=settings.stream, max_connections=POOL_SIZE)
         app.state.dashboard = DashboardState(
-            settings, config, hub, client, CountsCache(client, settings.stream), FeedLimit(config.max_clients)
+            settings, config, hub, client, ResultCache(), FeedLimit(config.max_clients)
         )
         await hub.start()
         try:
@@ -81,7 +81,9 @@ def create_app(settings: Settings | None = None, config: DashboardConfig | None 
     routes = [
         Route("/", index),
         Route("/api/routing_events", api.routing_events),
+        Route("/api/routing_events/{id}", api.routing_event),
         Route("/api/stats", api.stats),
+        Route("/api/timeline", timeline.timeline),
         Route("/api/config", api.config),
         Route("/healthz", api.healthz),
         Route("/sse/routing_events", sse_feed),

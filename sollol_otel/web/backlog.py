@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import redis.asyncio
 
-from sollol_otel.filters import EventFilter
-from sollol_otel.redis.stream import Position, StreamEntry, StreamReader
+from sollol_otel.filters import EventFilter, TimeRange
+from sollol_otel.redis.stream import Position, StreamEntry, StreamReader, stream_key
 from sollol_otel.web.messages import Message, batch_messages
 
 #: Entries read per round trip when scanning.
@@ -33,15 +33,31 @@ class Recent:
     next_before: str | None
 
 
+def range_bounds(time_range: TimeRange, before: str | None = None) -> tuple[str | None, str | None]:
+    """The stream ids to read between, (`since`, `before`), for XREVRANGE; None means unbounded."""
+    since_ms, until_ms = time_range.since_ms, time_range.until_ms
+    since = None if since_ms is None else f"{since_ms}-0"
+    if until_ms is not None and (before is None or stream_key(before) > (until_ms, 0)):
+        before = f"{until_ms}-0"
+    return since, before
+
+
 async def recent(
-    client: redis.asyncio.Redis, stream: str, event_filter: EventFilter, limit: int, before: str | None = None
+    client: redis.asyncio.Redis,
+    stream: str,
+    event_filter: EventFilter,
+    limit: int,
+    before: str | None = None,
+    time_range: TimeRange | None = None,
 ) -> Recent:
-    """Up to `limit` events matching the filter, newest last, scanning back at most MAX_SCAN entries."""
+    """Up to `limit` events matching the filter in the time range, newest last, scanning back at
+    most MAX_SCAN entries."""
     reader = StreamReader(client, stream)
+    since, before = range_bounds(time_range or TimeRange(), before)
     found: list[Message] = []
     scanned = 0
     end_offset: int | None = None
-    pages = reader.pages_back(max(limit, 1) if event_filter.is_empty else PAGE, before=before)
+    pages = reader.pages_back(max(limit, 1) if event_filter.is_empty else PAGE, since=since, before=before)
     async with contextlib.aclosing(pages):
         async for page in pages:
             if scanned == 0 and before is None and page[-1].id == reader.position.last_id:

@@ -12,8 +12,9 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator
 
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -33,6 +34,7 @@ from sollol_otel.web.params import (
     event_filter,
     optional_int,
     stream_id,
+    time_range,
 )
 from sollol_otel.web.security import origin_allowed
 from sollol_otel.web.sse import SseResponse
@@ -59,10 +61,13 @@ class Unavailable(Exception):
 
 
 class FeedRequest:
-    """A feed's parameters: filter, backlog size, and the resume point if any."""
+    """A feed's parameters: filter, backlog size (from `since` on, if given), resume point if any."""
 
-    def __init__(self, params: Mapping[str, str], last_event_id: str | None, default_backlog: int) -> None:
+    def __init__(self, params: QueryParams, last_event_id: str | None, default_backlog: int) -> None:
         self.filter: EventFilter = event_filter(params)
+        self.since = time_range(params)
+        if self.since.until is not None:
+            raise BadParameter("until applies to history (/api/routing_events); a live feed has no end")
         self.backlog = bounded_int(params, "backlog", default_backlog, MAX_BACKLOG)
         self.last_id = stream_id(params, "last_id") or stream_id(
             {"Last-Event-ID": last_event_id or ""}, "Last-Event-ID"
@@ -93,7 +98,13 @@ async def session(state: DashboardState, request: FeedRequest) -> AsyncIterator[
     with hub.subscribe(request.filter) as subscription:
         try:
             if request.last_id is None:
-                found = await recent(await state.client.get(), stream, request.filter, request.backlog)
+                found = await recent(
+                    await state.client.get(),
+                    stream,
+                    request.filter,
+                    request.backlog,
+                    time_range=request.since,
+                )
                 position = found.position
                 pages = [found.messages]
             else:

@@ -3,7 +3,8 @@
 The routing event message keeps the keys SOLLOL's `/ws/routing_events` sent (`type`,
 `event_type`, `timestamp`, `instance_id`, `model`, `backend`, `reason`, `message`,
 `full_event`) and adds `id` (the stream id, the resume cursor), `offset` (the entry's
-position among all entries ever added, which makes gap counts exact), `time` and `trace_id`.
+position among all entries ever added, which makes gap counts exact), `time`, `trace_id` and
+`node` (the Ollama node or RPC backend that got the work, as the timeline counts it).
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ def event_message(entry_id: str, offset: int | None, event: RoutingEvent) -> Mes
         "reason": fields.get("reason"),
         "message": event.message,
         "trace_id": event.trace_id,
+        "node": event.node,
         "full_event": fields,
     }
     return Message("routing_event", _dumps(body), id=entry_id)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sollol_otel.filters import EventFilter
+from starlette.datastructures import QueryParams
+
+from sollol_otel.filters import EventFilter, TimeRange
 from sollol_otel.redis.stream import stream_key
 
 #: Largest offset a client may name (Redis counts entries in a signed 64-bit integer).
@@ -53,11 +55,22 @@ def optional_int(params: Mapping[str, str], name: str, maximum: int | None = Non
     return value
 
 
-def event_filter(params: Mapping[str, str]) -> EventFilter:
-    """The four filters every reader applies; `event_type` may be comma-separated."""
+def event_filter(params: QueryParams) -> EventFilter:
+    """The filters every feed and endpoint applies; `event_type` may be repeated or comma-separated."""
     return EventFilter.build(
         model=params.get("model"),
         backend=params.get("backend"),
-        event_types=params.get("event_type"),
+        event_types=params.getlist("event_type"),
         instance=params.get("instance"),
+        node=params.get("node"),
+        q=params.get("q"),
+        trace_id=params.get("trace_id"),
     )
+
+
+def time_range(params: QueryParams) -> TimeRange:
+    """`since` / `until`: ISO 8601 times or durations back from now (`15m`)."""
+    try:
+        return TimeRange.parse(params.get("since"), params.get("until"))
+    except ValueError as exc:
+        raise BadParameter(str(exc)) from None

@@ -1,4 +1,5 @@
-"""What every request handler shares: settings, options, the hub, a Redis client, the counts cache."""
+"""What every request handler shares: settings, options, the hub, a Redis client, the result cache,
+the live-feed limit."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from starlette.requests import HTTPConnection
 from sollol_otel.redis.client import LazyClient
 from sollol_otel.settings import Settings
 from sollol_otel.web.config import DashboardConfig
-from sollol_otel.web.counts import CountsCache
+from sollol_otel.web.counts import ResultCache
 from sollol_otel.web.hub import Hub
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ class DashboardState:
     config: DashboardConfig
     hub: Hub
     client: LazyClient
-    counts: CountsCache
+    cache: ResultCache
     feeds: FeedLimit
 
 

@@ -20,7 +20,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from sollol_otel.settings import Settings
 from sollol_otel.web.app import create_app, uvicorn_config
 from sollol_otel.web.config import DashboardConfig
-from sollol_otel.wire import encode
+from sollol_otel.wire import encode, iso_timestamp
 
 Message = dict[str, Any]
 
@@ -91,6 +91,16 @@ def resume_query(last: Message) -> str:
     (Redis 6.2 does not: the page then sends no offset either)."""
     offset = "" if last["offset"] is None else f"&offset={last['offset']}"
     return f"last_id={last['id']}{offset}"
+
+
+def write_at(client: redis.Redis, stream: str, epoch_ms: int, *events: dict[str, Any]) -> list[str]:
+    """XADD SOLLOL-shaped events (each `sollol_event` stamped `epoch_ms`, with the given keys changed)
+    at a chosen time: ids `epoch_ms-0`, `epoch_ms-1`, ... so tests know each one's time bucket."""
+    stamp = {"timestamp": iso_timestamp(epoch_ms * 1_000_000)}
+    pipe = client.pipeline(transaction=False)
+    for seq, changes in enumerate(events):
+        pipe.xadd(stream, {"event": encode(sollol_event() | stamp | changes)}, id=f"{epoch_ms}-{seq}")
+    return [i.decode() for i in pipe.execute()]
 
 
 def reasons(messages: list[Message]) -> list[str]:

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import redis
+from dashboard.browser import open_live, rows
 from dashboard.conftest import ServerFactory
 from dashboard.dashboard_harness import DashboardServer, write
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 from poison import write_poison
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 COLOURS = {
     "ROUTE_DECISION": "rgb(34, 211, 238)",  # cyan
     "FALLBACK_TRIGGERED": "rgb(250, 204, 21)",  # yellow
@@ -30,31 +20,6 @@ COLOURS = {
     "CACHE_HIT": "rgb(96, 165, 250)",  # blue
     "OLLAMA_NODE_SELECTED": "rgb(192, 132, 252)",  # violet: node selection
 }
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    yield page
-    context.close()
-
-
-def rows(page: Page) -> list[str]:
-    return page.locator("#events li[data-id] .msg").all_text_contents()
-
-
-def open_live(page: Page, server: DashboardServer, query: str = "") -> None:
-    page.goto(f"{server.url}/{query}")
-    expect(page.locator("#status")).to_have_text("live · WebSocket" if "sse" not in query else "live · SSE")
 
 
 def test_events_appear_colour_coded_by_type(
@@ -85,7 +50,8 @@ def test_scrolling_up_pauses_and_shows_how_many_are_new(
     write(redis_client, keys[0], 80)
     open_live(page, dashboard)
     expect(page.locator("#events li[data-id]")).to_have_count(80)
-    page.locator("#events").evaluate("list => list.scrollTo(0, 0)")
+    page.locator("#events").hover()
+    page.mouse.wheel(0, -5000)
     expect(page.locator("#shown")).to_contain_text("paused")
     write(redis_client, keys[0], 5, start=80)
     expect(page.locator("#new-events")).to_have_text("5 new ↓")
@@ -102,7 +68,8 @@ def test_filters_come_from_the_url_and_the_form_writes_them_back(
     write(redis_client, keys[0], 2, start=3, event_type="FALLBACK_TRIGGERED", from_backend="ollama")
     open_live(page, dashboard, "?event_type=FALLBACK_TRIGGERED")
     expect(page.locator("#events li[data-id]")).to_have_count(2)
-    page.locator("select[name=event_type]").select_option("")
+    page.locator("details.multi summary").click()
+    page.locator("#type-options input[value=FALLBACK_TRIGGERED]").uncheck()
     page.locator("input[name=model]").fill("llama3.2:3b")
     page.locator("#filters button[type=submit]").click()
     expect(page.locator("#events li[data-id]")).to_have_count(5)
