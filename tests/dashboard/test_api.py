@@ -28,7 +28,7 @@ def test_history_filters_scan_past_non_matching_events(
 ) -> None:
     write(redis_client, keys[0], 3, instance_id="alpha_1_aaaa")
     write(redis_client, keys[0], 2500, start=3)
-    page = httpx.get(f"{dashboard.url}/api/routing_events", params={"instance": "alpha"}).json()
+    page = httpx.get(f"{dashboard.url}/api/routing_events", params={"instance": "alpha"}, timeout=30).json()
     assert reasons(page["events"]) == [f"sufficient_resources #{n}" for n in range(3)]
     assert page["next_before"] is None
 
