@@ -194,7 +194,7 @@ class TimeRange:
     def is_open(self) -> bool:
         return self.since is None and self.until is None
 
-    def describe(self) -> str:
+    def label(self) -> str:
         if self.is_open:
             return "all the stream holds"
         start = self.since.isoformat(timespec="seconds") if self.since else "the start"
@@ -236,7 +236,7 @@ class Explainer:
         """Sentences saying why nothing matched, each naming what would (a model that matches only
         partially, the event types that were written); the combination when every part matches alone."""
         if self.events == 0:
-            where = "" if time_range is None or time_range.is_open else f" from {time_range.describe()}"
+            where = "" if time_range is None or time_range.is_open else f" from {time_range.label()}"
             return [f"the stream holds no events{where}"]
         hints = [
             hint

@@ -70,7 +70,7 @@ class StreamMemory:
             "bytes_per_hour_of_retention": None if self.per_hour is None else round(self.per_hour),
         }
 
-    def describe(self) -> str:
+    def sizing(self) -> str:
         text = f"Redis memory: {_size(self.bytes)} for {self.entries} entries"
         if self.per_event is not None:
             text += f", ≈ {_size(self.per_event)} per event"
@@ -207,7 +207,7 @@ def render_text(stats: Stats, console: Console, top: int) -> None:
         Text(f"fallback rate: {rate} ({stats.fallbacks} fallbacks / {stats.decisions} routing decisions)")
     )
     if stats.memory is not None:
-        console.print(Text(stats.memory.describe(), style="dim"))
+        console.print(Text(stats.memory.sizing(), style="dim"))
     for title, counts, rows, styles in (
         ("by event type", stats.by_event_type, len(stats.by_event_type), dict(EVENT_STYLES)),
         ("by backend", stats.by_backend, top, None),
