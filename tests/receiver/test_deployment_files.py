@@ -27,7 +27,6 @@ from sollol_otel.recording.exporters.decision_metrics import (
     FALLBACKS,
     FROM_BACKEND_ATTRIBUTE,
 )
-from sollol_otel.recording.pipeline import SCOPE
 from sollol_otel.redis.delivery import BridgeStats
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,7 +59,7 @@ def compose() -> dict[str, Any]:
 
 
 def kind(component: str) -> str:
-    """`otlphttp/loki` → `otlphttp`: the component type before the optional name."""
+    """`otlp_http/loki` → `otlp_http`: the component type before the optional name."""
     return component.split("/", 1)[0]
 
 
@@ -115,13 +114,13 @@ def test_pipelines_start_with_memory_limiter_and_batch_before_export(otel: dict[
 
 def test_only_current_exporters_are_used(otel: dict[str, Any]) -> None:
     assert not {kind(name) for name in otel["exporters"]} & RETIRED_EXPORTERS
-    assert otel["exporters"]["otlphttp/loki"]["endpoint"].endswith("/otlp")
+    assert otel["exporters"]["otlp_http/loki"]["endpoint"].endswith("/otlp")
 
 
 def test_traces_go_to_jaeger_logs_to_loki_metrics_to_prometheus(otel: dict[str, Any]) -> None:
     pipelines = otel["service"]["pipelines"]
-    assert pipelines["traces"]["exporters"] == ["otlp/jaeger"]
-    assert pipelines["logs"]["exporters"] == ["otlphttp/loki"]
+    assert pipelines["traces"]["exporters"] == ["otlp_grpc/jaeger"]
+    assert pipelines["logs"]["exporters"] == ["otlp_http/loki"]
     assert pipelines["metrics"]["exporters"] == ["prometheus"]
 
 
@@ -132,12 +131,8 @@ def test_receivers_bind_all_interfaces_in_the_container(otel: dict[str, Any]) ->
     assert set(otel["receivers"]["otlp"]["protocols"]) == {"grpc", "http"}
 
 
-def test_routing_forwarding_keeps_only_routing_events_not_already_in_redis(otel: dict[str, Any]) -> None:
-    conditions = otel["processors"]["filter/routing"]["logs"]["log_record"]
-    pattern = re.escape(NAMESPACE).replace("\\", "\\\\")
-    assert f'not IsMatch(event_name, "(?i)^{pattern}")' in conditions
-    assert f'instrumentation_scope.name == "{SCOPE}"' in conditions
-    assert otel["service"]["pipelines"]["logs/routing"]["exporters"] == ["otlphttp/sollol"]
+def test_routing_forwarding_sends_to_the_receiver(otel: dict[str, Any]) -> None:
+    assert otel["service"]["pipelines"]["logs/routing"]["exporters"] == ["otlp_http/sollol"]
 
 
 def test_routing_batches_leave_within_100_ms(otel: dict[str, Any]) -> None:
@@ -186,7 +181,7 @@ def test_sollol_services_reach_redis_by_its_service_name(compose: dict[str, Any]
 def test_collector_token_reaches_both_sides(otel: dict[str, Any], compose: dict[str, Any]) -> None:
     assert "SOLLOL_COLLECTOR_TOKEN" in compose["services"]["sollol-collector"]["environment"]
     assert "SOLLOL_COLLECTOR_TOKEN" in compose["services"]["otel-collector"]["environment"]
-    header = otel["exporters"]["otlphttp/sollol"]["headers"]["Authorization"]
+    header = otel["exporters"]["otlp_http/sollol"]["headers"]["Authorization"]
     assert header == "Bearer ${env:SOLLOL_COLLECTOR_TOKEN:-}"
 
 
@@ -281,7 +276,7 @@ def test_dashboard_queries_use_the_metric_and_label_names_the_package_exports() 
 
 def test_loki_queries_select_routing_events_by_the_attribute_the_collector_adds(otel: dict[str, Any]) -> None:
     expressions = dashboard_expressions("loki")
-    statements = otel["processors"]["transform/event_name"]["log_statements"][0]["statements"]
-    assert 'set(attributes["event.name"], event_name) where event_name != ""' in statements
+    statements = otel["processors"]["transform/event_name"]["log_statements"]
+    assert 'set(log.attributes["event.name"], log.event_name) where log.event_name != ""' in statements
     assert f'event_name=~"{EVENT_NAME_PREFIX.replace(".", "[.]")}.+"' in expressions
     assert prometheus_name(NAMESPACE + "reason") in expressions
