@@ -171,6 +171,13 @@ ROUTING_SHUTDOWN_TIMEOUT = Variable(
 OTEL_SDK_DISABLED = Variable(
     "OTEL_SDK_DISABLED", False, parse_bool, "OpenTelemetry's switch: true also turns recording off"
 )
+METRICS_PORT = Variable[int | None](
+    "SOLLOL_METRICS_PORT",
+    None,
+    port,
+    "serve the decision metrics for Prometheus from the router process (forked workers: the next free ports)",
+)
+METRICS_HOST = Variable("SOLLOL_METRICS_HOST", "127.0.0.1", text, "where that endpoint listens")
 # The dashboard.
 DASHBOARD_TOKEN = Variable[str | None](
     "SOLLOL_DASHBOARD_TOKEN", None, optional_text, "token required by every dashboard endpoint"
@@ -232,6 +239,8 @@ VARIABLES: tuple[Variable[Any], ...] = (
     ROUTING_BACKLOG,
     ROUTING_SHUTDOWN_TIMEOUT,
     OTEL_SDK_DISABLED,
+    METRICS_PORT,
+    METRICS_HOST,
     DASHBOARD_TOKEN,
     DASHBOARD_ALLOWED_ORIGINS,
     DASHBOARD_ALLOWED_HOSTS,

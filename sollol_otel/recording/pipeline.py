@@ -39,6 +39,7 @@ from sollol_otel.attributes import (
     RESOURCE_SERVICE,
 )
 from sollol_otel.identity import hostname, instance_id, renew_after_fork
+from sollol_otel.recording import metrics_endpoint
 from sollol_otel.recording.exporters.console import ConsoleRoutingExporter
 from sollol_otel.recording.exporters.decision_metrics import DecisionMetricsExporter
 from sollol_otel.recording.exporters.redis_bridge import RedisBridgeExporter
@@ -320,9 +321,11 @@ def configure(
         )
         client = client_like(redis_client) if redis_client is not None else None
         writer = RedisWriter(settings, client=client)
-        processor = RealtimeLogRecordProcessor(
-            [RedisBridgeExporter(writer, identity), DecisionMetricsExporter(meter_provider)]
-        )
+        exporters = [RedisBridgeExporter(writer, identity), DecisionMetricsExporter(meter_provider)]
+        endpoint = metrics_endpoint.serve(lambda own: delivery.observe(own.get_meter(SCOPE), bridge_stats))
+        if endpoint is not None:
+            exporters.append(DecisionMetricsExporter(instruments=endpoint.instruments))
+        processor = RealtimeLogRecordProcessor(exporters)
         logs.add_log_record_processor(processor)
         pipeline = _Pipeline(settings, RoutingLogger(None), logs, writer, processor, owned=owned)
         pipeline.logger = RoutingLogger(
@@ -415,3 +418,4 @@ def shutdown(timeout: float = 5.0) -> None:
         if _pipeline is not None:
             _final = _pipeline.shutdown(timeout)
             _pipeline = None
+        metrics_endpoint.stop()

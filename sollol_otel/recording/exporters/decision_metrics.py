@@ -5,6 +5,10 @@
   `sollol.from_backend`, `sollol.backend`.
 - `sollol.routing.decision.duration` (histogram, `s`): by `sollol.event_type`, `sollol.backend`;
   a failed decision counts as FALLBACK_TRIGGERED, with the backend that failed and `error.type`.
+- `sollol.routing.node_selections` (counter, `{selection}`): OLLAMA_NODE_SELECTED and
+  RPC_BACKEND_SELECTED by `sollol.backend`, `server.address`, `server.port`: the node chosen.
+  Operators run the nodes and keep them few, so these labels stay bounded; an alert can see
+  one node no longer chosen while others are.
 
 They are computed from the routing events themselves, on a background thread: the caller pays
 one queue append. `configure()` runs the exporter beside the Redis bridge, so it sees every
@@ -17,7 +21,7 @@ out of the attributes: they come from client requests and would make cardinality
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from opentelemetry import metrics
 from opentelemetry.sdk._logs import ReadableLogRecord
@@ -25,7 +29,7 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 from opentelemetry.util.types import AttributeValue
 
 from sollol_otel.attributes import BACKEND as BACKEND_ATTRIBUTE
-from sollol_otel.attributes import ERROR_TYPE, NAMESPACE
+from sollol_otel.attributes import ERROR_TYPE, NAMESPACE, SERVER_ADDRESS, SERVER_PORT
 from sollol_otel.events import EventType, event_type_of
 from sollol_otel.identity import package_version
 
@@ -33,6 +37,8 @@ SCOPE = "sollol_otel.instrumentation"
 DECISIONS = "sollol.routing.decisions"
 FALLBACKS = "sollol.routing.fallbacks"
 DECISION_DURATION = "sollol.routing.decision.duration"
+NODE_SELECTIONS = "sollol.routing.node_selections"
+NODE_SELECTED = frozenset({EventType.OLLAMA_NODE_SELECTED, EventType.RPC_BACKEND_SELECTED})
 
 EVENT_TYPE_ATTRIBUTE = NAMESPACE + "event_type"
 FROM_BACKEND_ATTRIBUTE = NAMESPACE + "from_backend"
@@ -52,7 +58,7 @@ def _label(value: object) -> str:
 
 
 class DecisionMetrics:
-    """The three instruments, on the given meter provider or the global one."""
+    """The four instruments, on the given meter provider or the global one."""
 
     def __init__(self, meter_provider: metrics.MeterProvider | None = None) -> None:
         meter = metrics.get_meter(SCOPE, package_version(), meter_provider)
@@ -68,22 +74,32 @@ class DecisionMetrics:
             description="Time a router took to decide, from the call to its return or exception.",
             explicit_bucket_boundaries_advisory=DURATION_BUCKETS,
         )
+        self._node_selections = meter.create_counter(
+            NODE_SELECTIONS, unit="{selection}", description="Nodes chosen, by backend and node address."
+        )
 
     def count(self, events: Iterable[tuple[str, Mapping[str, AttributeValue]]]) -> None:
         """Count recorded events given their type and OTel attributes: one add per series per batch."""
         decisions: Counter[tuple[str, str]] = Counter()
         fallbacks: Counter[tuple[str, str, str]] = Counter()
+        nodes: Counter[tuple[str, str, str]] = Counter()
         for event_type, attributes in events:
             backend = _label(attributes.get(BACKEND_ATTRIBUTE))
             decisions[event_type, backend] += 1
             if event_type == EventType.FALLBACK_TRIGGERED:
                 error = _label(attributes.get(ERROR_TYPE))
                 fallbacks[error, _label(attributes.get(FROM_BACKEND_ATTRIBUTE)), backend] += 1
+            elif event_type in NODE_SELECTED and attributes.get(SERVER_ADDRESS):
+                nodes[backend, str(attributes[SERVER_ADDRESS]), _label(attributes.get(SERVER_PORT))] += 1
         for (event_type, backend), count in decisions.items():
             self._decisions.add(count, {EVENT_TYPE_ATTRIBUTE: event_type, BACKEND_ATTRIBUTE: backend})
         for (error, from_backend, backend), count in fallbacks.items():
             self._fallbacks.add(
                 count, {ERROR_TYPE: error, FROM_BACKEND_ATTRIBUTE: from_backend, BACKEND_ATTRIBUTE: backend}
+            )
+        for (backend, address, port), count in nodes.items():
+            self._node_selections.add(
+                count, {BACKEND_ATTRIBUTE: backend, SERVER_ADDRESS: address, SERVER_PORT: port}
             )
 
     def observe_duration(
@@ -112,10 +128,24 @@ def decision_metrics() -> DecisionMetrics:
 class DecisionMetricsExporter(LogRecordExporter):
     """Turns batches of routing log records into metric measurements."""
 
-    def __init__(self, meter_provider: metrics.MeterProvider | None = None) -> None:
-        self._metrics = decision_metrics() if meter_provider is None else DecisionMetrics(meter_provider)
+    def __init__(
+        self,
+        meter_provider: metrics.MeterProvider | None = None,
+        *,
+        instruments: Callable[[], DecisionMetrics] | None = None,
+    ) -> None:
+        """On `meter_provider` (else the global one), or on whatever `instruments()` gives at each
+        batch: the metrics endpoint's, renewed in a forked child."""
+        if instruments is None:
+            fixed = decision_metrics() if meter_provider is None else DecisionMetrics(meter_provider)
+
+            def instruments() -> DecisionMetrics:
+                return fixed
+
+        self._instruments = instruments
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        instruments = self._instruments()
         events = []
         for readable in batch:
             record = readable.log_record
@@ -127,13 +157,13 @@ class DecisionMetricsExporter(LogRecordExporter):
             milliseconds = attributes.get(DECISION_MS_ATTRIBUTE)
             if isinstance(milliseconds, (int, float)) and not isinstance(milliseconds, bool):
                 failed = event_type == EventType.FALLBACK_TRIGGERED
-                self._metrics.observe_duration(
+                instruments.observe_duration(
                     milliseconds / 1000,
                     event_type,
                     attributes.get(FROM_BACKEND_ATTRIBUTE if failed else BACKEND_ATTRIBUTE),
                     str(attributes.get(ERROR_TYPE, "_OTHER")) if failed else None,
                 )
-        self._metrics.count(events)
+        instruments.count(events)
         return LogRecordExportResult.SUCCESS
 
     def shutdown(self) -> None:
