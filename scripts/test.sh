@@ -24,6 +24,19 @@ if [ ! -x /usr/bin/redis-server ] || ! command -v chromium >/dev/null 2>&1 || ! 
     fi
 fi
 
+# Debian's prometheus (2.42, with promtool) for tests/collector, which start their own on a free
+# port: its service must not start (nor node-exporter, a recommendation) and squat on 9090/9100.
+if ! command -v promtool >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    made_policy=
+    if [ ! -e /usr/sbin/policy-rc.d ]; then  # invoke-rc.d and deb-systemd-invoke start nothing while it says 101
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && made_policy=1
+        trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    if [ -n "$made_policy" ]; then rm -f /usr/sbin/policy-rc.d && trap - EXIT; fi
+fi
+command -v promtool >/dev/null 2>&1 || echo "note: prometheus not installed (needs root and apt-get); tests/collector's Prometheus tests skip" >&2
+
 # The official Node.js OpenTelemetry SDK, for the receiver's cross-language tests (versions pinned in
 # its package-lock.json); without node those tests skip and say so.
 if command -v node >/dev/null 2>&1; then

@@ -10,6 +10,8 @@ from redis_servers import free_port
 
 import sollol_otel
 
+from .prometheus_server import Prometheus, running_prometheus
+
 
 @pytest.fixture
 def metrics_port(keys: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
@@ -25,3 +27,10 @@ def scrape(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
         text: str = answer.read().decode()
     return text
+
+
+@pytest.fixture(scope="session")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]:
+    """One real Prometheus for the session; each test adds the targets it scrapes."""
+    with running_prometheus(tmp_path_factory.mktemp("prometheus")) as server:
+        yield server
