@@ -36,7 +36,7 @@ from opentelemetry.sdk.trace import TracerProvider
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import sollol_reference
-from redis_servers import RedisServer
+from redis_servers import RedisServer, free_port
 
 import sollol_otel
 from sollol_otel.recording.exporters.redis_bridge import RedisBridgeExporter
@@ -145,6 +145,22 @@ def caller_cost(count: int) -> list[str]:
             if state == "hung":
                 server.resume()
             server.restart()
+        for endpoint in ("off", "on"):  # node selections feed one more counter (and the endpoint's)
+            if endpoint == "on":
+                os.environ["SOLLOL_METRICS_PORT"] = str(free_port())
+            stream, channel = keys()
+            node_logger = sollol_otel.configure(redis_url=server.url, stream=stream, channel=channel)
+            p50, p99 = percentiles(
+                time_calls(
+                    functools.partial(node_logger.log_ollama_node_selected, "10.0.0.7:11434", REASON, MODEL),
+                    count,
+                    tracer,
+                )
+            )
+            label = f"sollol-otel, node selected, metrics endpoint {endpoint}"
+            rows.append(f"| up | {label} | {count} | {p50:.1f} | {p99:.1f} |")
+            sollol_otel.shutdown(timeout=0.5)
+        os.environ.pop("SOLLOL_METRICS_PORT", None)
         logger = sollol_otel.configure(enabled=False)
         p50, p99 = percentiles(
             time_calls(lambda: logger.log_route_decision(MODEL, BACKEND, REASON), count, tracer)
