@@ -39,6 +39,16 @@ class ServerProcess:
         self._final = self.stderr
 
 
+def end(process: subprocess.Popen[bytes], stop: signal.Signals) -> None:
+    """Send `stop`; kill the process if it has not exited 15 s later."""
+    process.send_signal(stop)
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
 @contextmanager
 def server_process(
     *args: str, env: dict[str, str] | None = None, open_files: int | None = None
@@ -72,10 +82,5 @@ def server_process(
             eventually(started, timeout=20, what=f"{args[0]} to listen")
             yield running
         finally:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+            end(process, signal.SIGINT)
             running.stopped()

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 from redis_servers import free_port
+from server_process import end
 from waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,10 +108,5 @@ def running_prometheus(directory: Path) -> Iterator[Prometheus]:
         eventually(ready, timeout=30, interval=0.1, what="Prometheus to be ready")
         yield server
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        end(process, signal.SIGTERM)
         log.close()
