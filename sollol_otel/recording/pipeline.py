@@ -314,6 +314,7 @@ def configure(
         _final = None
         sdk_disabled = OTEL_SDK_DISABLED.read()
         if not settings.enabled or sdk_disabled:
+            metrics_endpoint.stop()
             _pipeline = _Pipeline(settings, RoutingLogger(None))
             return _pipeline.logger
         logs, meters, owned = _providers(

@@ -81,6 +81,13 @@ def test_without_a_port_nothing_is_served(keys: tuple[str, str], monkeypatch: py
         sollol_otel.shutdown(timeout=2.0)
 
 
+def test_turning_recording_off_closes_the_port(metrics_port: int) -> None:
+    sollol_otel.configure()
+    sollol_otel.configure(enabled=False)
+    with pytest.raises(OSError):
+        scrape(metrics_port)
+
+
 def test_shutdown_closes_the_port(metrics_port: int) -> None:
     sollol_otel.configure()
     sollol_otel.shutdown(timeout=2.0)
