@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -136,3 +137,16 @@ def test_a_forked_worker_serves_its_own_decisions_on_the_next_free_port(metrics_
         os.close(done_write)
         os.close(ready_read)
         os.waitpid(pid, 0)
+
+
+def test_with_no_free_port_recording_goes_on_and_says_so(
+    metrics_port: int, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(metrics_endpoint, "PORTS_TRIED", 1)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", metrics_port))
+        taken.listen()
+        sollol_otel.configure()
+    record_decisions("ollama")
+    assert sollol_otel.bridge_stats().exported == 4
+    assert f"no free port for routing metrics on 127.0.0.1 from {metrics_port}" in caplog.text
