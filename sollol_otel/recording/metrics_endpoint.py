@@ -15,6 +15,7 @@ range. The endpoint lives from the first `configure()` that asks for it to `shut
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Callable
 from wsgiref.simple_server import WSGIServer
@@ -61,8 +62,14 @@ class MetricsEndpoint:
         for port in range(self.base_port, min(self.base_port + PORTS_TRIED, 65536)):
             try:
                 self._server, _ = start_http_server(port, self.host, registry)
-            except OSError:
-                continue
+            except OSError as error:
+                if error.errno == errno.EADDRINUSE:
+                    continue
+                _log.warning(
+                    "sollol-otel: cannot serve routing metrics on %s:%d (%s); recording goes on",
+                    self.host, port, error,
+                )  # fmt: skip
+                return
             self.port = port
             _log.info("sollol-otel: routing metrics for Prometheus on http://%s:%d/metrics", self.host, port)
             return
@@ -90,17 +97,23 @@ class MetricsEndpoint:
 _endpoint: MetricsEndpoint | None = None
 
 
-def serve(observe: Callable[[MeterProvider], None]) -> MetricsEndpoint | None:
-    """The endpoint the environment asks for: started, kept, moved to a new address, or stopped.
+def address() -> tuple[str, int] | None:
+    """Where the environment asks for the endpoint (host, first port), or None; read before
+    anything changes, so a bad SOLLOL_METRICS_PORT fails `configure()` with nothing undone."""
+    port = METRICS_PORT.read()
+    return None if port is None else (METRICS_HOST.read(), port)
+
+
+def serve(wanted: tuple[str, int] | None, observe: Callable[[MeterProvider], None]) -> MetricsEndpoint | None:
+    """The endpoint at `wanted`: started, kept, moved to a new address, or stopped (None).
 
     `observe` registers the bridge's instruments on the endpoint's meter provider.
     """
     global _endpoint
-    port, host = METRICS_PORT.read(), METRICS_HOST.read()
-    if _endpoint is not None and (host, port) != (_endpoint.host, _endpoint.base_port):
+    if _endpoint is not None and wanted != (_endpoint.host, _endpoint.base_port):
         stop()
-    if port is not None and _endpoint is None:
-        _endpoint = MetricsEndpoint(host, port, observe)
+    if wanted is not None and _endpoint is None:
+        _endpoint = MetricsEndpoint(*wanted, observe)
     return _endpoint
 
 

@@ -307,6 +307,7 @@ def configure(
         redis_url=redis_url, stream=stream, channel=channel, stream_maxlen=stream_maxlen, backlog=backlog,
         enabled=enabled, console=console,
     )  # fmt: skip
+    metrics_address = metrics_endpoint.address()
     with _lock:
         if _pipeline is not None:
             _pipeline.shutdown(timeout=2.0)
@@ -323,7 +324,9 @@ def configure(
         client = client_like(redis_client) if redis_client is not None else None
         writer = RedisWriter(settings, client=client)
         exporters = [RedisBridgeExporter(writer, identity), DecisionMetricsExporter(meter_provider)]
-        endpoint = metrics_endpoint.serve(lambda own: delivery.observe(own.get_meter(SCOPE), bridge_stats))
+        endpoint = metrics_endpoint.serve(
+            metrics_address, lambda own: delivery.observe(own.get_meter(SCOPE), bridge_stats)
+        )
         if endpoint is not None:
             exporters.append(DecisionMetricsExporter(instruments=endpoint.instruments))
         processor = RealtimeLogRecordProcessor(exporters)

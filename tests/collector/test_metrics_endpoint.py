@@ -77,7 +77,8 @@ def test_without_a_port_nothing_is_served(keys: tuple[str, str], monkeypatch: py
     monkeypatch.delenv("SOLLOL_METRICS_PORT", raising=False)
     try:
         sollol_otel.configure()
-        assert metrics_endpoint.serve(lambda _: None) is None
+        assert metrics_endpoint.address() is None
+        assert metrics_endpoint.serve(None, lambda _: None) is None
     finally:
         sollol_otel.shutdown(timeout=2.0)
 
@@ -97,11 +98,24 @@ def test_shutdown_closes_the_port(metrics_port: int) -> None:
 
 
 def test_a_port_that_is_not_one_fails_configure_naming_the_variable(
-    keys: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+    metrics_port: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    sollol_otel.configure()
     monkeypatch.setenv("SOLLOL_METRICS_PORT", "metrics")
     with pytest.raises(SettingsError, match="SOLLOL_METRICS_PORT='metrics' is not a port number"):
         sollol_otel.configure()
+    record_decisions("ollama")  # the running pipeline and endpoint are untouched
+    assert routed(metrics_port) == {"ollama": 1}
+
+
+def test_an_address_it_cannot_listen_on_is_logged_and_recording_goes_on(
+    metrics_port: int, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("SOLLOL_METRICS_HOST", "203.0.113.1")  # TEST-NET-3: no interface here has it
+    sollol_otel.configure()
+    record_decisions("ollama")
+    assert sollol_otel.bridge_stats().exported == 4
+    assert f"cannot serve routing metrics on 203.0.113.1:{metrics_port}" in caplog.text
 
 
 def test_a_forked_worker_serves_its_own_decisions_on_the_next_free_port(metrics_port: int) -> None:
@@ -116,7 +130,7 @@ def test_a_forked_worker_serves_its_own_decisions_on_the_next_free_port(metrics_
         os.close(done_write)
         try:
             record_decisions("worker")
-            endpoint = metrics_endpoint.serve(lambda _: None)
+            endpoint = metrics_endpoint.serve(metrics_endpoint.address(), lambda _: None)
             answer = str(endpoint.port if endpoint else None)
         except BaseException as error:  # reported to the parent, which fails the test
             answer = repr(error)
