@@ -20,10 +20,8 @@ import logging
 from collections.abc import Callable
 from wsgiref.simple_server import WSGIServer
 
-from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
-from prometheus_client import CollectorRegistry, start_http_server
 
 from sollol_otel.identity import renew_after_fork
 from sollol_otel.recording.exporters.decision_metrics import DecisionMetrics
@@ -52,6 +50,10 @@ class MetricsEndpoint:
         return self._metrics
 
     def _start(self) -> None:
+        # Imported here: most routers never turn the endpoint on (~15 ms less at import).
+        from opentelemetry.exporter.prometheus import PrometheusMetricReader
+        from prometheus_client import CollectorRegistry, start_http_server
+
         registry = CollectorRegistry(auto_describe=False)
         reader = PrometheusMetricReader(disable_target_info=True, registry=registry)
         self._provider = MeterProvider(
