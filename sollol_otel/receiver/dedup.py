@@ -59,18 +59,37 @@ class RecentDecisions:
 
     def fresh(self, events: Sequence[ReceivedEvent]) -> list[ReceivedEvent]:
         """The events of one request that are not a decision already written, in order."""
+        return self.next_part(events, len(events), {})[0]
+
+    def next_part(
+        self, events: Sequence[ReceivedEvent], limit: int, seen: dict[object, int]
+    ) -> tuple[list[ReceivedEvent], int]:
+        """Up to `limit` events of `events` that are not a decision already written, remembered as
+        written, and how many of `events` were looked at to find them.
+
+        A request written in parts (as room appears in the writer's backlog) passes the same
+        `seen` (its records counted so far) for each part, so identical records inside it are
+        still all written; what is not looked at yet is not remembered, so a retry writes it.
+        """
         with self._lock:
             copies, traced = self._copies, self._traced
-            in_request: dict[object, int] = {}
-            fresh = []
+            fresh: list[ReceivedEvent] = []
+            looked = 0
             for event in events:
+                if len(fresh) >= limit:
+                    break
+                looked += 1
                 identity = event.identity
-                seen = in_request[identity] = in_request.get(identity, 0) + 1
+                if identity is None:  # no time, no id: never merged with anything
+                    fresh.append(event)
+                    continue
+                count = seen[identity] = seen.get(identity, 0) + 1
                 written = copies.get(identity, 0)
-                if event.event_id is None and written >= seen:
+                if event.event_id is None and written >= count:
                     continue  # the same record, sent again
-                if event.event_id is not None and (written or seen > 1):
+                if event.event_id is not None and (written or count > 1):
                     continue  # one event id is one decision, however often it is sent
+                copies[identity] = max(written, count)
                 group = event.twin_group
                 if group is not None:
                     remembered = traced.get(group)
@@ -81,14 +100,11 @@ class RecentDecisions:
                     remembered.append([event, False])
                     self._traced_count += 1
                 fresh.append(event)
-            for identity, count in in_request.items():
-                if copies.get(identity, 0) < count:
-                    copies[identity] = count
             while len(copies) > self._window:
                 copies.popitem(last=False)
             while self._traced_count > self._twin_window:
                 self._traced_count -= len(traced.popitem(last=False)[1])
-            return fresh
+            return fresh, looked
 
     def _paired(self, event: ReceivedEvent, remembered: list[list[Any]]) -> bool:
         """Pair the event with the nearest unpaired twin written before; True if there is one."""
