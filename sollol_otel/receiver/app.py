@@ -399,6 +399,9 @@ class Receiver:
             state, reason = delivery.UNREACHABLE, self._text(error)
         except redis.RedisError as error:
             state, reason = delivery.REFUSED, self._text(error)
+        except Exception as error:  # a bug: still an answer the health checks can read, never a plain 500
+            _log.exception("/healthz failed")
+            state, reason = "error", f"health check failed ({type(error).__name__})"
         else:
             if state in _TAKING:  # events reach the stream
                 reason = None if state == delivery.OK else reason
