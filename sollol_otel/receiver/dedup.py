@@ -53,8 +53,11 @@ class RecentDecisions:
         self._lock = threading.Lock()
         #: identity → how many copies were written (identical records in one request are kept)
         self._copies: collections.OrderedDict[object, int] = collections.OrderedDict()
-        #: twin group → traced events written, each as [event, whether a twin has paired with it]
-        self._traced: collections.OrderedDict[tuple[object, ...], list[list[Any]]] = collections.OrderedDict()
+        #: twin group → traced events written, log records then span events (so a record is compared
+        #: with the other kind only), each as [event, whether a twin has paired with it]
+        self._traced: collections.OrderedDict[tuple[object, ...], tuple[list[list[Any]], list[list[Any]]]] = (
+            collections.OrderedDict()
+        )
         self._traced_count = 0
 
     def fresh(self, events: Sequence[ReceivedEvent]) -> list[ReceivedEvent]:
@@ -94,25 +97,27 @@ class RecentDecisions:
                 if group is not None:
                     remembered = traced.get(group)
                     if remembered is None:
-                        remembered = traced[group] = []
-                    elif self._paired(event, remembered):
+                        remembered = traced[group] = ([], [])
+                    elif self._paired(event, remembered[not event.from_span]):
                         continue
-                    remembered.append([event, False])
+                    remembered[event.from_span].append([event, False])
                     self._traced_count += 1
                 fresh.append(event)
             while len(copies) > self._window:
                 copies.popitem(last=False)
             while self._traced_count > self._twin_window:
-                self._traced_count -= len(traced.popitem(last=False)[1])
+                logs, span_events = traced.popitem(last=False)[1]
+                self._traced_count -= len(logs) + len(span_events)
             return fresh, looked
 
-    def _paired(self, event: ReceivedEvent, remembered: list[list[Any]]) -> bool:
-        """Pair the event with the nearest unpaired twin written before; True if there is one."""
+    def _paired(self, event: ReceivedEvent, others: list[list[Any]]) -> bool:
+        """Pair the event with the nearest unpaired twin of the other kind written before; True if
+        there is one."""
         best: list[Any] | None = None
         best_gap = self._tolerance_ns + 1
-        for entry in remembered:
+        for entry in others:
             other, paired = entry
-            if paired or other.from_span == event.from_span:
+            if paired:
                 continue
             gap = abs(other.timestamp_ns - event.timestamp_ns)
             if gap >= best_gap:
