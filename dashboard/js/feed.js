@@ -2,6 +2,7 @@
 // stream id (and offset, which makes gap counts exact) so nothing is lost or shown twice.
 // It starts after a given id: the page has already counted and listed everything up to it.
 
+import { feedUrl } from "./auth.js";
 import { compareIds } from "./ids.js";
 import { filterQuery } from "./state.js";
 
@@ -53,9 +54,11 @@ export class Feed {
     else this.connectWs();
   }
 
-  connectWs() {
+  async connectWs() {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    const socket = new WebSocket(`${scheme}//${location.host}${this.url("/ws/routing_events", true)}`);
+    const url = await feedUrl(this.url("/ws/routing_events", true));
+    if (this.stopped) return;
+    const socket = new WebSocket(`${scheme}//${location.host}${url}`);
     let opened = false;
     this.source = socket;
     socket.onopen = () => { opened = true; this.wsFailures = 0; };
@@ -70,8 +73,10 @@ export class Feed {
     };
   }
 
-  connectSse() {
-    const source = new EventSource(this.url("/sse/routing_events", false));
+  async connectSse() {
+    const url = await feedUrl(this.url("/sse/routing_events", false));
+    if (this.stopped) return;
+    const source = new EventSource(url);
     this.source = source;
     for (const kind of ["routing_event", "gap", "skipped", "status", "connected", "caught_up"]) {
       source.addEventListener(kind, (message) => this.handle([JSON.parse(message.data)], "SSE"));
