@@ -143,7 +143,7 @@ def token_matches(presented: str | None, expected: str) -> bool:
     return presented is not None and hmac.compare_digest(presented.encode(), expected.encode())
 
 
-_TOKEN_IN_QUERY = re.compile(r"(?i)(\btoken=)[^&\s\"']*")
+_TOKEN_IN_QUERY = re.compile(r"(?i)(\b(?:token|ticket)=)[^&\s\"']*")
 
 
 def redact_tokens(text: str) -> str:
@@ -151,7 +151,8 @@ def redact_tokens(text: str) -> str:
 
 
 class TokenRedactor(logging.Filter):
-    """Replaces `token=` query values in a log record's arguments (uvicorn logs each request's path)."""
+    """Replaces `token=` (and the dashboard's feed `ticket=`) query values in a log record's arguments
+    (uvicorn logs each request's path)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
