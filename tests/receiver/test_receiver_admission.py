@@ -7,23 +7,17 @@ import collections
 import json
 import re
 import threading
-from collections.abc import Callable
-from typing import Any
 
 import httpx
 import pytest
 import redis
 from google.rpc.status_pb2 import Status
 from prometheus_client.parser import text_string_to_metric_families
-from receiver.receiver_harness import RunningReceiver
 from receiver.test_receiver_http import PROTOBUF, _attrs, log_record, logs_request
 from redis_servers import RedisServer
 from server_process import server_process
 from waiting import eventually
 
-from sollol_otel.receiver import ReceiverConfig
-
-StreamEvents = Callable[[], list[dict[str, Any]]]
 BACKLOG = 50
 #: Request sizes against a backlog of BACKLOG events.
 SIZES = {"small": 10, "the whole backlog": BACKLOG, "over the backlog": 120}
@@ -79,65 +73,68 @@ def test_a_12000_record_request_with_the_default_backlog_lands_whole(
 @pytest.mark.parametrize("senders", [1, 4])
 @pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
 def test_what_a_sender_is_told_agrees_with_what_lands(
-    monkeypatch: pytest.MonkeyPatch,
-    private_redis: RedisServer,
-    start_receiver: Callable[..., RunningReceiver],
-    keys: tuple[str, str],
-    size: int,
-    senders: int,
-    redis_down: bool,
+    private_redis: RedisServer, keys: tuple[str, str], size: int, senders: int, redis_down: bool
 ) -> None:
-    monkeypatch.setenv("SOLLOL_REDIS_URL", private_redis.url)
-    monkeypatch.setenv("SOLLOL_ROUTING_BACKLOG", str(BACKLOG))
-    receiver = start_receiver(ReceiverConfig(admit_timeout=2.0))
-    if redis_down:
-        private_redis.stop()
+    env = {"SOLLOL_REDIS_URL": private_redis.url, "SOLLOL_ROUTING_BACKLOG": str(BACKLOG)}
     bodies = [request_of(sender, size) for sender in range(senders)]
     answers: list[httpx.Response | None] = [None] * senders
+    with server_process("receiver", env=env) as server, redis.Redis.from_url(private_redis.url) as client:
+        if redis_down:
+            private_redis.stop()
 
-    def send(sender: int) -> None:
-        answers[sender] = httpx.post(
-            receiver.url + "/v1/logs", content=bodies[sender], headers=PROTOBUF, timeout=30
-        )
-
-    threads = [threading.Thread(target=send, args=(sender,)) for sender in range(senders)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    if redis_down:
-        private_redis.start()
-    receiver.flush()
-    client = redis.Redis.from_url(private_redis.url)
-    first = landed(client, keys[0])
-
-    for sender, answer in enumerate(answers):
-        assert answer is not None
-        mine = sum(count for model, count in first.items() if model.startswith(f"s{sender}-"))
-        if answer.status_code == 200:
-            assert mine == size, f"sender {sender} was told all {size} were taken; {mine} landed"
-        else:
-            assert answer.status_code == 503 and answer.headers["retry-after"] == "2"
-            told = _WRITTEN.match(Status.FromString(answer.content).message)
-            assert mine == (int(told.group(1)) if told else 0), Status.FromString(answer.content).message
-    assert max(first.values(), default=1) == 1  # nothing twice
-    assert receiver.receiver.writer.stats().dropped == 0
-    assert receiver.counted("sollol_receiver_events_total", signal="logs", outcome="accepted") == sum(
-        first.values()
-    )
-
-    for sender, answer in enumerate(answers):  # a retry clears every 503
-        if answer is not None and answer.status_code != 200:
-            eventually(
-                lambda body=bodies[sender]: (
-                    httpx.post(
-                        receiver.url + "/v1/logs", content=body, headers=PROTOBUF, timeout=30
-                    ).status_code
-                    == 200
-                ),
-                what="a retry to be accepted",
+        def send(sender: int) -> None:
+            answers[sender] = httpx.post(
+                f"{server.url}/v1/logs", content=bodies[sender], headers=PROTOBUF, timeout=30
             )
-    receiver.flush()
-    everything = landed(client, keys[0])
-    client.close()
+
+        threads = [threading.Thread(target=send, args=(sender,)) for sender in range(senders)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        if redis_down:
+            private_redis.start()
+        exposition = flushed(server.url)
+        first = landed(client, keys[0])
+
+        for sender, answer in enumerate(answers):
+            assert answer is not None
+            mine = sum(count for model, count in first.items() if model.startswith(f"s{sender}-"))
+            if answer.status_code == 200:
+                assert mine == size, f"sender {sender} was told all {size} were taken; {mine} landed"
+            else:
+                assert answer.status_code == 503 and answer.headers["retry-after"] == "2"
+                message = Status.FromString(answer.content).message
+                told = _WRITTEN.match(message)
+                assert mine == (int(told.group(1)) if told else 0), message
+        assert max(first.values(), default=1) == 1  # nothing twice
+        assert metric(exposition, "sollol_receiver_redis_dropped_total") == 0
+        assert metric(exposition, "sollol_receiver_events_total", outcome="accepted") == sum(first.values())
+
+        for sender, answer in enumerate(answers):  # a retry clears every 503
+            if answer is not None and answer.status_code != 200:
+                eventually(
+                    lambda body=bodies[sender]: (
+                        httpx.post(
+                            f"{server.url}/v1/logs", content=body, headers=PROTOBUF, timeout=30
+                        ).status_code
+                        == 200
+                    ),
+                    what="a retry to be accepted",
+                )
+        flushed(server.url)
+        everything = landed(client, keys[0])
+
     assert everything == collections.Counter(f"s{s}-{n}" for s in range(senders) for n in range(size))
+
+
+def flushed(url: str) -> str:
+    """The receiver's /metrics once nothing waits for Redis."""
+    return eventually(
+        lambda: (
+            (text := httpx.get(f"{url}/metrics").text)
+            and metric(text, "sollol_receiver_redis_backlog") == 0
+            and text
+        ),
+        what="the receiver's backlog to be written",
+    )
