@@ -16,6 +16,7 @@ The dashboard and the OTLP receiver share every rule here, so they cannot drift 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import copy
 import hmac
@@ -189,6 +190,8 @@ def login_url(scheme: str, host: str, port: int, token: str | None = None) -> st
 REQUEST_HEAD_SECONDS = 10.0
 #: How often idle and half-sent connections are looked for.
 _GUARD_INTERVAL = 1.0
+_AT_LIMIT = "to make room at the connection limit"
+_TOO_SLOW = f"for over {REQUEST_HEAD_SECONDS:g} s"
 
 
 class GuardedHTTPProtocol(HttpToolsProtocol):
@@ -229,14 +232,14 @@ class _ConnectionGuard:
         self.state = state
         self.loop = loop
         self.limit = None if limit is None else max(1, limit - 1)  # uvicorn answers 503 at `limit`
-        self.closed = 0
+        self.closed: collections.Counter[str] = collections.Counter()
         self._timer: asyncio.TimerHandle | None = None
 
     def admit(self, new: GuardedHTTPProtocol) -> None:
         if self.limit is not None and len(self.state.connections) > self.limit:
             waiting = [p for p in self._guarded() if p.waiting and p is not new]
             if waiting:
-                self._close(min(waiting, key=lambda p: p.waiting_since), "at the connection limit")
+                self._close(min(waiting, key=lambda p: p.waiting_since), _AT_LIMIT)
         if self._timer is None:
             self._timer = self.loop.call_later(_GUARD_INTERVAL, self._reap)
 
@@ -245,7 +248,7 @@ class _ConnectionGuard:
         deadline = self.loop.time() - REQUEST_HEAD_SECONDS
         for protocol in self._guarded():
             if protocol.waiting and protocol.waiting_since < deadline:
-                self._close(protocol, "without a request")
+                self._close(protocol, _TOO_SLOW)
         if self.state.connections:
             self._timer = self.loop.call_later(_GUARD_INTERVAL, self._reap)
 
@@ -253,11 +256,13 @@ class _ConnectionGuard:
         return [p for p in self.state.connections if isinstance(p, GuardedHTTPProtocol)]
 
     def _close(self, protocol: GuardedHTTPProtocol, why: str) -> None:
+        """Close at once, without flushing: its socket is what we need back. Making room at the limit
+        is said once (someone holds many sockets); idle ones are common (browsers' preconnects)."""
         self.state.connections.discard(protocol)  # no longer counted, by us or by uvicorn's 503 check
-        protocol.transport.abort()  # at once, without flushing: its socket is what we need back
-        self.closed += 1
-        level = logging.WARNING if self.closed == 1 else logging.DEBUG
-        _log.log(level, "closed a connection that sent no complete request %s (%d so far)", why, self.closed)
+        protocol.transport.abort()
+        self.closed[why] += 1
+        level = logging.WARNING if why == _AT_LIMIT and self.closed[why] == 1 else logging.DEBUG
+        _log.log(level, "closed a connection waiting for a request %s (%d so far)", why, self.closed[why])
 
 
 def _guard(state: ServerState, loop: asyncio.AbstractEventLoop, limit: int | None) -> _ConnectionGuard:
