@@ -27,6 +27,7 @@ export class Feed {
     this.delay = 500;
     this.wsFailures = 0;
     this.stopped = false;
+    this.attempts = 0;
   }
 
   start() {
@@ -56,8 +57,9 @@ export class Feed {
 
   async connectWs() {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    const attempt = ++this.attempts;
     const url = await feedUrl(this.url("/ws/routing_events", true));
-    if (this.stopped) return;
+    if (this.stopped || attempt !== this.attempts) return;  // stopped or restarted meanwhile
     const socket = new WebSocket(`${scheme}//${location.host}${url}`);
     let opened = false;
     this.source = socket;
@@ -74,8 +76,9 @@ export class Feed {
   }
 
   async connectSse() {
+    const attempt = ++this.attempts;
     const url = await feedUrl(this.url("/sse/routing_events", false));
-    if (this.stopped) return;
+    if (this.stopped || attempt !== this.attempts) return;  // stopped or restarted meanwhile
     const source = new EventSource(url);
     this.source = source;
     for (const kind of ["routing_event", "gap", "skipped", "status", "connected", "caught_up"]) {
