@@ -31,9 +31,11 @@ def test_the_page_works_with_a_login_link_and_keeps_the_token_out_of_cookies_and
     assert "token" not in page.url and "model=llama3.2" in page.url
     assert page.context.cookies() == []
     assert page.evaluate("sessionStorage.getItem('sollol_dashboard_token')") == TOKEN
+    page.reload()  # the tab keeps its token
+    expect(page.locator("#status")).to_have_text("live · WebSocket")
 
 
-def test_the_page_falls_back_to_sse_with_a_ticket(
+def test_the_sse_feed_opens_with_a_ticket(
     page: Page, guarded: DashboardServer, redis_client: redis.Redis, keys: tuple[str, str]
 ) -> None:
     page.goto(f"{guarded.url}/?token={TOKEN}&transport=sse")
