@@ -15,6 +15,9 @@ The dashboard and the OTLP receiver share every rule here, so they cannot drift 
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import contextlib
 import copy
 import hmac
 import ipaddress
@@ -29,6 +32,10 @@ from urllib.parse import urlsplit
 from starlette.datastructures import Headers
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+
+_log = logging.getLogger(__name__)
 
 #: The names a browser uses for this machine and no DNS answer can rebind.
 LOOPBACK_HOSTS = ("localhost", "*.localhost", "127.0.0.1", "::1", "[::1]")
@@ -137,7 +144,7 @@ def token_matches(presented: str | None, expected: str) -> bool:
     return presented is not None and hmac.compare_digest(presented.encode(), expected.encode())
 
 
-_TOKEN_IN_QUERY = re.compile(r"(?i)(\btoken=)[^&\s\"']*")
+_TOKEN_IN_QUERY = re.compile(r"(?i)(\b(?:token|ticket)=)[^&\s\"']*")
 
 
 def redact_tokens(text: str) -> str:
@@ -145,7 +152,8 @@ def redact_tokens(text: str) -> str:
 
 
 class TokenRedactor(logging.Filter):
-    """Replaces `token=` query values in a log record's arguments (uvicorn logs each request's path)."""
+    """Replaces `token=` (and the dashboard's feed `ticket=`) query values in a log record's arguments
+    (uvicorn logs each request's path)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
@@ -176,3 +184,118 @@ def login_url(scheme: str, host: str, port: int, token: str | None = None) -> st
     if ":" in shown and not shown.startswith("["):
         shown = f"[{shown}]"
     return f"{scheme}://{shown}:{port}/" + (f"?token={token}" if token else "")
+
+
+#: A connection that has not sent a complete request head within this long is closed.
+REQUEST_HEAD_SECONDS = 10.0
+#: How often idle and half-sent connections are looked for.
+_GUARD_INTERVAL = 1.0
+_AT_LIMIT = "to make room at the connection limit"
+_TOO_SLOW = f"for over {REQUEST_HEAD_SECONDS:g} s"
+
+
+class GuardedHTTPProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP protocol (httptools, what "auto" picks), with a bound on connections in any
+    state and a deadline for the request head.
+
+    uvicorn alone closes an idle connection only after a response (`timeout_keep_alive`): a
+    connection that never sends a request, or never finishes its headers, stays forever, and
+    `limit_concurrency` only answers 503 to requests, so about a thousand such sockets exhaust
+    the open-file limit and every request fails, /healthz included, with no token needed. Here
+    a connection waiting for its (next) request head longer than REQUEST_HEAD_SECONDS is closed,
+    and past `limit_concurrency - 1` connections the oldest one waiting is closed for each new
+    one: on loopback an attacker and the users share one address, so age and state are all
+    there is to choose by, and a connection being served is never the one closed.
+    """
+
+    waiting_since = 0.0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self.waiting_since = self.loop.time()
+        super().connection_made(transport)
+        _guard(self.server_state, self.loop, self.limit_concurrency).admit(self)
+
+    def on_response_complete(self) -> None:
+        self.waiting_since = self.loop.time()
+        super().on_response_complete()
+
+    @property
+    def waiting(self) -> bool:
+        """No request being served: none sent yet, its head unfinished, or the last one answered."""
+        return self.cycle is None or self.cycle.response_complete
+
+
+class _ConnectionGuard:
+    """One server's connections, as uvicorn keeps them (`ServerState.connections`)."""
+
+    def __init__(self, state: ServerState, loop: asyncio.AbstractEventLoop, limit: int | None) -> None:
+        self.state = state
+        self.loop = loop
+        self.limit = None if limit is None else max(1, limit - 1)  # uvicorn answers 503 at `limit`
+        self.closed: collections.Counter[str] = collections.Counter()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def admit(self, new: GuardedHTTPProtocol) -> None:
+        if self.limit is not None and len(self.state.connections) > self.limit:
+            waiting = [p for p in self._guarded() if p.waiting and p is not new]
+            if waiting:
+                self._close(min(waiting, key=lambda p: p.waiting_since), _AT_LIMIT)
+        if self._timer is None:
+            self._timer = self.loop.call_later(_GUARD_INTERVAL, self._reap)
+
+    def _reap(self) -> None:
+        self._timer = None
+        deadline = self.loop.time() - REQUEST_HEAD_SECONDS
+        for protocol in self._guarded():
+            if protocol.waiting and protocol.waiting_since < deadline:
+                self._close(protocol, _TOO_SLOW)
+        if self.state.connections:
+            self._timer = self.loop.call_later(_GUARD_INTERVAL, self._reap)
+
+    def _guarded(self) -> list[GuardedHTTPProtocol]:
+        return [p for p in self.state.connections if isinstance(p, GuardedHTTPProtocol)]
+
+    def _close(self, protocol: GuardedHTTPProtocol, why: str) -> None:
+        """Close at once, without flushing: its socket is what we need back. Making room at the limit
+        is said once (someone holds many sockets); idle ones are common (browsers' preconnects)."""
+        self.state.connections.discard(protocol)  # no longer counted, by us or by uvicorn's 503 check
+        protocol.transport.abort()
+        self.closed[why] += 1
+        level = logging.WARNING if why == _AT_LIMIT and self.closed[why] == 1 else logging.DEBUG
+        _log.log(level, "closed a connection waiting for a request %s (%d so far)", why, self.closed[why])
+
+
+def _guard(state: ServerState, loop: asyncio.AbstractEventLoop, limit: int | None) -> _ConnectionGuard:
+    guard: _ConnectionGuard | None = getattr(state, "sollol_guard", None)
+    if guard is None:
+        guard = _ConnectionGuard(state, loop, limit)
+        state.sollol_guard = guard  # type: ignore[attr-defined]
+    return guard
+
+
+def fitted_connections(wanted: int, reserved: int, setting: str | None = None) -> int:
+    """Connections to serve at once (`limit_concurrency`): `wanted`, lowered to fit the process's
+    open-file limit (raised where allowed) with `reserved` files for everything else. Each
+    connection is a file descriptor, and a process out of them fails every request and logs nothing."""
+    try:
+        import resource
+    except ImportError:  # not a Unix
+        return wanted
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = wanted + reserved
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        raised = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+            soft = raised
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return wanted
+    fitted = max(2, soft - reserved)
+    _log.warning(
+        "only %d open files allowed (ulimit -n): serving %d connections at once, not %d; raise the limit%s",
+        soft,
+        fitted,
+        wanted,
+        f" or lower {setting}" if setting else "",
+    )
+    return fitted

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 
 class Trouble:
@@ -74,3 +76,32 @@ class Trouble:
     def _take_since(self) -> str:
         since, self._since = self._since, 0
         return f" ({since} {self._unit} since the last report)" if since else ""
+
+
+class Component(Protocol):
+    """A part of a server that reports its state on /healthz without deciding the status code
+    (a history indexer behind, say): `status()` returns a JSON-ready mapping, `state` first."""
+
+    def status(self) -> dict[str, Any]: ...
+
+
+def health(
+    state: str,
+    reason: str | None,
+    components: Mapping[str, Component] | None = None,
+    **details: Any,
+) -> tuple[int, dict[str, Any]]:
+    """A /healthz answer: 200 only when the live path's `state` is "ok", else 503; `reason` says
+    why, and each component's report is in the body under `components` (a component whose report
+    fails is shown so, the check unchanged)."""
+    reports: dict[str, Any] = {}
+    for name, component in (components or {}).items():
+        try:
+            reports[name] = component.status()
+        except Exception as error:  # a broken report must not break the health check
+            reports[name] = {"state": "error", "reason": f"status() raised {type(error).__name__}"}
+    ok = state == "ok"
+    body = {"status": "ok" if ok else "unavailable", "state": state, "reason": reason, **details}
+    if reports:
+        body["components"] = reports
+    return (200 if ok else 503), body

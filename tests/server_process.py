@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import resource
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -84,3 +85,26 @@ def server_process(
         finally:
             end(process, signal.SIGINT)
             running.stopped()
+
+
+HALF_SENT = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Never: finished"
+
+
+@contextmanager
+def held_sockets(port: int, count: int) -> Iterator[list[socket.socket]]:
+    """An attacker on loopback: `count` connections, every other one with a request head that
+    never ends, the rest silent; connections the server refuses or closes are simply lost."""
+    held: list[socket.socket] = []
+    try:
+        for n in range(count):
+            try:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+                if n % 2:
+                    sock.sendall(HALF_SENT)
+            except OSError:
+                continue
+            held.append(sock)
+        yield held
+    finally:
+        for sock in held:
+            sock.close()

@@ -2,6 +2,7 @@
 // stream id (and offset, which makes gap counts exact) so nothing is lost or shown twice.
 // It starts after a given id: the page has already counted and listed everything up to it.
 
+import { feedUrl } from "./auth.js";
 import { compareIds } from "./ids.js";
 import { filterQuery } from "./state.js";
 
@@ -26,6 +27,7 @@ export class Feed {
     this.delay = 500;
     this.wsFailures = 0;
     this.stopped = false;
+    this.attempts = 0;
   }
 
   start() {
@@ -53,9 +55,12 @@ export class Feed {
     else this.connectWs();
   }
 
-  connectWs() {
+  async connectWs() {
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    const socket = new WebSocket(`${scheme}//${location.host}${this.url("/ws/routing_events", true)}`);
+    const attempt = ++this.attempts;
+    const url = await feedUrl(this.url("/ws/routing_events", true));
+    if (this.stopped || attempt !== this.attempts) return;  // stopped or restarted meanwhile
+    const socket = new WebSocket(`${scheme}//${location.host}${url}`);
     let opened = false;
     this.source = socket;
     socket.onopen = () => { opened = true; this.wsFailures = 0; };
@@ -70,8 +75,11 @@ export class Feed {
     };
   }
 
-  connectSse() {
-    const source = new EventSource(this.url("/sse/routing_events", false));
+  async connectSse() {
+    const attempt = ++this.attempts;
+    const url = await feedUrl(this.url("/sse/routing_events", false));
+    if (this.stopped || attempt !== this.attempts) return;  // stopped or restarted meanwhile
+    const source = new EventSource(url);
     this.source = source;
     for (const kind of ["routing_event", "gap", "skipped", "status", "connected", "caught_up"]) {
       source.addEventListener(kind, (message) => this.handle([JSON.parse(message.data)], "SSE"));

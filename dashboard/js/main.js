@@ -3,6 +3,7 @@
 // feed resumes after that id, so every later event is counted and listed exactly once. Charts and
 // counters redraw at most once a second; the list at most once an animation frame.
 
+import { authFetch } from "./auth.js";
 import { FallbackChart, StackedChart, typeColour } from "./charts.js";
 import { Details } from "./details.js";
 import { Feed } from "./feed.js";
@@ -34,7 +35,7 @@ function showStatus(status) {
 
 async function getJson(url) {
   try {
-    const response = await fetch(url, { cache: "no-store" });
+    const response = await authFetch(url, { cache: "no-store" });
     const body = await response.json();
     return response.ok ? body : { error: body.error || `HTTP ${response.status}` };
   } catch (error) {

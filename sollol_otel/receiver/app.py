@@ -7,6 +7,13 @@ repaired, truncated), a google.rpc.Status with a clear message and nothing writt
 we refuse, and 503 with Retry-After when we are busy (Redis not keeping up, or too many request
 bytes in flight), so senders retry instead of losing events.
 
+"Accepted" means handed whole to the writer, which never drops what it holds for want of room:
+requests take room in the writer's backlog one at a time, each waiting (up to ADMIT_SECONDS,
+while Redis takes events) until all of it fits, so a 200 is never followed by a "backlog full"
+drop. A request larger than the whole backlog is written in parts as room appears; if Redis stops
+taking events part-way, the answer is 503 saying how much was written, and the retry writes only
+the rest (deduplication recognises the written part).
+
 Bodies are read on the event loop and decompressed, decoded and deduplicated on worker threads,
 so a large request never stalls /healthz or other senders; the bytes being handled at once are
 capped (MAX_BYTES_IN_FLIGHT), which bounds memory whatever many senders send together.
@@ -14,8 +21,10 @@ capped (MAX_BYTES_IN_FLIGHT), which bounds memory whatever many senders send tog
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import re
 import threading
 import zlib
 from collections.abc import AsyncIterator, Mapping
@@ -24,6 +33,7 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
+import redis
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.rpc.status_pb2 import Status
@@ -40,11 +50,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from sollol_otel import diagnostics
 from sollol_otel.access import bearer_token, host_check, token_matches
+from sollol_otel.diagnostics import Component, Trouble
 from sollol_otel.receiver import otlp_json, protobuf
 from sollol_otel.receiver.dedup import RecentDecisions
 from sollol_otel.receiver.metrics import CONTENT_TYPE, ReceiverMetrics
-from sollol_otel.receiver.records import Decoded, MalformedPayload, Signal
+from sollol_otel.receiver.records import Decoded, MalformedPayload, ReceivedEvent, Signal
+from sollol_otel.redis import delivery
+from sollol_otel.redis.client import CONNECTION_ERRORS, LazyClient
+from sollol_otel.redis.urls import redact_url, scrub
 from sollol_otel.redis.writer import RedisWriter
 from sollol_otel.settings import Settings
 
@@ -59,12 +74,25 @@ MAX_BYTES_IN_FLIGHT = 32 << 20
 DECODE_THREADS = 2
 #: How long a sender should wait before retrying when we are busy.
 RETRY_AFTER_SECONDS = 2
+#: How long a request waits for room in the writer's backlog (and for the requests before it).
+ADMIT_SECONDS = 5.0
+#: How often a waiting request looks for room again.
+_ROOM_POLL_SECONDS = 0.002
+#: /healthz gives Redis this long to answer its probe.
+HEALTH_TIMEOUT = 2.0
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 _PROTOBUF_TYPES = frozenset({PROTOBUF, "application/protobuf"})
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
 _ZLIB_OR_GZIP_WBITS = 32 + zlib.MAX_WBITS
+
+#: Writer states in which Redis takes events, so room in the backlog is coming.
+_TAKING = frozenset({delivery.OK, delivery.PUBLISH_REFUSED})
+#: How Redis refuses the health probe's XADD for its id alone: the write itself would pass.
+_ID_REFUSED = re.compile(r"0-0|equal or smaller")
+_STREAM_OR_NONE = frozenset({b"stream", b"none", "stream", "none"})
+_UNREACHABLE: tuple[type[BaseException], ...] = (asyncio.TimeoutError, *CONNECTION_ERRORS)
 
 # google.rpc.Code values for the Status body of refused requests.
 _INVALID_ARGUMENT, _UNAVAILABLE, _UNAUTHENTICATED = 3, 14, 16
@@ -95,6 +123,8 @@ class ReceiverConfig:
     max_bytes_in_flight: int = MAX_BYTES_IN_FLIGHT
     #: On shutdown, how long to keep trying to get accepted events into Redis.
     shutdown_timeout: float = 5.0
+    #: How long a request waits for room in the writer's backlog before 503.
+    admit_timeout: float = ADMIT_SECONDS
 
 
 class BytesInFlight:
@@ -226,15 +256,28 @@ def _success(signal: Signal, decoded: Decoded) -> Message:
 class Receiver:
     """The request handling, apart from Starlette so the pieces are easy to name and test."""
 
-    def __init__(self, writer: RedisWriter, config: ReceiverConfig, *, max_backlog: int) -> None:
+    def __init__(
+        self,
+        writer: RedisWriter,
+        config: ReceiverConfig,
+        *,
+        max_backlog: int,
+        client: LazyClient,
+        settings: Settings,
+    ) -> None:
         self.writer = writer
         self.config = config
         self.max_backlog = max_backlog
+        self.client = client
+        self.settings = settings
         self.recent = RecentDecisions()
         self.in_flight = BytesInFlight(config.max_bytes_in_flight)
         self.metrics = ReceiverMetrics(writer.stats, lambda: self.in_flight.used)
+        #: Parts of the server that report their state on /healthz (see `diagnostics.Component`).
+        self.components: dict[str, Component] = {}
         self._limiter = anyio.CapacityLimiter(DECODE_THREADS)
-        self._refusals: set[tuple[Signal, int]] = set()
+        self._admission = anyio.Lock()
+        self._refusals = Trouble(_log, unit="requests refused")
 
     @property
     def decoding(self) -> int:
@@ -248,25 +291,64 @@ class Receiver:
                 401, "missing or wrong bearer token", {"WWW-Authenticate": 'Bearer realm="sollol-otel"'}
             )
 
-    def _admit(self, count: int) -> None:
-        backlog = self.writer.stats().backlog
-        if backlog and backlog + count > self.max_backlog:
-            raise _busy(f"{backlog} routing events are waiting for Redis; retry later")
-
-    def _take(
+    def _decode(
         self, signal: Signal, body: bytes, encoding: str | None, json_encoded: bool, claim: Claim
-    ) -> tuple[Decoded, int]:
-        """On a worker thread: decode, drop what was already written, hand the rest to the writer."""
+    ) -> Decoded:
+        """On a worker thread: the routing events of the body."""
         data = decompress(body, encoding, self.config.max_body_bytes)
         if data is not body:
             claim.add(len(data))
-        decoded = decode(signal, data, json_encoded=json_encoded)
-        self._admit(len(decoded.events))
-        fresh = self.recent.fresh(decoded.events)
-        decoded.duplicates = len(decoded.events) - len(fresh)
+        return decode(signal, data, json_encoded=json_encoded)
+
+    async def _hand_over(self, decoded: Decoded) -> tuple[int, Refused | None]:
+        """Give the writer the request's new events, whole (or, beyond the backlog, in parts) as room
+        appears: how many were written, and the 503 to answer when Redis did not make room in time."""
+        events = decoded.events
+        looked = written = 0
+        seen: dict[object, int] = {}
+        with anyio.move_on_after(self.config.admit_timeout):
+            async with self._admission:
+                while looked < len(events):
+                    room = await self._room(len(events) - looked)
+                    if not room:
+                        break
+                    with anyio.CancelScope(shield=True):  # what dedup remembers is what the writer got
+                        part, seen_now = await anyio.to_thread.run_sync(
+                            self._submit, events[looked:], room, seen, limiter=self._limiter
+                        )
+                    looked += seen_now
+                    written += part
+        decoded.duplicates = looked - written
+        if looked == len(events):
+            return written, None
+        backlog = self.writer.stats().backlog
+        if not looked:
+            return 0, _busy(f"{backlog} routing events are waiting for Redis; retry later")
+        return written, _busy(
+            f"{written} of the request's {len(events)} routing events were written before Redis "
+            f"fell behind ({backlog} waiting); retry: the written ones are recognised and not "
+            "written twice (unless they carry neither a time nor an event id)"
+        )
+
+    async def _room(self, wanted: int) -> int:
+        """Room in the writer's backlog for the next part: all `wanted` events when they can ever fit
+        (else any room at all), waiting while Redis takes events; 0 while it does not."""
+        needed = wanted if wanted <= self.max_backlog else 1
+        while True:
+            stats = self.writer.stats()
+            room = self.max_backlog - stats.backlog
+            if room >= needed:
+                return min(room, wanted)
+            if stats.state not in _TAKING:
+                return 0
+            await anyio.sleep(_ROOM_POLL_SECONDS)
+
+    def _submit(self, events: list[ReceivedEvent], room: int, seen: dict[object, int]) -> tuple[int, int]:
+        """On a worker thread: up to `room` new events to the writer; (written, looked at)."""
+        fresh, looked = self.recent.next_part(events, room, seen)
         if fresh:
             self.writer.submit([event.fields for event in fresh])
-        return decoded, len(fresh)
+        return len(fresh), looked
 
     async def export(self, request: Request, signal: Signal) -> Response:
         media_type = _media_type(request)
@@ -277,40 +359,84 @@ class Receiver:
             _check_media_type(media_type)
             body = await _read_body(request, self.config.max_body_bytes, claim)
             encoding = request.headers.get("content-encoding")
-            decoded, written = await anyio.to_thread.run_sync(
-                self._take, signal, body, encoding, json_encoded, claim, limiter=self._limiter
+            decoded = await anyio.to_thread.run_sync(
+                self._decode, signal, body, encoding, json_encoded, claim, limiter=self._limiter
             )
+            written, busy = await self._hand_over(decoded)
         except MalformedPayload as exc:
             return self._refuse(signal, Refused(400, str(exc)[:1000]), json_encoded)
         except Refused as refused:
             return self._refuse(signal, refused, json_encoded)
         finally:
             claim.release()
+        self.metrics.accepted(signal, decoded, written)  # a 503 may follow a part of a large request
+        if busy is not None:
+            return self._refuse(signal, busy, json_encoded)
         self.metrics.request(signal, 200)
-        self.metrics.accepted(signal, decoded, written)
         return _serialize(_success(signal, decoded), json_encoded)
 
     def _refuse(self, signal: Signal, refused: Refused, json_encoded: bool) -> Response:
         self.metrics.request(signal, refused.status_code)
         # The first refusal of each kind says why (a misconfigured sender); the rest are counted in /metrics.
-        first = (signal, refused.status_code) not in self._refusals
-        self._refusals.add((signal, refused.status_code))
-        _log.log(
-            logging.WARNING if first else logging.DEBUG,
+        self._refusals.report(
+            f"{signal.value} {refused.status_code}",
             "refused an OTLP %s request: %d %s",
             signal.value,
             refused.status_code,
             refused.message,
+            repeat_level=logging.DEBUG,
         )
         return _refusal(refused, json_encoded)
 
-    def health(self) -> dict[str, Any]:
+    async def health(self) -> tuple[int, dict[str, Any]]:
+        """200 only while events can be written: the writer's last attempt worked and Redis would
+        take a write now (it answers, and refuses none of the checks a write passes)."""
         stats = self.writer.stats()
-        return {
-            "status": "ok" if stats.connected else "degraded",
-            "redis_connected": stats.connected,
-            "backlog": stats.backlog,
-        }
+        state, reason = stats.state, stats.last_error
+        try:
+            await asyncio.wait_for(self._probe(), HEALTH_TIMEOUT)
+        except _UNREACHABLE as error:
+            state, reason = delivery.UNREACHABLE, self._text(error)
+        except redis.RedisError as error:
+            state, reason = delivery.REFUSED, self._text(error)
+        except Exception as error:  # a bug: still an answer the health checks can read, never a plain 500
+            _log.exception("/healthz failed")
+            state, reason = "error", f"health check failed ({type(error).__name__})"
+        else:
+            if state in _TAKING:  # events reach the stream
+                reason = None if state == delivery.OK else reason
+                state = delivery.OK
+        return diagnostics.health(
+            state,
+            reason,
+            self.components,
+            redis_connected=stats.connected,
+            redis_url=redact_url(self.settings.redis_url),
+            stream=self.settings.stream,
+            writer={"state": stats.state, "last_error": stats.last_error, "dropped": stats.dropped},
+            backlog=stats.backlog,
+        )
+
+    async def _probe(self) -> None:
+        """Raise what Redis would answer a write to the stream now, writing nothing.
+
+        An XADD with id 0-0 passes every check Redis makes before running a write (ACL, OOM,
+        READONLY, MISCONF), then is refused for its id; TYPE finds a key of another type (WRONGTYPE),
+        and is skipped when this user may not run it.
+        """
+        pipe = (await self.client.get()).pipeline(transaction=False)
+        pipe.xadd(self.settings.stream, {"probe": "0"}, id="0-0", nomkstream=True)
+        pipe.type(self.settings.stream)
+        added, kind = await pipe.execute(raise_on_error=False)
+        if isinstance(added, redis.ResponseError) and not _ID_REFUSED.search(str(added)):
+            raise added
+        if isinstance(kind, bytes | str) and kind not in _STREAM_OR_NONE:
+            raise redis.ResponseError(
+                f"WRONGTYPE {self.settings.stream!r} holds a {kind!r} where the stream should be"
+            )
+
+    def _text(self, error: BaseException) -> str:
+        return scrub(f"{type(error).__name__}: {error}"[:500], self.settings.redis_url)
 
 
 def _receiver(request: Request) -> Receiver:
@@ -327,7 +453,8 @@ async def _traces(request: Request) -> Response:
 
 
 async def _healthz(request: Request) -> Response:
-    return JSONResponse(_receiver(request).health())
+    status, body = await _receiver(request).health()
+    return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
 
 
 async def _metrics(request: Request) -> Response:
@@ -341,11 +468,15 @@ def create_app(settings: Settings, config: ReceiverConfig | None = None) -> Star
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         writer = RedisWriter(settings)
-        receiver = app.state.receiver = Receiver(writer, config, max_backlog=settings.backlog)
+        client = LazyClient(settings.redis_url, key=settings.stream, max_connections=2)
+        receiver = app.state.receiver = Receiver(
+            writer, config, max_backlog=settings.backlog, client=client, settings=settings
+        )
         try:
             yield
         finally:
             await anyio.to_thread.run_sync(writer.close, config.shutdown_timeout)
+            await client.aclose()
             receiver.metrics.shutdown()
 
     return Starlette(

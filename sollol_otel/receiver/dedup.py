@@ -53,50 +53,71 @@ class RecentDecisions:
         self._lock = threading.Lock()
         #: identity → how many copies were written (identical records in one request are kept)
         self._copies: collections.OrderedDict[object, int] = collections.OrderedDict()
-        #: twin group → traced events written, each as [event, whether a twin has paired with it]
-        self._traced: collections.OrderedDict[tuple[object, ...], list[list[Any]]] = collections.OrderedDict()
+        #: twin group → traced events written, log records then span events (so a record is compared
+        #: with the other kind only), each as [event, whether a twin has paired with it]
+        self._traced: collections.OrderedDict[tuple[object, ...], tuple[list[list[Any]], list[list[Any]]]] = (
+            collections.OrderedDict()
+        )
         self._traced_count = 0
 
     def fresh(self, events: Sequence[ReceivedEvent]) -> list[ReceivedEvent]:
         """The events of one request that are not a decision already written, in order."""
+        return self.next_part(events, len(events), {})[0]
+
+    def next_part(
+        self, events: Sequence[ReceivedEvent], limit: int, seen: dict[object, int]
+    ) -> tuple[list[ReceivedEvent], int]:
+        """Up to `limit` events of `events` that are not a decision already written, remembered as
+        written, and how many of `events` were looked at to find them.
+
+        A request written in parts (as room appears in the writer's backlog) passes the same
+        `seen` (its records counted so far) for each part, so identical records inside it are
+        still all written; what is not looked at yet is not remembered, so a retry writes it.
+        """
         with self._lock:
             copies, traced = self._copies, self._traced
-            in_request: dict[object, int] = {}
-            fresh = []
+            fresh: list[ReceivedEvent] = []
+            looked = 0
             for event in events:
+                if len(fresh) >= limit:
+                    break
+                looked += 1
                 identity = event.identity
-                seen = in_request[identity] = in_request.get(identity, 0) + 1
+                if identity is None:  # no time, no id: never merged with anything
+                    fresh.append(event)
+                    continue
+                count = seen[identity] = seen.get(identity, 0) + 1
                 written = copies.get(identity, 0)
-                if event.event_id is None and written >= seen:
+                if event.event_id is None and written >= count:
                     continue  # the same record, sent again
-                if event.event_id is not None and (written or seen > 1):
+                if event.event_id is not None and (written or count > 1):
                     continue  # one event id is one decision, however often it is sent
+                copies[identity] = max(written, count)
                 group = event.twin_group
                 if group is not None:
                     remembered = traced.get(group)
                     if remembered is None:
-                        remembered = traced[group] = []
-                    elif self._paired(event, remembered):
+                        remembered = traced[group] = ([], [])
+                    elif self._paired(event, remembered[not event.from_span]):
                         continue
-                    remembered.append([event, False])
+                    remembered[event.from_span].append([event, False])
                     self._traced_count += 1
                 fresh.append(event)
-            for identity, count in in_request.items():
-                if copies.get(identity, 0) < count:
-                    copies[identity] = count
             while len(copies) > self._window:
                 copies.popitem(last=False)
             while self._traced_count > self._twin_window:
-                self._traced_count -= len(traced.popitem(last=False)[1])
-            return fresh
+                logs, span_events = traced.popitem(last=False)[1]
+                self._traced_count -= len(logs) + len(span_events)
+            return fresh, looked
 
-    def _paired(self, event: ReceivedEvent, remembered: list[list[Any]]) -> bool:
-        """Pair the event with the nearest unpaired twin written before; True if there is one."""
+    def _paired(self, event: ReceivedEvent, others: list[list[Any]]) -> bool:
+        """Pair the event with the nearest unpaired twin of the other kind written before; True if
+        there is one."""
         best: list[Any] | None = None
         best_gap = self._tolerance_ns + 1
-        for entry in remembered:
+        for entry in others:
             other, paired = entry
-            if paired or other.from_span == event.from_span:
+            if paired:
                 continue
             gap = abs(other.timestamp_ns - event.timestamp_ns)
             if gap >= best_gap:

@@ -8,20 +8,41 @@ Prometheus names follow from the instrument names: `sollol.receiver.requests` is
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
-from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.metrics import Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from sollol_otel.receiver.records import Decoded, Signal
-from sollol_otel.redis.delivery import BridgeStats
+from sollol_otel.redis import delivery
+from sollol_otel.redis.delivery import BridgeStats, Instrument
 
 SCOPE = "sollol_otel.receiver"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+#: What the receiver's Redis writer did, registered as the bridge's are, under the receiver's names.
+REDIS_INSTRUMENTS = {
+    "exported": Instrument(
+        "sollol.receiver.redis.written", "{event}", "Events written to Redis by this process."
+    ),
+    "dropped": Instrument(
+        "sollol.receiver.redis.dropped",
+        "{event}",
+        "Events dropped because Redis did not take them, by reason.",
+    ),
+    "backlog": Instrument(
+        "sollol.receiver.redis.backlog", "{event}", "Events waiting for Redis.", gauge=True
+    ),
+    "healthy": Instrument(
+        "sollol.receiver.redis.up",
+        "",
+        "Whether writing to Redis works (the last write succeeded).",
+        gauge=True,
+    ),
+}
 
 
 class ReceiverMetrics:
@@ -50,37 +71,10 @@ class ReceiverMetrics:
             "{event}",
             "Accepted routing events changed to be readable: invalid UTF-8 replaced, or truncated.",
         )
-
-        def observe(read: Callable[[], float]) -> Callable[[CallbackOptions], Iterable[Observation]]:
-            return lambda _: [Observation(read())]
-
-        meter.create_observable_counter(
-            "sollol.receiver.redis.written",
-            [observe(lambda: writer_stats().exported)],
-            "{event}",
-            "Events written to Redis by this process.",
-        )
-        meter.create_observable_counter(
-            "sollol.receiver.redis.dropped",
-            [observe(lambda: writer_stats().dropped)],
-            "{event}",
-            "Events dropped because Redis did not take them.",
-        )
-        meter.create_observable_gauge(
-            "sollol.receiver.redis.backlog",
-            [observe(lambda: writer_stats().backlog)],
-            "{event}",
-            "Events waiting for Redis.",
-        )
-        meter.create_observable_gauge(
-            "sollol.receiver.redis.up",
-            [observe(lambda: int(writer_stats().connected))],
-            "",
-            "Whether the last write to Redis succeeded.",
-        )
+        delivery.observe(meter, writer_stats, REDIS_INSTRUMENTS)
         meter.create_observable_gauge(
             "sollol.receiver.in_flight",
-            [observe(bytes_in_flight)],
+            [lambda _: [Observation(bytes_in_flight())]],
             "By",
             "Request bytes being read or decoded now (capped; over the cap requests get 503).",
         )

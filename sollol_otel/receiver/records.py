@@ -104,7 +104,8 @@ class ReceivedEvent(NamedTuple):
     fields: dict[str, Any]
     #: Equal for records that are the same decision exported again (a retried request: same
     #: time, and the same content, sender, ids and kind to a 64-bit hash), or that carry the
-    #: same `sollol.event_id` (the writer's `event_id`: one per decision).
+    #: same `sollol.event_id` (the writer's `event_id`: one per decision). None for a record with
+    #: neither a time nor an id: never deduplicated (writing one twice is the lesser harm).
     identity: object
     #: Records that may be this one's twin (log record ↔ span event) share this key; None
     #: outside a trace, where there are no span events.
@@ -282,11 +283,12 @@ class _Tally:
             fields, payload = checked
             content = hash(payload)
         event_id = fields.get("event_id")  # a non-empty string, as the wire mapping takes it
+        identity: object = None  # no time and no id: a resend cannot be told from a new decision
         if event_id is not None:
-            identity: object = (event_type, sender.key, event_id)
-        else:  # twins are paired by their own rule, so the kind is part of a record's identity
+            identity = (event_type, sender.key, event_id)
+        elif timestamp:  # twins are paired by their own rule, so the kind is part of a record's identity
             identity = (timestamp, hash((content, sender.digest, *ids, candidate.from_span)))
-        twin_group = (*ids, event_type, sender.digest) if ids[0] else None
+        twin_group = (*ids, event_type, sender.digest) if ids[0] and identity is not None else None
         return ReceivedEvent(
             fields, identity, twin_group, timestamp, candidate.from_span, attributes, event_id
         )

@@ -8,10 +8,23 @@ import typer
 import uvicorn
 import uvicorn.config
 
-from sollol_otel.access import allowed_hosts, is_loopback, login_url, token_for, without_tokens
+from sollol_otel.access import (
+    GuardedHTTPProtocol,
+    allowed_hosts,
+    fitted_connections,
+    is_loopback,
+    login_url,
+    token_for,
+    without_tokens,
+)
 from sollol_otel.receiver.app import ReceiverConfig, create_app
 from sollol_otel.redis.urls import redact_url
 from sollol_otel.settings import COLLECTOR_ALLOWED_HOSTS, COLLECTOR_TOKEN, Settings
+
+#: Connections served at once (senders, /healthz and /metrics scrapes); idle ones are closed first.
+MAX_CONNECTIONS = 1024
+#: File descriptors the process needs besides connections: Redis, the listener, stdio, threads' spares.
+RESERVED_FILES = 32
 
 
 def serve(settings: Settings, *, host: str, port: int, allow_no_token: bool = False) -> None:
@@ -46,6 +59,8 @@ def serve(settings: Settings, *, host: str, port: int, allow_no_token: bool = Fa
         create_app(settings, ReceiverConfig(token=token, allowed_hosts=hosts)),
         host=host,
         port=port,
+        http=GuardedHTTPProtocol,
+        limit_concurrency=fitted_connections(MAX_CONNECTIONS, RESERVED_FILES),
         access_log=False,
         server_header=False,
         proxy_headers=False,

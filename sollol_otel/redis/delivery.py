@@ -86,8 +86,38 @@ class BridgeStats:
         )
 
 
-def observe(meter: Meter, stats: Callable[[], BridgeStats]) -> None:
-    """Register observable instruments that read `stats()` at each collection."""
+@dataclass(frozen=True)
+class Instrument:
+    """An observable instrument reading one `BridgeStats` field."""
+
+    name: str
+    unit: str
+    description: str
+    gauge: bool = False
+
+
+#: The in-process bridge's instruments, by the field each reads.
+BRIDGE_INSTRUMENTS = {
+    "recorded": Instrument("sollol_otel.bridge.recorded", "{event}", "Routing events recorded"),
+    "exported": Instrument("sollol_otel.bridge.exported", "{event}", "Routing events written to Redis"),
+    "dropped": Instrument(
+        "sollol_otel.bridge.dropped", "{event}", "Routing events lost before Redis, by reason"
+    ),
+    "retried": Instrument("sollol_otel.bridge.retried", "{attempt}", "Failed Redis writes, retried"),
+    "backlog": Instrument(
+        "sollol_otel.bridge.backlog", "{event}", "Routing events waiting for Redis", gauge=True
+    ),
+    "healthy": Instrument(
+        "sollol_otel.bridge.healthy", "1", "1 while routing events can be written to Redis", gauge=True
+    ),
+}
+
+
+def observe(
+    meter: Meter, stats: Callable[[], BridgeStats], instruments: Mapping[str, Instrument] = BRIDGE_INSTRUMENTS
+) -> None:
+    """Register observable instruments that read `stats()` at each collection (`dropped` by reason):
+    the bridge's, or another writer's under its own names (the OTLP receiver's)."""
 
     def reading(name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def callback(_: CallbackOptions) -> Iterable[Observation]:
@@ -100,18 +130,6 @@ def observe(meter: Meter, stats: Callable[[], BridgeStats]) -> None:
 
         return callback
 
-    instruments = [
-        (meter.create_observable_counter, "recorded", "{event}", "Routing events recorded"),
-        (meter.create_observable_counter, "exported", "{event}", "Routing events written to Redis"),
-        (
-            meter.create_observable_counter,
-            "dropped",
-            "{event}",
-            "Routing events lost before Redis, by reason",
-        ),
-        (meter.create_observable_counter, "retried", "{attempt}", "Failed Redis writes, retried"),
-        (meter.create_observable_gauge, "backlog", "{event}", "Routing events waiting for Redis"),
-        (meter.create_observable_gauge, "healthy", "1", "1 while routing events can be written to Redis"),
-    ]
-    for create, name, unit, description in instruments:
-        create(f"sollol_otel.bridge.{name}", [reading(name)], unit=unit, description=description)
+    for field_name, spec in instruments.items():
+        create = meter.create_observable_gauge if spec.gauge else meter.create_observable_counter
+        create(spec.name, [reading(field_name)], unit=spec.unit, description=spec.description)

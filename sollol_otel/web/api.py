@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 from typing import Any
 
+import redis
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from sollol_otel import diagnostics
 from sollol_otel.events import MISSING, RoutingEvent
 from sollol_otel.identity import package_version
 from sollol_otel.redis.client import CONNECTION_ERRORS, LazyClient
-from sollol_otel.redis.urls import redact_url
+from sollol_otel.redis.urls import redact_url, scrub
 from sollol_otel.web.backlog import recent
 from sollol_otel.web.config import MAX_BACKLOG
 from sollol_otel.web.counts import stats as window_stats
@@ -22,6 +25,8 @@ from sollol_otel.web.messages import event_message
 from sollol_otel.web.params import BadParameter, bounded_int, event_filter, stream_id, time_range
 from sollol_otel.web.state import state_of
 from sollol_otel.wire import decode
+
+log = logging.getLogger(__name__)
 
 #: /healthz gives Redis this long to answer PING.
 HEALTH_TIMEOUT = 2.0
@@ -121,37 +126,48 @@ async def config(request: Request) -> Response:
     )
 
 
-async def _ping(client: LazyClient) -> None:
-    await (await client.get()).ping()
+async def _read_probe(client: LazyClient, stream: str) -> None:
+    """Raise what Redis answers a read of the stream now (unreachable, NOPERM, WRONGTYPE...): an
+    XREAD from `$` without BLOCK returns at once and reads nothing."""
+    await (await client.get()).xread({stream: "$"}, count=1)
 
 
 async def healthz(request: Request) -> Response:
-    """`GET /healthz`: 200 when Redis answers and the stream reader runs, else 503; the state either way."""
+    """`GET /healthz`: 200 only while the stream reader runs and Redis lets it read the stream, else
+    503 with the state and the reason; components (the history indexer) report in the body."""
     state = state_of(request)
     hub = state.hub.state
+    stream = state.settings.stream
     try:
-        await asyncio.wait_for(_ping(state.client), HEALTH_TIMEOUT)
-        redis_status, status = "up", 200 if hub.running else 503
-    except _HEALTH_ERRORS:
-        redis_status, status = "down", 503
-    return JSONResponse(
-        {
-            "status": "ok" if status == 200 else "degraded",
-            "redis": redis_status,
-            "redis_url": redact_url(state.settings.redis_url),
-            "stream": state.settings.stream,
-            "reader": {
-                "running": hub.running,
-                "restarts": state.hub.restarts,
-                "connected": hub.redis_up,
-                "detail": hub.detail,
-                "last_id": hub.last_id,
-                "events": hub.events,
-                "skipped": hub.skipped,
-            },
-            "clients": hub.clients,
-            "worker": os.getpid(),
+        await asyncio.wait_for(_read_probe(state.client, stream), HEALTH_TIMEOUT)
+        redis_status, health, reason = "up", "ok", None
+    except _HEALTH_ERRORS as exc:
+        redis_status, health, reason = "down", "unreachable", f"Redis unavailable ({type(exc).__name__})"
+    except redis.RedisError as exc:
+        text = scrub(f"{type(exc).__name__}: {exc}"[:500], state.settings.redis_url)
+        redis_status, health, reason = "up", "refused", f"Redis refuses to read {stream!r} ({text})"
+    except Exception as exc:  # a bug: still an answer the health checks can read, never a plain 500
+        log.exception("/healthz failed")
+        redis_status, health, reason = "unknown", "error", f"health check failed ({type(exc).__name__})"
+    if health == "ok" and not hub.running:
+        health, reason = "reader stopped", hub.detail
+    status, body = diagnostics.health(
+        health,
+        reason,
+        state.components,
+        redis=redis_status,
+        redis_url=redact_url(state.settings.redis_url),
+        stream=stream,
+        reader={
+            "running": hub.running,
+            "restarts": state.hub.restarts,
+            "connected": hub.redis_up,
+            "detail": hub.detail,
+            "last_id": hub.last_id,
+            "events": hub.events,
+            "skipped": hub.skipped,
         },
-        status_code=status,
-        headers={"Cache-Control": "no-store"},
+        clients=hub.clients,
+        worker=os.getpid(),
     )
+    return JSONResponse(body, status_code=status, headers={"Cache-Control": "no-store"})

@@ -23,11 +23,20 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 from uvicorn.supervisors import Multiprocess
 
-from sollol_otel.access import allowed_hosts, host_check, is_loopback, login_url, token_for, without_tokens
+from sollol_otel.access import (
+    GuardedHTTPProtocol,
+    allowed_hosts,
+    fitted_connections,
+    host_check,
+    is_loopback,
+    login_url,
+    token_for,
+    without_tokens,
+)
 from sollol_otel.redis.client import LazyClient
 from sollol_otel.redis.urls import redact_url
 from sollol_otel.settings import Settings
-from sollol_otel.web import api, timeline
+from sollol_otel.web import api, security, timeline
 from sollol_otel.web.config import DashboardConfig
 from sollol_otel.web.counts import ResultCache
 from sollol_otel.web.feeds import sse_feed, websocket_feed
@@ -85,6 +94,7 @@ def create_app(settings: Settings | None = None, config: DashboardConfig | None 
         Route("/api/stats", api.stats),
         Route("/api/timeline", timeline.timeline),
         Route("/api/config", api.config),
+        Route("/api/ticket", security.ticket, methods=["POST"]),
         Route("/healthz", api.healthz),
         Route("/sse/routing_events", sse_feed),
         WebSocketRoute("/ws/routing_events", websocket_feed),
@@ -117,11 +127,13 @@ GRACEFUL_SHUTDOWN_SECONDS = 2
 def uvicorn_config(
     app: Starlette | Callable[[], Starlette], host: str, port: int, **options: object
 ) -> uvicorn.Config:
-    """Without per-message deflate: compressing each frame for each client costs more than it saves."""
+    """Without per-message deflate: compressing each frame for each client costs more than it saves;
+    connections that send no request are closed (`GuardedHTTPProtocol`)."""
     return uvicorn.Config(
         app,
         host=host,
         port=port,
+        http=GuardedHTTPProtocol,
         ws_per_message_deflate=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
         **options,  # type: ignore[arg-type]
@@ -142,32 +154,8 @@ RESERVED_FILES = POOL_SIZE + 24
 
 
 def connection_limit(max_clients: int) -> int:
-    """Connections served at once; past it uvicorn answers 503. Each connection is a file descriptor,
-    so the limit is lowered to fit the process's (raised where allowed): a process out of file
-    descriptors fails every request and logs nothing."""
-    wanted = max_clients + REQUEST_HEADROOM
-    try:
-        import resource
-    except ImportError:  # not a Unix
-        return wanted
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    needed = wanted + RESERVED_FILES
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        raised = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
-            soft = raised
-    if soft == resource.RLIM_INFINITY or soft >= needed:
-        return wanted
-    fitted = max(1, soft - RESERVED_FILES)
-    log.warning(
-        "only %d open files allowed (ulimit -n): serving %d connections at once, not %d; raise the limit "
-        "or lower SOLLOL_DASHBOARD_MAX_CLIENTS",
-        soft,
-        fitted,
-        wanted,
-    )
-    return fitted
+    """Connections served at once; past it uvicorn answers 503 (and idle ones are closed first)."""
+    return fitted_connections(max_clients + REQUEST_HEADROOM, RESERVED_FILES, "SOLLOL_DASHBOARD_MAX_CLIENTS")
 
 
 def serve(

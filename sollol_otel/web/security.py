@@ -1,24 +1,31 @@
 """Safe to leave running: an optional access token on every endpoint, WebSocket Origin checks,
 and response headers that keep the page from running anything but its own scripts.
 
-The token (SOLLOL_DASHBOARD_TOKEN) is accepted as `Authorization: Bearer`, as a cookie, or
-once as `?token=` on the page, which sets the cookie and redirects to drop it from the URL
-(so it does not linger in history). Comparison is constant-time.
+The token (SOLLOL_DASHBOARD_TOKEN) is accepted as `Authorization: Bearer`, or as `?token=` (for
+scripts). The page keeps it in the tab's sessionStorage and sends it as that header; its live feeds,
+which cannot send headers (WebSocket, EventSource), present a ticket instead: short-lived and
+single-use, obtained with the header (POST /api/ticket). Nothing a browser sends by itself is a
+credential: browsers send cookies to every port of a host (Grafana, Jaeger beside us would receive
+one to replay forever), so there is none. The page and its static files hold no data and are served
+to anyone, so a `?token=` login link can reach the page, which keeps the token and cleans the URL.
+Comparison is constant-time.
 """
 
 from __future__ import annotations
 
 import hashlib
-from http.cookies import SimpleCookie
-from urllib.parse import parse_qsl, urlencode
+import hmac
+import secrets
+import time
+from urllib.parse import parse_qsl
 
 from starlette.datastructures import Headers
-from starlette.requests import HTTPConnection
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sollol_otel.access import bearer_token, token_matches
-
-COOKIE = "sollol_dashboard_token"
+from sollol_otel.web.state import state_of
 
 #: Only the page's own files run; no inline script or style; nothing may frame the page.
 CONTENT_SECURITY_POLICY = (
@@ -31,73 +38,110 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
     (b"x-frame-options", b"DENY"),
 ]
+#: Served without the token: the page and its files, which hold no data.
+PUBLIC_PATH = "/"
+PUBLIC_PREFIX = "/static/"
+#: Where a ticket stands in for the token: the feeds, which browsers open without headers.
+FEED_PATHS = frozenset({"/ws/routing_events", "/sse/routing_events"})
+#: How long a ticket can be redeemed after it is issued.
+TICKET_SECONDS = 30
 
 
-def cookie_value(token: str) -> str:
-    """What the cookie holds: a digest, so the token itself never sits in the browser's cookie jar."""
-    return hashlib.sha256(b"sollol-otel-dashboard:" + token.encode()).hexdigest()
+def _ticket_key(token: str) -> bytes:
+    return hashlib.sha256(b"sollol-otel-dashboard-ticket:" + token.encode()).digest()
 
 
-def _presented(scope: Scope, token: str) -> tuple[str | None, bool]:
-    """The token the client sent (a cookie counts as the token) and whether it came in the query string."""
-    headers = Headers(scope=scope)
-    bearer = bearer_token(headers)
+def _signature(token: str, payload: str) -> str:
+    return hmac.new(_ticket_key(token), payload.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def issue_ticket(token: str, now: float | None = None) -> str:
+    """A ticket for one feed connection: its expiry and a nonce, signed with a key made from the token
+    (so every worker process can check it, and none stores it)."""
+    expires = int((time.time() if now is None else now) + TICKET_SECONDS)
+    payload = f"{expires}.{secrets.token_urlsafe(12)}"
+    return f"{payload}.{_signature(token, payload)}"
+
+
+class TicketBook:
+    """Redeems tickets: each once, before it expires. Single use is kept by each worker process for
+    the ticket's short life; with several workers a ticket could be redeemed once on each within it."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+        self._used: dict[str, int] = {}  # payload → expiry
+
+    def redeem(self, ticket: str, now: float | None = None) -> bool:
+        payload, _, signature = ticket.rpartition(".")
+        expires_text = payload.partition(".")[0]
+        if not expires_text.isdigit() or not hmac.compare_digest(signature, _signature(self._token, payload)):
+            return False
+        current = time.time() if now is None else now
+        self._used = {used: until for used, until in self._used.items() if until >= current}
+        if int(expires_text) < current or payload in self._used:
+            return False
+        self._used[payload] = int(expires_text)
+        return True
+
+
+def _presented(scope: Scope, tickets: TicketBook) -> tuple[str | None, bool]:
+    """The token the client sent, and whether it redeemed a valid ticket for a feed instead."""
+    bearer = bearer_token(Headers(scope=scope))
     if bearer is not None:
         return bearer, False
-    cookie = SimpleCookie()
-    try:
-        cookie.load(headers.get("cookie", ""))
-    except Exception:  # a malformed Cookie header is the client's problem, not a crash
-        cookie = SimpleCookie()
-    if COOKIE in cookie and token_matches(cookie[COOKIE].value, cookie_value(token)):
-        return token, False
     query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
     if query.get("token"):
-        return query["token"], True
-    return None, False
+        return query["token"], False
+    ticket = query.get("ticket", "")
+    return None, bool(ticket) and scope["path"] in FEED_PATHS and tickets.redeem(ticket)
 
 
 class TokenAuth:
-    """Refuses every HTTP request and WebSocket without the token (401 / handshake 403)."""
+    """Refuses every HTTP request and WebSocket without the token (401 / handshake 403), but for
+    the page and its files; a feed may present a ticket instead."""
 
     def __init__(self, app: ASGIApp, token: str | None) -> None:
         self.app = app
         self.token = token
+        self.tickets = TicketBook(token) if token is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.token is None or scope["type"] not in ("http", "websocket"):
+        if self.token is None or self.tickets is None or scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        presented, in_query = _presented(scope, self.token)
-        if not token_matches(presented, self.token):
+        path = scope["path"]
+        if scope["type"] == "http" and (path == PUBLIC_PATH or path.startswith(PUBLIC_PREFIX)):
+            await self.app(scope, receive, send)
+            return
+        presented, ticketed = _presented(scope, self.tickets)
+        if not ticketed and not token_matches(presented, self.token):
             if scope["type"] == "websocket":
                 await send({"type": "websocket.close", "code": 1008, "reason": "token required"})
                 return
-            await _send_plain(
+            await _send_json(
                 send,
                 401,
-                b"token required: open the dashboard as /?token=...",
+                b'{"error":"token required: open the dashboard as /?token=..."}',
                 [(b"www-authenticate", b'Bearer realm="sollol-otel"')],
             )
-            return
-        if in_query and scope["type"] == "http" and scope["path"] == "/":
-            await _redirect_with_cookie(scope, send, self.token)
             return
         await self.app(scope, receive, send)
 
 
-async def _send_plain(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]]) -> None:
-    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"cache-control", b"no-store"), *extra]
+async def ticket(request: Request) -> Response:
+    """`POST /api/ticket`: a ticket for one live feed (the token was checked by `TokenAuth`)."""
+    token = state_of(request).config.token
+    if token is None:
+        return JSONResponse({"error": "this dashboard requires no token, so no ticket"}, status_code=404)
+    return JSONResponse(
+        {"ticket": issue_ticket(token), "expires_in": TICKET_SECONDS}, headers={"Cache-Control": "no-store"}
+    )
+
+
+async def _send_json(send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]]) -> None:
+    headers = [(b"content-type", b"application/json"), (b"cache-control", b"no-store"), *extra]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-async def _redirect_with_cookie(scope: Scope, send: Send, token: str) -> None:
-    query = [(k, v) for k, v in parse_qsl(scope.get("query_string", b"").decode("latin-1")) if k != "token"]
-    location = "/" + ("?" + urlencode(query) if query else "")
-    secure = "; Secure" if scope.get("scheme") == "https" else ""
-    cookie = f"{COOKIE}={cookie_value(token)}; Path=/; HttpOnly; SameSite=Strict{secure}"
-    await _send_plain(send, 303, b"", [(b"location", location.encode()), (b"set-cookie", cookie.encode())])
 
 
 class SecurityHeaders:

@@ -4,10 +4,11 @@ the live-feed limit."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.requests import HTTPConnection
 
+from sollol_otel.diagnostics import Component
 from sollol_otel.redis.client import LazyClient
 from sollol_otel.settings import Settings
 from sollol_otel.web.config import DashboardConfig
@@ -49,6 +50,9 @@ class DashboardState:
     client: LazyClient
     cache: ResultCache
     feeds: FeedLimit
+    #: Parts that report their state in /healthz's body without failing the check: add one as
+    #: `state.components["indexer"] = indexer` (anything with `status() -> dict`, see `Component`).
+    components: dict[str, Component] = field(default_factory=dict)
 
 
 def state_of(connection: HTTPConnection) -> DashboardState:

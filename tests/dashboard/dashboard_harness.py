@@ -14,6 +14,7 @@ import redis
 import uvicorn
 from redis_servers import free_port
 from sollol_events import sollol_event
+from starlette.applications import Starlette
 from waiting import eventually
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -33,6 +34,7 @@ class DashboardServer:
         self.config = config
         self.port = free_port()
         self._server: uvicorn.Server | None = None
+        self.app: Starlette | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -44,7 +46,7 @@ class DashboardServer:
         return f"ws://127.0.0.1:{self.port}/ws/routing_events"
 
     def start(self) -> DashboardServer:
-        app = create_app(self.settings, self.config)
+        app = self.app = create_app(self.settings, self.config)
         self._server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", self.port, log_level="warning"))
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()

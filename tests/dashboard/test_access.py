@@ -76,11 +76,16 @@ def test_allow_no_token_serves_beyond_loopback_but_only_to_loopback_names(keys: 
 async def test_the_token_never_appears_in_the_log(keys: tuple[str, str]) -> None:
     with server_process("dashboard", "--host", "127.0.0.1", env={"SOLLOL_DASHBOARD_TOKEN": TOKEN}) as server:
         async with httpx.AsyncClient(base_url=server.url) as client:
-            assert (await client.get("/", params={"token": TOKEN})).status_code == 303
+            assert (await client.get("/", params={"token": TOKEN})).status_code == 200
             assert (await client.get("/api/config", params={"token": TOKEN, "x": "1"})).status_code == 200
+            issued = await client.post("/api/ticket", headers={"Authorization": f"Bearer {TOKEN}"})
         ws = f"ws://127.0.0.1:{server.port}/ws/routing_events?token={TOKEN}"
         async with connect(ws) as feed:
             await feed.recv()
+        ticket = issued.json()["ticket"]
+        async with connect(f"ws://127.0.0.1:{server.port}/ws/routing_events?ticket={ticket}") as feed:
+            await feed.recv()
     assert '"GET /api/config?token=***&x=1' in server.stderr, server.stderr
     assert "WebSocket /ws/routing_events?token=***" in server.stderr
-    assert TOKEN not in server.stderr
+    assert "WebSocket /ws/routing_events?ticket=***" in server.stderr
+    assert TOKEN not in server.stderr and ticket not in server.stderr

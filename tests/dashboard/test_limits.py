@@ -17,15 +17,17 @@ import pytest
 import redis
 from dashboard.conftest import ServerFactory
 from dashboard.dashboard_harness import DashboardServer, write, ws_feed
-from server_process import server_process
+from server_process import held_sockets, server_process
 from waiting import eventually
 from websockets.exceptions import InvalidStatus
 
+from sollol_otel.access import REQUEST_HEAD_SECONDS
 from sollol_otel.web.app import RESERVED_FILES
 
 #: Each event this large (the field limit) fills buffers fast: a few MB stall any socket.
 BIG = "x" * 4000
 SEND_TIMEOUT = 1.0
+TOKEN = "t0ken-of-the-users"
 
 REQUESTS = {
     "websocket": (
@@ -124,17 +126,44 @@ async def test_feeds_past_the_limit_are_refused_with_503_while_the_rest_of_the_s
         await third.caught_up()
 
 
-def test_under_a_low_open_file_limit_it_says_so_and_answers_503_past_what_fits(keys: tuple[str, str]) -> None:
+def test_under_a_low_open_file_limit_it_says_so_and_idle_sockets_past_what_fits_do_not_block_it(
+    keys: tuple[str, str],
+) -> None:
     with server_process("dashboard", open_files=128) as server:
         assert "open files allowed" in server.stderr
         fits = 128 - RESERVED_FILES
         idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(fits)]
         try:
-            busy = eventually(lambda: httpx.get(f"{server.url}/healthz", timeout=10), what="an answer")
-            assert busy.status_code == 503
+            health = eventually(lambda: httpx.get(f"{server.url}/healthz", timeout=10), what="an answer")
+            assert health.status_code == 200
+            assert sum(closed_by_the_server(sock) for sock in idle) >= 1  # the oldest idle made room
         finally:
             for sock in idle:
                 sock.close()
+
+
+def test_an_attacker_holding_1100_sockets_under_a_1024_file_limit_locks_out_no_user(
+    keys: tuple[str, str],
+) -> None:
+    env = {"SOLLOL_DASHBOARD_TOKEN": TOKEN}
+    with (
+        server_process("dashboard", env=env, open_files=1024) as server,
+        held_sockets(server.port, 1_100) as attacker,
+    ):
+        authorized = {"Authorization": f"Bearer {TOKEN}"}
+        health = httpx.get(f"{server.url}/healthz", headers=authorized, timeout=10)
+        page_config = httpx.get(f"{server.url}/api/config", headers=authorized, timeout=10)
+        still_held = sum(not closed_by_the_server(sock) for sock in attacker)
+
+    assert (health.status_code, page_config.status_code) == (200, 200), health.text
+    assert still_held > 500  # the attacker really held sockets meanwhile
+
+
+def test_a_connection_that_never_finishes_its_request_head_is_closed(dashboard: DashboardServer) -> None:
+    with held_sockets(dashboard.port, 2) as (silent, half_sent):
         eventually(
-            lambda: httpx.get(f"{server.url}/healthz", timeout=10).status_code == 200, what="room again"
+            lambda: closed_by_the_server(silent) and closed_by_the_server(half_sent),
+            timeout=REQUEST_HEAD_SECONDS + 20,
+            interval=0.5,
+            what="idle and half-sent connections to be closed",
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 import httpx
@@ -11,9 +12,16 @@ from dashboard.dashboard_harness import DashboardServer, ws_feed
 from websockets.exceptions import InvalidStatus
 
 from sollol_otel.web.app import static_dir
+from sollol_otel.web.security import TICKET_SECONDS, TicketBook, issue_ticket
 
 TOKEN = "s3cret-token"
-ENDPOINTS = ["/", "/api/routing_events", "/api/stats", "/api/config", "/healthz", "/static/js/main.js"]
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+ENDPOINTS = ["/api/routing_events", "/api/stats", "/api/config", "/healthz", "/api/routing_events/1-0"]
+#: What main's dashboard set as its cookie (a fixed digest of the token): what Grafana or Jaeger on
+#: another port of the host would have received from the browser, to replay.
+OLD_COOKIE = (
+    "sollol_dashboard_token=" + hashlib.sha256(b"sollol-otel-dashboard:" + TOKEN.encode()).hexdigest()
+)
 
 
 @pytest.fixture
@@ -43,13 +51,61 @@ async def test_websocket_accepts_the_bearer_token(guarded: DashboardServer) -> N
         await client.caught_up()
 
 
-def test_token_in_the_page_url_becomes_a_cookie_and_leaves_the_url(guarded: DashboardServer) -> None:
-    with httpx.Client(base_url=guarded.url) as client:
-        first = client.get("/", params={"token": TOKEN, "model": "m"})
-        assert (first.status_code, first.headers["location"]) == (303, "/?model=m")
-        assert TOKEN not in first.headers["set-cookie"]
-        assert "HttpOnly" in first.headers["set-cookie"]
-        assert client.get("/api/config").status_code == 200
+@pytest.mark.parametrize("path", ["/", "/static/js/main.js", "/static/js/auth.js"])
+def test_the_page_and_its_files_are_served_without_the_token_and_set_no_cookie(
+    guarded: DashboardServer, path: str
+) -> None:
+    response = httpx.get(f"{guarded.url}{path}", params={"token": TOKEN})
+    assert response.status_code == 200 and "set-cookie" not in response.headers
+
+
+@pytest.mark.parametrize("path", [*ENDPOINTS, "/sse/routing_events"])
+def test_a_replayed_cookie_alone_gets_401(guarded: DashboardServer, path: str) -> None:
+    assert httpx.get(f"{guarded.url}{path}", headers={"Cookie": OLD_COOKIE}, timeout=10).status_code == 401
+
+
+async def test_a_websocket_with_a_replayed_cookie_alone_is_refused(guarded: DashboardServer) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        async with ws_feed(guarded, additional_headers={"Cookie": OLD_COOKIE}):
+            pass
+    assert refused.value.response.status_code == 403
+
+
+def test_a_ticket_is_issued_only_with_the_token(guarded: DashboardServer) -> None:
+    assert httpx.post(f"{guarded.url}/api/ticket").status_code == 401
+    assert httpx.post(f"{guarded.url}/api/ticket", headers={"Cookie": OLD_COOKIE}).status_code == 401
+    issued = httpx.post(f"{guarded.url}/api/ticket", headers=BEARER)
+    assert issued.status_code == 200 and issued.json()["expires_in"] == TICKET_SECONDS
+
+
+async def test_a_feed_ticket_opens_one_feed_once(guarded: DashboardServer) -> None:
+    ticket = httpx.post(f"{guarded.url}/api/ticket", headers=BEARER).json()["ticket"]
+
+    async with ws_feed(guarded, f"ticket={ticket}") as client:
+        await client.caught_up()
+    with pytest.raises(InvalidStatus) as replayed:
+        async with ws_feed(guarded, f"ticket={ticket}"):
+            pass
+
+    assert replayed.value.response.status_code == 403
+
+
+def test_a_ticket_is_no_token_for_anything_but_a_feed(guarded: DashboardServer) -> None:
+    ticket = httpx.post(f"{guarded.url}/api/ticket", headers=BEARER).json()["ticket"]
+    assert httpx.get(f"{guarded.url}/api/config", params={"ticket": ticket}).status_code == 401
+
+
+def test_a_ticket_expires_and_a_forged_one_is_refused() -> None:
+    book = TicketBook(TOKEN)
+    issued = issue_ticket(TOKEN, now=1000.0)
+    payload, _, signature = issued.rpartition(".")
+
+    assert not book.redeem(issued, now=1000.0 + TICKET_SECONDS + 1)
+    assert not book.redeem(issue_ticket("another-token", now=1000.0), now=1000.0)
+    assert not book.redeem(
+        f"{int(payload.split('.')[0]) + 3600}.{payload.split('.')[1]}.{signature}", now=1000.0
+    )
+    assert book.redeem(issued, now=1000.0)
 
 
 async def test_websocket_from_another_origin_is_refused(dashboard: DashboardServer) -> None:

@@ -3,12 +3,18 @@ decisions are never merged."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord, ResourceLogs, ScopeLogs
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+from receiver.receiver_harness import RunningReceiver
 
 from sollol_otel.receiver.app import decode
 from sollol_otel.receiver.dedup import TWIN_TOLERANCE_NS, RecentDecisions
@@ -148,3 +154,38 @@ def test_different_event_ids_are_different_decisions_even_when_identical() -> No
     fresh = recent.fresh(logs(log("a", traced=False, sollol__event_id="d-2")))
 
     assert models(fresh) == ["a"]
+
+
+def test_records_without_time_or_event_id_in_separate_requests_all_land(
+    receiver: RunningReceiver, stream_events: Callable[[], list[dict[str, Any]]]
+) -> None:
+    timeless = {"eventName": NAME, "timeUnixNano": "0", "observedTimeUnixNano": "0"}
+    body = json.dumps({"resourceLogs": [{"scopeLogs": [{"logRecords": [timeless]}]}]}).encode()
+
+    answers = [
+        httpx.post(f"{receiver.url}/v1/logs", content=body, headers={"Content-Type": "application/json"})
+        for _ in range(3)
+    ]
+    receiver.flush()
+
+    assert [answer.status_code for answer in answers] == [200, 200, 200]
+    assert len(stream_events()) == 3
+
+
+def test_a_timeless_span_event_is_not_taken_for_a_timeless_log_records_twin() -> None:
+    recent = RecentDecisions()
+    recent.fresh(logs(log("a", 0)))
+
+    assert models(recent.fresh(spans(span_event("a", 0)))) == ["a"]
+
+
+def test_identical_records_of_a_request_written_in_parts_are_all_written() -> None:
+    recent = RecentDecisions()
+    request = logs(log("a"), log("a"), log("a"))
+    seen: dict[object, int] = {}
+
+    first, looked = recent.next_part(request, 2, seen)
+    rest, _ = recent.next_part(request[looked:], 2, seen)
+
+    assert (models(first), models(rest)) == (["a", "a"], ["a"])
+    assert recent.fresh(request) == []  # the whole request, sent again

@@ -393,8 +393,16 @@ def test_healthz_answers_while_a_15_mb_request_is_decoded(receiver: RunningRecei
 
 
 def test_healthz_reports_redis_connection(receiver: RunningReceiver) -> None:
-    assert httpx.get(receiver.url + "/healthz").json() == {
+    response = httpx.get(receiver.url + "/healthz")
+
+    assert response.status_code == 200
+    assert response.json() | {"stream": "", "redis_url": ""} == {
         "status": "ok",
+        "state": "ok",
+        "reason": None,
         "redis_connected": True,
+        "redis_url": "",
+        "stream": "",
+        "writer": {"state": "ok", "last_error": None, "dropped": 0},
         "backlog": 0,
     }
