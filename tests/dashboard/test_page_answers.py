@@ -230,18 +230,6 @@ def test_a_permalink_opens_one_event_and_the_url_follows_the_open_event(
     assert f"id={ids[2]}" in page.url
 
 
-def test_a_permalink_to_a_trimmed_event_says_so(browser: Browser, dashboard: DashboardServer) -> None:
-    context = browser.new_context()  # not the `page` fixture: the browser logs the 404 as an error
-    page = context.new_page()
-    try:
-        page.goto(f"{dashboard.url}/?id=1700000000000-0")
-        expect(page.locator("#hints")).to_contain_text(
-            "1700000000000-0 is not in the stream (trimmed, or never written)"
-        )
-    finally:
-        context.close()
-
-
 def test_copy_as_json_puts_the_event_on_the_clipboard(
     page: Page, dashboard: DashboardServer, redis_client: redis.Redis, keys: tuple[str, str]
 ) -> None:
