@@ -67,10 +67,15 @@ def csv_rows(page: list[tuple[str, RoutingEvent]]) -> str:
     writer = csv.writer(out)
     for entry_id, event in page:
         fields = event.fields
-        known = {"stream_id": entry_id, "node": event.node, "message": event.message}
         whole = json.dumps(fields, default=str, ensure_ascii=False)
-        writer.writerow([safe_cell(whole if name == "event" else known.get(name, fields.get(name)))
-                         for name in COLUMNS])  # fmt: skip
+        values = {
+            **fields,
+            "stream_id": entry_id,
+            "node": event.node,
+            "message": event.message,
+            "event": whole,
+        }
+        writer.writerow([safe_cell(values.get(name)) for name in COLUMNS])
     return out.getvalue()
 
 

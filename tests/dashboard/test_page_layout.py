@@ -124,8 +124,12 @@ def test_the_theme_follows_the_system_and_the_toggle_overrides_it_for_good(
 # without working M (deuteranopia) or L (protanopia) cones.
 SIMULATIONS = {
     "normal": ((1, 0, 0), (0, 1, 0), (0, 0, 1)),
-    "deuteranopia": ((0.367322, 0.860646, -0.227968), (0.280085, 0.672501, 0.047413), (-0.011820, 0.042940, 0.968881)),
-    "protanopia": ((0.152286, 1.052583, -0.204868), (0.114503, 0.786281, 0.099216), (-0.003882, -0.048116, 1.051998)),
+    "deuteranopia": (
+        (0.367322, 0.860646, -0.227968), (0.280085, 0.672501, 0.047413), (-0.011820, 0.042940, 0.968881),
+    ),
+    "protanopia": (
+        (0.152286, 1.052583, -0.204868), (0.114503, 0.786281, 0.099216), (-0.003882, -0.048116, 1.051998),
+    ),
 }  # fmt: skip
 #: The types a busy router writes together; each must stand apart from the others.
 COMMON_TYPES = ["ROUTE_DECISION", "RPC_BACKEND_SELECTED", "FALLBACK_TRIGGERED", "CACHE_HIT",
@@ -137,7 +141,10 @@ MIN_DELTA_E = 12.0
 def lab(rgb: tuple[float, ...], simulation: str) -> tuple[float, float, float]:
     """CIE L*a*b* (D65) of an sRGB colour as the simulated eye sees it."""
     linear = [c / 255 / 12.92 if c / 255 <= 0.04045 else ((c / 255 + 0.055) / 1.055) ** 2.4 for c in rgb]
-    seen = [max(0.0, min(1.0, sum(m * c for m, c in zip(row, linear, strict=True)))) for row in SIMULATIONS[simulation]]
+    seen = [
+        max(0.0, min(1.0, sum(m * c for m, c in zip(row, linear, strict=True))))
+        for row in SIMULATIONS[simulation]
+    ]
     r, g, b = seen
     xyz = (
         (0.4124 * r + 0.3576 * g + 0.1805 * b) / 0.95047,
@@ -150,7 +157,11 @@ def lab(rgb: tuple[float, ...], simulation: str) -> tuple[float, float, float]:
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_event_type_colours_stay_apart_for_colour_blind_readers(
-    browser: Browser, dashboard: DashboardServer, redis_client: redis.Redis, keys: tuple[str, str], scheme: str
+    browser: Browser,
+    dashboard: DashboardServer,
+    redis_client: redis.Redis,
+    keys: tuple[str, str],
+    scheme: str,
 ) -> None:
     context = browser.new_context(viewport=LAPTOP, color_scheme=scheme)  # type: ignore[arg-type]
     try:
@@ -160,15 +171,26 @@ def test_event_type_colours_stay_apart_for_colour_blind_readers(
         open_live(page, dashboard)
         expect(page.locator("#events li[data-id]")).to_have_count(len(COMMON_TYPES))
         css = {
-            event_type: page.locator(f"#events li.t-{event_type.lower()} .type").evaluate("e => getComputedStyle(e).color")
+            event_type: page.locator(f"#events li.t-{event_type.lower()} .type").evaluate(
+                "e => getComputedStyle(e).color"
+            )
             for event_type in COMMON_TYPES
         }
-        swatches = page.locator("#legend-types .swatch").evaluate_all("s => s.map(e => getComputedStyle(e).backgroundColor)")
+        swatches = page.locator("#legend-types .swatch").evaluate_all(
+            "s => s.map(e => getComputedStyle(e).backgroundColor)"
+        )
         assert sorted(swatches) == sorted(css.values())  # the chart draws each type in the list's colour
-        colours = {name: tuple(float(c) for c in re.findall(r"[\d.]+", value)[:3]) for name, value in css.items()}
+        colours = {
+            name: tuple(float(c) for c in re.findall(r"[\d.]+", value)[:3]) for name, value in css.items()
+        }
         for simulation in SIMULATIONS:
             for (a, ca), (b, cb) in combinations(colours.items(), 2):
-                distance = sum((x - y) ** 2 for x, y in zip(lab(ca, simulation), lab(cb, simulation), strict=True)) ** 0.5
-                assert distance >= MIN_DELTA_E, f"{a} and {b} look alike ({simulation}, {scheme}): ΔE {distance:.1f}"
+                distance = (
+                    sum((x - y) ** 2 for x, y in zip(lab(ca, simulation), lab(cb, simulation), strict=True))
+                    ** 0.5
+                )
+                assert distance >= MIN_DELTA_E, (
+                    f"{a} and {b} look alike ({simulation}, {scheme}): ΔE {distance:.1f}"
+                )
     finally:
         context.close()

@@ -1,0 +1,57 @@
+"""A page opened while Redis is down says which Redis (never its password) and recovers by itself
+when Redis returns, in real headless Chromium against a redis-server this test stops and starts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import redis
+from dashboard.browser import rows
+from dashboard.conftest import ServerFactory
+from dashboard.dashboard_harness import write
+from playwright.sync_api import Browser, expect
+from redis_servers import RedisServer
+
+from sollol_otel.settings import Settings
+
+pytestmark = pytest.mark.browser
+
+PASSWORD = "s3cret-pw"
+
+
+@pytest.fixture
+def guarded_redis() -> Iterator[RedisServer]:
+    """A private Redis that wants a password, stopped and started by the test."""
+    server = RedisServer(args=["--requirepass", PASSWORD]).start()
+    yield server
+    server.close()
+
+
+def test_a_page_opened_while_redis_is_down_names_it_and_goes_live_when_it_returns(
+    browser: Browser, start_dashboard: ServerFactory, guarded_redis: RedisServer, keys: tuple[str, str]
+) -> None:
+    url = f"redis://:{PASSWORD}@127.0.0.1:{guarded_redis.port}"
+    shown = f"redis://:***@127.0.0.1:{guarded_redis.port}"
+    guarded_redis.stop()
+    server = start_dashboard(Settings.from_env().with_overrides(redis_url=url))
+    answer = httpx.get(f"{server.url}/api/stats")
+    assert answer.status_code == 503
+    assert answer.json() == {"error": f"Redis at {shown} unavailable (ConnectionError)"}
+    context = browser.new_context()  # not `page`: the browser logs each 503 as an error
+    try:
+        page = context.new_page()
+        page.goto(server.url)
+        status = page.locator("#status")
+        expect(status).to_contain_text(f"Redis at {shown} unavailable", timeout=10_000)
+        assert PASSWORD not in status.inner_text()
+        guarded_redis.start()
+        expect(status).to_have_text("live · WebSocket", timeout=20_000)
+        client = redis.Redis.from_url(url)
+        write(client, keys[0], 3)
+        client.close()
+        expect(page.locator("#events li[data-id]")).to_have_count(3)
+        assert [text.rsplit("#", 1)[1] for text in rows(page)] == ["0", "1", "2"]
+    finally:
+        context.close()
