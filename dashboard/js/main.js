@@ -358,12 +358,17 @@ async function main() {
     const events = $("events");
     const top = events.getBoundingClientRect().top + scrollY;
     const atEnd = events.scrollHeight - events.scrollTop - events.clientHeight < 2;
-    events.style.height = `${Math.max(MIN_LIST_PX, innerHeight - top - LIST_MARGIN_PX)}px`;
+    const height = Math.max(MIN_LIST_PX, innerHeight - top - LIST_MARGIN_PX);
+    const layoutTop = document.querySelector(".layout").getBoundingClientRect().top + scrollY;
+    // Custom properties: the list's height, and the detail pane beside it ending where the list does.
+    document.documentElement.style.setProperty("--list-height", `${height}px`);
+    document.documentElement.style.setProperty("--beside-list", `${top + height - layoutTop}px`);
     if (atEnd) events.scrollTop = events.scrollHeight; // the newest rows stay in view
   };
   const above = new ResizeObserver(fitList);
   for (const id of ["filters", "active", "hints", "notes", "charts-fold"]) above.observe($(id));
   above.observe(document.querySelector(".top"));
+  above.observe(document.querySelector(".panel-head"));
   addEventListener("resize", fitList);
   const fold = $("charts-fold");
   fold.open = getPref("charts") !== "closed";

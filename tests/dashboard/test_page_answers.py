@@ -354,7 +354,7 @@ def test_screenshot_of_the_page(
 ) -> None:
     """The README's picture, taken here; `--update-screenshot` saves it to docs/dashboard.png."""
     busy_cluster(redis_client, keys[0])
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, color_scheme="dark")
     page = context.new_page()
     try:
         open_live(page, dashboard, "?since=15m")
