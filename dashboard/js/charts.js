@@ -127,6 +127,19 @@ class Plot {
     return index >= 0 && index < starts.length ? index : null;
   }
 
+  // The readout: the bucket under the cursor, else the newest one, as `describe(index, start)` says.
+  readOut(u, shown, describe) {
+    if (!shown || !shown.starts.length) {
+      this.readout.textContent = "";
+      return;
+    }
+    const pointed = this.cursorBucket(u, shown.starts, shown.size);
+    const index = pointed ?? shown.starts.length - 1;
+    const start = shown.starts[index];
+    const which = pointed === null ? "newest " : "";
+    this.readout.textContent = `${which}${clock(start)}–${clock(start + shown.size)}: ${describe(index, start)}`;
+  }
+
   showEmpty(reason) {
     this.note.hidden = !reason;
     this.note.textContent = reason || "";
@@ -198,22 +211,18 @@ export class StackedChart {
 
   // The values of the bucket under the cursor, or of the newest bucket.
   readout(u) {
+    this.plot.readOut(u, this.shown, (index, start) => this.values(start));
+  }
+
+  values(start) {
     const shown = this.shown;
-    if (!shown || !shown.starts.length) {
-      this.plot.readout.textContent = "";
-      return;
-    }
-    const pointed = this.plot.cursorBucket(u, shown.starts, shown.size);
-    const index = pointed ?? shown.starts.length - 1;
-    const start = shown.starts[index];
     const values = shown.groups
       .map(([name, members]) => [name, members.reduce((sum, m) => sum + shown.counts(start, m), 0)])
       .filter(([, n]) => n > 0)
       .sort((a, b) => b[1] - a[1]);
     const total = values.reduce((sum, [, n]) => sum + n, 0);
-    const which = pointed === null ? "newest " : "";
     const list = values.map(([name, n]) => `${display(name)} ${n}`).join(", ");
-    this.plot.readout.textContent = `${which}${clock(start)}–${clock(start + shown.size)}: ${total}${list ? ` (${list})` : ""}`;
+    return `${total}${list ? ` (${list})` : ""}`;
   }
 
   render(frame, size) {
@@ -299,17 +308,10 @@ export class FallbackChart {
   }
 
   readout(u) {
-    const shown = this.shown;
-    if (!shown || !shown.starts.length) {
-      this.plot.readout.textContent = "";
-      return;
-    }
-    const pointed = this.plot.cursorBucket(u, shown.starts, shown.size);
-    const i = pointed ?? shown.starts.length - 1;
-    const start = shown.starts[i];
-    const rate = shown.rates[i] === null ? "no decisions" : `${shown.rates[i]}%`;
-    this.plot.readout.textContent = `${pointed === null ? "newest " : ""}${clock(start)}–${clock(start + shown.size)}: ` +
-      `${rate} (${shown.fallbacks[i]} fallbacks, ${shown.decisions[i]} decisions)`;
+    this.plot.readOut(u, this.shown, (i) => {
+      const { rates, fallbacks, decisions } = this.shown;
+      return `${rates[i] === null ? "no decisions" : `${rates[i]}%`} (${fallbacks[i]} fallbacks, ${decisions[i]} decisions)`;
+    });
   }
 
   render(frame, size, reasons) {

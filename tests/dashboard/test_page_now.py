@@ -6,7 +6,7 @@ and time ranges back to 30 days or picked by hand."""
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timezone
 
 import pytest
 import redis
@@ -44,12 +44,18 @@ def test_the_last_minute_view_shows_only_that_minute_and_the_busiest_node(
     assert "since=5m" in page.url
 
 
+def iso(epoch_ms: int) -> str:
+    return datetime.fromtimestamp(epoch_ms / 1000, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
 def test_the_charts_show_the_values_under_the_cursor_and_the_newest_bucket_by_default(
     page: Page, dashboard: DashboardServer, redis_client: redis.Redis, keys: tuple[str, str]
 ) -> None:
-    write_at(redis_client, keys[0], now_ms() - 120_000, route("older"), route("older"), fallback("f"))
-    open_live(page, dashboard, "?since=5m")
-    write(redis_client, keys[0], 2)
+    end = now_ms() // 60_000 * 60_000 - 60_000  # a fixed range: its newest bucket never moves on
+    write_at(redis_client, keys[0], end - 120_000, route("older"), route("older"), fallback("f"))
+    write_at(redis_client, keys[0], end - 2_000, route("newest"), route("newest"))
+    page.goto(f"{dashboard.url}/?since={iso(end - 300_000)}&until={iso(end)}")
+    expect(page.locator("#events li[data-id]")).to_have_count(5)
     newest = page.locator("#chart-types ~ .readout")
     expect(newest).to_have_text(re.compile(r"^newest \d\d:\d\d:\d\d–\d\d:\d\d:\d\d: 2 \(ROUTE_DECISION 2\)$"))
     plot = page.locator("#chart-types .u-over").bounding_box()
@@ -57,9 +63,6 @@ def test_the_charts_show_the_values_under_the_cursor_and_the_newest_bucket_by_de
     right_edge = plot["x"] + plot["width"] - 1  # the newest bar's far end still reads as the newest bucket
     page.mouse.move(right_edge, plot["y"] + plot["height"] / 2)
     expect(newest).to_have_text(re.compile(r"^\d\d:\d\d:\d\d–\d\d:\d\d:\d\d: 2 \(ROUTE_DECISION 2\)$"))
-    bars = page.locator("#chart-types").get_attribute("aria-label") or ""
-    first = re.search(r"(\d\d:\d\d:\d\d) to", bars)
-    assert first is not None
     # Sweep across the plot: one bucket reads the three older events.
     seen = set()
     for step in range(60):
