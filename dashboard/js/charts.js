@@ -46,13 +46,22 @@ export function typeColour(name, index) {
   return known === "t-other" ? PALETTE[index % PALETTE.length] : cssColour(known);
 }
 
+// The value axis as wide as its longest label ("12,000", "100%"), so no label is ever cut off.
+function fitLabels(u, values, axisIndex, cycle) {
+  const axis = u.axes[axisIndex];
+  if (cycle > 1) return axis._size;
+  const longest = (values || []).reduce((a, b) => (String(b).length > a.length ? String(b) : a), "");
+  u.ctx.font = axis.font[0];
+  return Math.ceil(axis.ticks.size + axis.gap + u.ctx.measureText(longest).width / devicePixelRatio) + 2;
+}
+
 function axes(yValues = null) {
   const stroke = cssColour("", "--muted");
   const line = cssColour("", "--line");
   const grid = { stroke: line, width: 1 };
   return [
     { stroke, grid, ticks: grid, space: TICK_SPACE, values: (u, splits, axis, space, incr) => tickLabels(splits, incr) },
-    { stroke, grid, ticks: grid, size: yValues ? 50 : 42, ...(yValues ? { values: yValues } : {}) },
+    { stroke, grid, ticks: grid, size: fitLabels, ...(yValues ? { values: yValues } : {}) },
   ];
 }
 

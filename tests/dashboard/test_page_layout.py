@@ -194,3 +194,28 @@ def test_event_type_colours_stay_apart_for_colour_blind_readers(
                 )
     finally:
         context.close()
+
+
+def test_value_axis_labels_fit_their_axis_on_a_phone(
+    browser: Browser, dashboard: DashboardServer, redis_client: redis.Redis, keys: tuple[str, str]
+) -> None:
+    context = browser.new_context(viewport=PHONE)
+    try:
+        page = context.new_page()
+        write(redis_client, keys[0], 12_000)  # one bucket of 12,000: the axis reads up to "12,000"
+        open_live(page, dashboard)
+        expect(page.locator("#rate")).to_contain_text("12000 events in range")
+        page.locator("#chart-types").scroll_into_view_if_needed()
+        axis_width = (
+            page.locator("#chart-types .u-axis").nth(1).evaluate("e => e.getBoundingClientRect().width")
+        )
+        label_width = page.evaluate(
+            """() => {
+                const ctx = document.createElement("canvas").getContext("2d");
+                ctx.font = '12px system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, "Noto Sans", sans-serif';
+                return ctx.measureText("12,000").width;
+            }"""
+        )
+        assert axis_width >= label_width + 10  # the label beside its tick mark (10 px), never cut off
+    finally:
+        context.close()
