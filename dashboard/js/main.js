@@ -197,7 +197,7 @@ async function main() {
     const { counts, timelines, live } = view;
     const frame = (timeline) => timeline.frame(renderedAt, live);
     const steps = [
-      () => counters.render(counts, live),
+      () => counters.render(counts, live, view.since),
       () => charts.types.render(frame(timelines.types), timelines.types.size),
       () => charts.fallbacks.render(frame(timelines.types), timelines.types.size, counts.reasons),
       () => charts.nodes.render(frame(timelines.nodes), timelines.nodes.size),
@@ -286,6 +286,7 @@ async function main() {
     const sliding = live && RANGES.includes(state.since) ? durationMs(state.since) : null;
     view = {
       live,
+      since: sliding ? Date.now() - sliding : null,
       counts: new Counts(stats),
       timelines: {
         types: new Timeline(types, { sliding }),

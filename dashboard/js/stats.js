@@ -31,13 +31,16 @@ export class Counters {
     Object.assign(this, { types, backends, models, rate, hints, notes, onFilter });
   }
 
-  render(counts, live) {
+  // `since`: where a sliding view ("last minute") began counting; its counts keep growing from
+  // there, so they say so rather than claim to cover the last minute.
+  render(counts, live, since = null) {
     chips(this.types, top(counts.by.event_type), "event_type", this.onFilter, typeClass);
     chips(this.backends, top(counts.by.backend, SHOWN), "backend", this.onFilter);
     chips(this.models, top(counts.by.model, SHOWN), "model", this.onFilter);
+    const where = since === null ? "in range" : `since ${eventClock(since, false)}`;
     const events = counts.complete
-      ? `${counts.events} event${counts.events === 1 ? "" : "s"} in range`
-      : `at least ${counts.events} events in range (only the newest ${counts.counted} were counted)`;
+      ? `${counts.events} event${counts.events === 1 ? "" : "s"} ${where}`
+      : `at least ${counts.events} events ${where} (only the newest ${counts.counted} were counted)`;
     setText(this.rate, live
       ? `${counts.rate(10).toFixed(1)}/s (10 s) · ${counts.rate(60).toFixed(1)}/s (60 s) · ${events}`
       : events);

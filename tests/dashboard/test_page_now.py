@@ -36,6 +36,8 @@ def test_the_last_minute_view_shows_only_that_minute_and_the_busiest_node(
     expect(page.locator("#events li[data-id]")).to_have_count(4)
     assert "since=1m" in page.url
     expect(page.locator("#status")).to_have_text("live · WebSocket")
+    # Its counts grow from when the view began (charts slide): they say since when, not "in range".
+    expect(page.locator("#rate")).to_contain_text(re.compile(r" 4 events since \d\d:\d\d:\d\d$"))
     expect(page.locator("#nodes-now")).to_have_text(
         f"Most traffic in the last minute: {NODES[0]} (66.7%, 2 of 3)"
     )
