@@ -296,7 +296,8 @@ async function main() {
     };
     form.addTypes(Object.keys(stats.by_event_type));
     counters.showHints(stats.hints, stats.events > 0);
-    counters.showNotes(partialNotes(stats, [types, nodes, instances]));
+    view.notes = partialNotes(stats, [types, nodes, instances]);
+    counters.showNotes(view.notes);
     list.add(history.events);
     $("load-older").disabled = history.next_before === null;
     render();
@@ -392,6 +393,10 @@ async function main() {
     params.set("limit", String(state.limit));
     if (before) params.set("before", before);
     const page = await getJson(`/api/routing_events?${params}`);
+    if (!view) return;
+    // A gap the history reports, or a page that failed, is said with the view's other notes.
+    const more = page.error ? [`Older events could not be loaded: ${page.error}`] : partialNotes(page, []);
+    if (more.length) counters.showNotes(view.notes = [...new Set([...view.notes, ...more])]);
     if (page.error) return;
     if (page.events.length) list.prepend(page.events);
     $("load-older").disabled = page.next_before === null;

@@ -101,18 +101,26 @@ def background(page: Page) -> str:
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_the_theme_follows_the_system_and_the_toggle_overrides_it_for_good(
-    browser: Browser, dashboard: DashboardServer, scheme: str
+    browser: Browser,
+    dashboard: DashboardServer,
+    redis_client: redis.Redis,
+    keys: tuple[str, str],
+    scheme: str,
 ) -> None:
     context = browser.new_context(viewport=LAPTOP, color_scheme=scheme)  # type: ignore[arg-type]
     try:
         page = context.new_page()
+        write(redis_client, keys[0], 1)
         open_live(page, dashboard)
+        swatch = page.locator("#legend-types .swatch")
+        colour = swatch.evaluate("e => getComputedStyle(e).backgroundColor")
         system = background(page)
         assert (system == "rgb(247, 248, 250)") == (scheme == "light")
         other = "dark" if scheme == "light" else "light"
         page.locator("#theme").click()
         expect(page.locator("html")).to_have_attribute("data-theme", other)
         assert background(page) != system
+        expect(swatch).not_to_have_css("background-color", colour)  # the charts redrawn for the theme
         page.reload()
         expect(page.locator("html")).to_have_attribute("data-theme", other)
         assert background(page) != system

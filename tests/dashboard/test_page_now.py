@@ -119,7 +119,7 @@ def test_gaps_and_bounded_answers_are_said_when_the_server_reports_them(
     page: Page, dashboard: DashboardServer, redis_client: redis.Redis, keys: tuple[str, str]
 ) -> None:
     """The history engine adds `gaps` and `bounded`; the page shows what the server's answers carry."""
-    write(redis_client, keys[0], 2)
+    write(redis_client, keys[0], 150)  # more than a page: Load older has more to fetch
     gap_ms = now_ms() - 600_000
 
     def with_gap(route_: Route) -> None:
@@ -131,15 +131,22 @@ def test_gaps_and_bounded_answers_are_said_when_the_server_reports_them(
     def bounded(route_: Route) -> None:
         route_.fulfill(json={**route_.fetch().json(), "bounded": True})
 
+    def older_gap(route_: Route) -> None:
+        route_.fulfill(json={**route_.fetch().json(), "gaps": [{"message": "12 events lost to a full disk"}]})
+
     page.route("**/api/stats?*", with_gap)
     page.route("**/api/timeline?*by=node*", bounded)
-    open_live(page, dashboard)
+    page.route("**/api/routing_events?*before=*", older_gap)
+    open_live(page, dashboard, "?limit=100")
     start = datetime.fromtimestamp(gap_ms / 1000).strftime("%H:%M:%S")
     expect(page.locator("#notes")).to_contain_text(f"A gap in the events from {start}")
     expect(page.locator("#notes")).to_contain_text(": 42 events are missing")
     expect(page.locator("#notes")).to_contain_text(
         'By node: the busiest are named, the rest counted together as "all others".'
     )
+    page.locator("#load-older").click()
+    expect(page.locator("#notes")).to_contain_text("12 events lost to a full disk")
+    expect(page.locator("#notes")).to_contain_text(": 42 events are missing")
 
 
 def test_a_picked_range_shows_exactly_its_events_in_the_pages_zone(

@@ -55,3 +55,27 @@ def test_a_page_opened_while_redis_is_down_names_it_and_goes_live_when_it_return
         assert [text.rsplit("#", 1)[1] for text in rows(page)] == ["0", "1", "2"]
     finally:
         context.close()
+
+
+def test_a_live_page_names_the_redis_it_lost_and_carries_on_when_it_returns(
+    browser: Browser, start_dashboard: ServerFactory, guarded_redis: RedisServer, keys: tuple[str, str]
+) -> None:
+    url = f"redis://:{PASSWORD}@127.0.0.1:{guarded_redis.port}"
+    server = start_dashboard(Settings.from_env().with_overrides(redis_url=url))
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(server.url)
+        status = page.locator("#status")
+        expect(status).to_have_text("live · WebSocket")
+        guarded_redis.stop()
+        expect(status).to_contain_text(f"Redis at redis://:***@127.0.0.1:{guarded_redis.port} unavailable: ")
+        assert PASSWORD not in status.inner_text()
+        guarded_redis.start()
+        expect(status).to_have_text("live · WebSocket", timeout=20_000)
+        client = redis.Redis.from_url(url)
+        write(client, keys[0], 2)
+        client.close()
+        expect(page.locator("#events li[data-id]")).to_have_count(2)
+    finally:
+        context.close()
