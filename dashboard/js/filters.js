@@ -42,7 +42,10 @@ export class FilterForm {
     });
     form.elements.since.addEventListener("change", () => {
       if (form.elements.since.value === PICK) this.pickRange();
-      else onChange();
+      else {
+        customRange.hidden = true;
+        onChange();
+      }
     });
     form.elements.limit.addEventListener("change", () => onChange());
     customRange.querySelector("button").addEventListener("click", () => this.applyRange());

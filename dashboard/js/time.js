@@ -82,6 +82,14 @@ export function messageMs(message) {
   return Number.isNaN(parsed) ? Number(String(message.id).split("-")[0]) : parsed;
 }
 
+// "Dec 1" (in the reader's language): a month's name, so no one reads 12-01 as the 12th of January.
+const dateFormats = new Map();
+function shortDate(ms) {
+  const zone = utc ? "UTC" : undefined;
+  if (!dateFormats.has(zone)) dateFormats.set(zone, new Intl.DateTimeFormat([], { month: "short", day: "numeric", timeZone: zone }));
+  return dateFormats.get(zone).format(ms);
+}
+
 // Labels for a time axis (splits in seconds): the time, and the date under the first tick and
 // wherever the day changes; seconds only when ticks are less than a minute apart.
 export function tickLabels(splits, incrSeconds) {
@@ -92,7 +100,7 @@ export function tickLabels(splits, incrSeconds) {
     const time = incrSeconds < 60 ? `${pad(p[3])}:${pad(p[4])}:${pad(p[5])}` : `${pad(p[3])}:${pad(p[4])}`;
     const showDay = day !== lastDay && (lastDay !== null || day !== dayOf(Date.now()));
     lastDay = day;
-    const date = `${pad(p[1])}-${pad(p[2])}`;
+    const date = shortDate(seconds * 1000);
     return incrSeconds >= 86_400 ? date : showDay ? `${time}\n${date}` : time;
   });
 }

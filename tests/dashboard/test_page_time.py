@@ -96,7 +96,8 @@ def test_time_axis_labels_name_the_date_once_and_skip_seconds_for_longer_steps(
         "async ([splits]) => (await import('/static/js/time.js')).tickLabels(splits, 3600)", [splits]
     )
     yesterday = midnight - timedelta(days=1)
-    assert labels == [f"22:00\n{yesterday:%m-%d}", "23:00", f"00:00\n{midnight:%m-%d}", "01:00"]
+    day = lambda moment: f"{moment:%b} {moment.day}"  # noqa: E731  (en-US, Playwright's default locale)
+    assert labels == [f"22:00\n{day(yesterday)}", "23:00", f"00:00\n{day(midnight)}", "01:00"]
     assert new_york.evaluate(
         "async ([splits]) => (await import('/static/js/time.js')).tickLabels(splits, 10)", [splits[2:]]
     ) == ["00:00:00", "01:00:00"]
