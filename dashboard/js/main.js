@@ -16,7 +16,7 @@ import { Counts, Timeline, missingLabel, setMissingLabel } from "./live.js";
 import { getPref, setPref } from "./prefs.js";
 import { RANGES, emptyFilters, isFixedRange, rangeQuery, readState, writeState } from "./state.js";
 import { Counters, partialNotes } from "./stats.js";
-import { isUtc, setUtc, zoneText } from "./time.js";
+import { isUtc, localZone, setUtc, zoneText } from "./time.js";
 import { EventList } from "./view.js";
 
 const $ = (id) => document.getElementById(id);
@@ -339,7 +339,7 @@ async function main() {
     button.addEventListener("click", () => update({ since: button.dataset.since, until: "" }));
   }
   $("zone").value = isUtc() ? "utc" : "local";
-  $("zone").options[0].textContent = `local (${zoneText().split(",")[0]})`;
+  $("zone").options[0].textContent = `local (${localZone()})`;
   $("zone").addEventListener("change", () => {
     setUtc($("zone").value === "utc");
     restyle();

@@ -16,10 +16,14 @@ export function setUtc(on) {
   setPref("zone", on ? "utc" : "local");
 }
 
+export function localZone() {
+  return Intl.DateTimeFormat().resolvedOptions().timeZone || "local time";
+}
+
 // The zone's name and offset now, e.g. "America/New_York, UTC−05:00".
 export function zoneText(ms = Date.now()) {
   if (utc) return "UTC";
-  const name = Intl.DateTimeFormat().resolvedOptions().timeZone || "local time";
+  const name = localZone();
   const minutes = -new Date(ms).getTimezoneOffset();
   const sign = minutes < 0 ? "−" : "+";
   return `${name}, UTC${sign}${pad(Math.floor(Math.abs(minutes) / 60))}:${pad(Math.abs(minutes) % 60)}`;

@@ -83,6 +83,7 @@ def test_switching_to_utc_moves_every_time_on_the_page_and_is_remembered(
     expect(readout).to_contain_text(re.compile(f"({'|'.join(hours)}):\\d\\d:\\d\\d"))
     new_york.reload()
     expect(new_york.locator("#zone")).to_have_value("utc")
+    expect(new_york.locator("#zone option").first).to_have_text(f"local ({ZONE})")
     expect(new_york.locator("#events li[data-id] .time")).to_have_text(list_text(at, utc))
 
 
