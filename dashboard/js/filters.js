@@ -30,6 +30,7 @@ export class FilterForm {
     Object.assign(this, { form, typeOptions, typeSummary, active, customRange, customZone, onChange, onRange });
     this.types = new Set(KNOWN_TYPES);
     this.typing = null;
+    this.shown = null; // the state the form last showed
     this.renderTypes([]);
     typeOptions.addEventListener("change", () => {
       this.summarise();
@@ -52,10 +53,10 @@ export class FilterForm {
   }
 
   // The custom range's inputs, in the page's zone, from the range shown (else the last hour).
-  pickRange(state = null) {
+  pickRange() {
     const elements = this.form.elements;
-    const until = Date.parse(state?.until || "") || Date.now();
-    const since = Date.parse(state?.since || "") || until - HOUR_MS;
+    const until = Date.parse(this.shown?.until || "") || Date.now();
+    const since = Date.parse(this.shown?.since || "") || until - HOUR_MS;
     elements.from.value = inputValue(since);
     elements.to.value = inputValue(until);
     this.customZone.textContent = isUtc() ? "UTC" : "local time";
@@ -117,9 +118,12 @@ export class FilterForm {
   }
 
   fill(state) {
+    this.shown = state;
     const elements = this.form.elements;
     // Only what differs: rewriting a field being typed in would move its caret.
-    for (const key of TEXT_FILTERS) if (elements[key].value.trim() !== state.filters[key]) elements[key].value = state.filters[key];
+    for (const key of TEXT_FILTERS) {
+      if (elements[key].value.trim() !== state.filters[key]) elements[key].value = state.filters[key];
+    }
     this.addTypes(state.filters.event_type);
     this.renderTypes(state.filters.event_type);
     const since = elements.since;
