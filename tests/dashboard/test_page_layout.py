@@ -10,9 +10,9 @@ from itertools import combinations
 
 import pytest
 import redis
-from dashboard.browser import open_live
+from dashboard.browser import open_live, page_of
 from dashboard.dashboard_harness import DashboardServer, write
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 pytestmark = pytest.mark.browser
 
@@ -21,16 +21,15 @@ PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture(params=[LAPTOP, PHONE], ids=["1280x800", "390x844"])
-def sized(browser: Browser, request: pytest.FixtureRequest) -> Iterator[BrowserContext]:
-    context = browser.new_context(viewport=request.param)
-    yield context
-    context.close()
+def sized(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    with page_of(browser, viewport=request.param) as page:
+        yield page
 
 
 def test_the_newest_events_are_visible_without_scrolling(
-    sized: BrowserContext, dashboard: DashboardServer, redis_client: redis.Redis, keys: tuple[str, str]
+    sized: Page, dashboard: DashboardServer, redis_client: redis.Redis, keys: tuple[str, str]
 ) -> None:
-    page = sized.new_page()
+    page = sized
     write(redis_client, keys[0], 20, model="llama3.2:3b", instance_id="gpu-box-a_4242_1f2e3d4c")
     open_live(page, dashboard)
     expect(page.locator("#events li[data-id]")).to_have_count(20)
@@ -61,24 +60,18 @@ def test_folded_charts_stay_folded_after_a_reload(
 def test_a_permalink_opens_its_event_in_view_on_a_phone(
     browser: Browser, dashboard: DashboardServer, redis_client: redis.Redis, keys: tuple[str, str]
 ) -> None:
-    context = browser.new_context(viewport=PHONE)
-    try:
-        page = context.new_page()
+    with page_of(browser, viewport=PHONE) as page:
         ids = write(redis_client, keys[0], 60)
         page.goto(f"{dashboard.url}/?id={ids[10]}")
         expect(page.locator("#detail-fields")).to_contain_text("sufficient_resources #10")
         expect(page.locator("#details")).to_be_in_viewport()
         expect(page.locator(f'#events li[data-id="{ids[10]}"]')).to_have_class(re.compile("selected"))
-    finally:
-        context.close()
 
 
 def test_a_link_to_a_gone_event_keeps_saying_so_while_events_arrive(
     browser: Browser, dashboard: DashboardServer, redis_client: redis.Redis, keys: tuple[str, str]
 ) -> None:
-    context = browser.new_context(viewport=LAPTOP)  # not `page`: the browser logs the 404 as an error
-    try:
-        page = context.new_page()
+    with page_of(browser, viewport=LAPTOP, allow_errors=True) as page:  # the browser logs the 404
         page.goto(f"{dashboard.url}/?id=1700000000000-0")
         missing = page.locator("#details-missing")
         expect(missing).to_have_text(
@@ -91,8 +84,6 @@ def test_a_link_to_a_gone_event_keeps_saying_so_while_events_arrive(
         page.locator("#close-details").click()
         expect(page.locator("#details")).to_be_hidden()
         assert "id=" not in page.url
-    finally:
-        context.close()
 
 
 def background(page: Page) -> str:
@@ -107,9 +98,7 @@ def test_the_theme_follows_the_system_and_the_toggle_overrides_it_for_good(
     keys: tuple[str, str],
     scheme: str,
 ) -> None:
-    context = browser.new_context(viewport=LAPTOP, color_scheme=scheme)  # type: ignore[arg-type]
-    try:
-        page = context.new_page()
+    with page_of(browser, viewport=LAPTOP, color_scheme=scheme) as page:
         write(redis_client, keys[0], 1)
         open_live(page, dashboard)
         swatch = page.locator("#legend-types .swatch")
@@ -124,8 +113,6 @@ def test_the_theme_follows_the_system_and_the_toggle_overrides_it_for_good(
         page.reload()
         expect(page.locator("html")).to_have_attribute("data-theme", other)
         assert background(page) != system
-    finally:
-        context.close()
 
 
 # Machado, Oliveira & Fernandes (2009), severity 1.0, in linear RGB: how a colour looks to a reader
@@ -171,9 +158,7 @@ def test_event_type_colours_stay_apart_for_colour_blind_readers(
     keys: tuple[str, str],
     scheme: str,
 ) -> None:
-    context = browser.new_context(viewport=LAPTOP, color_scheme=scheme)  # type: ignore[arg-type]
-    try:
-        page = context.new_page()
+    with page_of(browser, viewport=LAPTOP, color_scheme=scheme) as page:
         for n, event_type in enumerate(COMMON_TYPES):
             write(redis_client, keys[0], 1, start=n, event_type=event_type)
         open_live(page, dashboard)
@@ -200,16 +185,12 @@ def test_event_type_colours_stay_apart_for_colour_blind_readers(
                 assert distance >= MIN_DELTA_E, (
                     f"{a} and {b} look alike ({simulation}, {scheme}): ΔE {distance:.1f}"
                 )
-    finally:
-        context.close()
 
 
 def test_value_axis_labels_fit_their_axis_on_a_phone(
     browser: Browser, dashboard: DashboardServer, redis_client: redis.Redis, keys: tuple[str, str]
 ) -> None:
-    context = browser.new_context(viewport=PHONE)
-    try:
-        page = context.new_page()
+    with page_of(browser, viewport=PHONE) as page:
         write(redis_client, keys[0], 12_000)  # one bucket of 12,000: the axis reads up to "12,000"
         open_live(page, dashboard)
         expect(page.locator("#rate")).to_contain_text("12000 events in range")
@@ -225,5 +206,3 @@ def test_value_axis_labels_fit_their_axis_on_a_phone(
             }"""
         )
         assert axis_width >= label_width + 10  # the label beside its tick mark (10 px), never cut off
-    finally:
-        context.close()

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import redis
-from dashboard.browser import rows
+from dashboard.browser import page_of, rows
 from dashboard.conftest import ServerFactory
 from dashboard.dashboard_harness import write
 from playwright.sync_api import Browser, expect
@@ -39,9 +39,7 @@ def test_a_page_opened_while_redis_is_down_names_it_and_goes_live_when_it_return
     answer = httpx.get(f"{server.url}/api/stats")
     assert answer.status_code == 503
     assert answer.json() == {"error": f"Redis at {shown} unavailable (ConnectionError)"}
-    context = browser.new_context()  # not `page`: the browser logs each 503 as an error
-    try:
-        page = context.new_page()
+    with page_of(browser, allow_errors=True) as page:  # the browser logs each 503 as an error
         page.goto(server.url)
         status = page.locator("#status")
         expect(status).to_contain_text(f"Redis at {shown} unavailable", timeout=10_000)
@@ -53,8 +51,6 @@ def test_a_page_opened_while_redis_is_down_names_it_and_goes_live_when_it_return
         client.close()
         expect(page.locator("#events li[data-id]")).to_have_count(3)
         assert [text.rsplit("#", 1)[1] for text in rows(page)] == ["0", "1", "2"]
-    finally:
-        context.close()
 
 
 def test_a_live_page_names_the_redis_it_lost_and_carries_on_when_it_returns(
@@ -62,9 +58,7 @@ def test_a_live_page_names_the_redis_it_lost_and_carries_on_when_it_returns(
 ) -> None:
     url = f"redis://:{PASSWORD}@127.0.0.1:{guarded_redis.port}"
     server = start_dashboard(Settings.from_env().with_overrides(redis_url=url))
-    context = browser.new_context()
-    try:
-        page = context.new_page()
+    with page_of(browser, allow_errors=True) as page:  # each 503 while Redis is away
         page.goto(server.url)
         status = page.locator("#status")
         expect(status).to_have_text("live · WebSocket")
@@ -77,5 +71,3 @@ def test_a_live_page_names_the_redis_it_lost_and_carries_on_when_it_returns(
         write(client, keys[0], 2)
         client.close()
         expect(page.locator("#events li[data-id]")).to_have_count(2)
-    finally:
-        context.close()

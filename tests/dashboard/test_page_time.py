@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import redis
-from dashboard.browser import open_live
+from dashboard.browser import open_live, page_of
 from dashboard.dashboard_harness import DashboardServer, write_at
 from dashboard.test_page_answers import now_ms, route
 from playwright.sync_api import Browser, Page, expect
@@ -23,9 +23,8 @@ ZONE = "America/New_York"
 
 @pytest.fixture
 def new_york(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, timezone_id=ZONE)
-    yield context.new_page()
-    context.close()
+    with page_of(browser, viewport={"width": 1280, "height": 800}, timezone_id=ZONE) as page:
+        yield page
 
 
 def list_text(epoch_ms: int, zone: ZoneInfo) -> str:
