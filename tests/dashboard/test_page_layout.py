@@ -90,29 +90,36 @@ def background(page: Page) -> str:
     return str(page.evaluate("getComputedStyle(document.body).backgroundColor"))
 
 
-@pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_the_theme_follows_the_system_and_the_toggle_overrides_it_for_good(
-    browser: Browser,
-    dashboard: DashboardServer,
-    redis_client: redis.Redis,
-    keys: tuple[str, str],
-    scheme: str,
-) -> None:
+@pytest.fixture(params=["light", "dark"])
+def scheme(request: pytest.FixtureRequest) -> str:
+    """The system's colour scheme the browser reports."""
+    return str(request.param)
+
+
+@pytest.fixture
+def themed(browser: Browser, scheme: str) -> Iterator[Page]:
     with page_of(browser, viewport=LAPTOP, color_scheme=scheme) as page:
-        write(redis_client, keys[0], 1)
-        open_live(page, dashboard)
-        swatch = page.locator("#legend-types .swatch")
-        colour = swatch.evaluate("e => getComputedStyle(e).backgroundColor")
-        system = background(page)
-        assert (system == "rgb(247, 248, 250)") == (scheme == "light")
-        other = "dark" if scheme == "light" else "light"
-        page.locator("#theme").click()
-        expect(page.locator("html")).to_have_attribute("data-theme", other)
-        assert background(page) != system
-        expect(swatch).not_to_have_css("background-color", colour)  # the charts redrawn for the theme
-        page.reload()
-        expect(page.locator("html")).to_have_attribute("data-theme", other)
-        assert background(page) != system
+        yield page
+
+
+def test_the_theme_follows_the_system_and_the_toggle_overrides_it_for_good(
+    themed: Page, dashboard: DashboardServer, redis_client: redis.Redis, keys: tuple[str, str], scheme: str
+) -> None:
+    page = themed
+    write(redis_client, keys[0], 1)
+    open_live(page, dashboard)
+    swatch = page.locator("#legend-types .swatch")
+    colour = swatch.evaluate("e => getComputedStyle(e).backgroundColor")
+    system = background(page)
+    assert (system == "rgb(247, 248, 250)") == (scheme == "light")
+    other = "dark" if scheme == "light" else "light"
+    page.locator("#theme").click()
+    expect(page.locator("html")).to_have_attribute("data-theme", other)
+    assert background(page) != system
+    expect(swatch).not_to_have_css("background-color", colour)  # the charts redrawn for the theme
+    page.reload()
+    expect(page.locator("html")).to_have_attribute("data-theme", other)
+    assert background(page) != system
 
 
 # Machado, Oliveira & Fernandes (2009), severity 1.0, in linear RGB: how a colour looks to a reader
@@ -150,41 +157,34 @@ def lab(rgb: tuple[float, ...], simulation: str) -> tuple[float, float, float]:
     return 116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])
 
 
-@pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_event_type_colours_stay_apart_for_colour_blind_readers(
-    browser: Browser,
-    dashboard: DashboardServer,
-    redis_client: redis.Redis,
-    keys: tuple[str, str],
-    scheme: str,
+    themed: Page, dashboard: DashboardServer, redis_client: redis.Redis, keys: tuple[str, str], scheme: str
 ) -> None:
-    with page_of(browser, viewport=LAPTOP, color_scheme=scheme) as page:
-        for n, event_type in enumerate(COMMON_TYPES):
-            write(redis_client, keys[0], 1, start=n, event_type=event_type)
-        open_live(page, dashboard)
-        expect(page.locator("#events li[data-id]")).to_have_count(len(COMMON_TYPES))
-        css = {
-            event_type: page.locator(f"#events li.t-{event_type.lower()} .type").evaluate(
-                "e => getComputedStyle(e).color"
-            )
-            for event_type in COMMON_TYPES
-        }
-        swatches = page.locator("#legend-types .swatch").evaluate_all(
-            "s => s.map(e => getComputedStyle(e).backgroundColor)"
+    page = themed
+    for n, event_type in enumerate(COMMON_TYPES):
+        write(redis_client, keys[0], 1, start=n, event_type=event_type)
+    open_live(page, dashboard)
+    expect(page.locator("#events li[data-id]")).to_have_count(len(COMMON_TYPES))
+    css = {
+        event_type: page.locator(f"#events li.t-{event_type.lower()} .type").evaluate(
+            "e => getComputedStyle(e).color"
         )
-        assert sorted(swatches) == sorted(css.values())  # the chart draws each type in the list's colour
-        colours = {
-            name: tuple(float(c) for c in re.findall(r"[\d.]+", value)[:3]) for name, value in css.items()
-        }
-        for simulation in SIMULATIONS:
-            for (a, ca), (b, cb) in combinations(colours.items(), 2):
-                distance = (
-                    sum((x - y) ** 2 for x, y in zip(lab(ca, simulation), lab(cb, simulation), strict=True))
-                    ** 0.5
-                )
-                assert distance >= MIN_DELTA_E, (
-                    f"{a} and {b} look alike ({simulation}, {scheme}): ΔE {distance:.1f}"
-                )
+        for event_type in COMMON_TYPES
+    }
+    swatches = page.locator("#legend-types .swatch").evaluate_all(
+        "s => s.map(e => getComputedStyle(e).backgroundColor)"
+    )
+    assert sorted(swatches) == sorted(css.values())  # the chart draws each type in the list's colour
+    colours = {name: tuple(float(c) for c in re.findall(r"[\d.]+", value)[:3]) for name, value in css.items()}
+    for simulation in SIMULATIONS:
+        for (a, ca), (b, cb) in combinations(colours.items(), 2):
+            distance = (
+                sum((x - y) ** 2 for x, y in zip(lab(ca, simulation), lab(cb, simulation), strict=True))
+                ** 0.5
+            )
+            assert distance >= MIN_DELTA_E, (
+                f"{a} and {b} look alike ({simulation}, {scheme}): ΔE {distance:.1f}"
+            )
 
 
 def test_value_axis_labels_fit_their_axis_on_a_phone(

@@ -11,7 +11,7 @@ import redis
 from dashboard.browser import page_of, rows
 from dashboard.conftest import ServerFactory
 from dashboard.dashboard_harness import write
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Page, expect
 from redis_servers import RedisServer
 
 from sollol_otel.settings import Settings
@@ -29,6 +29,17 @@ def guarded_redis() -> Iterator[RedisServer]:
     server.close()
 
 
+def back_and_live(page: Page, server: RedisServer, url: str, stream: str, count: int) -> None:
+    """Redis starts again: the page goes live by itself and shows what is written then, in order."""
+    server.start()
+    expect(page.locator("#status")).to_have_text("live · WebSocket", timeout=20_000)
+    client = redis.Redis.from_url(url)
+    write(client, stream, count)
+    client.close()
+    expect(page.locator("#events li[data-id]")).to_have_count(count)
+    assert [text.rsplit("#", 1)[1] for text in rows(page)] == [str(n) for n in range(count)]
+
+
 def test_a_page_opened_while_redis_is_down_names_it_and_goes_live_when_it_returns(
     browser: Browser, start_dashboard: ServerFactory, guarded_redis: RedisServer, keys: tuple[str, str]
 ) -> None:
@@ -44,13 +55,7 @@ def test_a_page_opened_while_redis_is_down_names_it_and_goes_live_when_it_return
         status = page.locator("#status")
         expect(status).to_contain_text(f"Redis at {shown} unavailable", timeout=10_000)
         assert PASSWORD not in status.inner_text()
-        guarded_redis.start()
-        expect(status).to_have_text("live · WebSocket", timeout=20_000)
-        client = redis.Redis.from_url(url)
-        write(client, keys[0], 3)
-        client.close()
-        expect(page.locator("#events li[data-id]")).to_have_count(3)
-        assert [text.rsplit("#", 1)[1] for text in rows(page)] == ["0", "1", "2"]
+        back_and_live(page, guarded_redis, url, keys[0], 3)
 
 
 def test_a_live_page_names_the_redis_it_lost_and_carries_on_when_it_returns(
@@ -65,9 +70,4 @@ def test_a_live_page_names_the_redis_it_lost_and_carries_on_when_it_returns(
         guarded_redis.stop()
         expect(status).to_contain_text(f"Redis at redis://:***@127.0.0.1:{guarded_redis.port} unavailable: ")
         assert PASSWORD not in status.inner_text()
-        guarded_redis.start()
-        expect(status).to_have_text("live · WebSocket", timeout=20_000)
-        client = redis.Redis.from_url(url)
-        write(client, keys[0], 2)
-        client.close()
-        expect(page.locator("#events li[data-id]")).to_have_count(2)
+        back_and_live(page, guarded_redis, url, keys[0], 2)
