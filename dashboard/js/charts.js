@@ -177,7 +177,7 @@ function legendItem(name, text, colour, onPick) {
 // Counts per bucket stacked by value (bars), the biggest values named and the rest as "all others".
 export class StackedChart {
   constructor({ plot, legend, title, colourOf, maxSeries = 8, exclude = null, onPick = null, onBrush = null,
-    emptyReason = null, leader = null }) {
+    emptyReason = null, leader = null, noun = "events" }) {
     this.container = plot;
     this.legend = legend;
     this.title = title;
@@ -189,6 +189,7 @@ export class StackedChart {
     this.onPick = onPick;
     this.emptyReason = emptyReason;
     this.leader = leader; // where "most traffic in the last minute" is said, if anywhere
+    this.noun = noun; // what the leader counts, when there is none
     this.shown = null;
     const options = {
       legend: { show: false },
@@ -295,7 +296,7 @@ export class StackedChart {
       }
     }
     const [first] = top(recent, 1);
-    if (!first) return "No traffic in the last minute";
+    if (!first) return `No ${this.noun} in the last minute`;
     const all = [...recent.values()].reduce((a, b) => a + b, 0);
     return `Most traffic in the last minute: ${first[0]} (${percent(first[1], all)}, ${first[1]} of ${all})`;
   }

@@ -142,7 +142,7 @@ async function main() {
     }),
     nodes: new StackedChart({
       plot: $("chart-nodes"), legend: $("legend-nodes"), title: "Node share: events per node and RPC backend",
-      exclude: missingLabel(), onPick: (value) => filterBy("node", value), leader: $("nodes-now"),
+      exclude: missingLabel(), onPick: (value) => filterBy("node", value), leader: $("nodes-now"), noun: "event naming a node",
       emptyReason: (unnamed) => (unnamed
         ? `None of the ${unnamed} events in this range names a node or RPC backend.${onlyTypes()}` : noEvents()),
     }),

@@ -91,6 +91,7 @@ def test_a_filter_that_empties_a_chart_makes_it_say_why(
         "The event-type filter shows only FALLBACK_TRIGGERED."
     )
     expect(page.locator("#chart-nodes")).to_have_attribute("aria-label", re.compile("names a node"))
+    expect(page.locator("#nodes-now")).to_have_text("No event naming a node in the last minute")
     expect(page.locator("#chart-types ~ .empty-note")).to_be_hidden()
     page.locator("#active button", has_text="event_type=").click()
     expect(nodes).to_be_hidden()
