@@ -23,8 +23,9 @@
   work, a task long by the wall clock but short in CPU is the kernel running someone else; a task
   long in CPU is the page's own doing. (Tracing costs the page time, so the long-task figures come
   from the untraced period.)
-- Scenarios: the default view (100 rows kept), 1,000 rows kept, and an event open in the
-  detail pane through its permalink (the list paused, charts and counters live).
+- Scenarios: the default view (100 rows kept), 1,000 rows kept, an event open in the
+  detail pane through its permalink (the list paused, charts and counters live), and the
+  last-minute view (its charts slide with the clock; node share names the busiest node now).
 
 Prints a Markdown table for BENCHMARKS.md with the machine and its load.
 """
@@ -165,7 +166,9 @@ def counted(page: Page, written: Any) -> tuple[int, int]:
     before = rate.text_content() or ""
     expect(rate).not_to_have_text(before, timeout=5000)
     text, now_written = rate.text_content() or "", written.value
-    return int(text.split(" events in range")[0].rsplit(" ", 1)[-1]), now_written
+    found = re.search(r"(\d+) events (?:in range|since)", text)
+    assert found is not None, f"no count in {text!r}"
+    return int(found.group(1)), now_written
 
 
 def main_thread_tasks(trace: Path) -> list[tuple[float, float]]:
@@ -285,6 +288,7 @@ def scenarios(url: str, args: argparse.Namespace, written: Any) -> list[tuple[st
             ("default view, 100 rows", ""),
             ("1,000 rows kept", "?limit=1000"),
             ("an event open by permalink (list paused)", f"?id={newest}"),
+            ("the last minute (charts sliding, busiest node now)", "?since=1m"),
         ):
             before = load_average()
             result = measure(page, url + query, args.seconds, written)

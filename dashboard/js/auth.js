@@ -17,6 +17,11 @@ function adoptLoginToken() {
 
 adoptLoginToken();
 
+// Whether this tab holds a token (links it follows then need a ticket).
+export function hasToken() {
+  return Boolean(sessionStorage.getItem(KEY));
+}
+
 // fetch() with the token's Authorization header when this tab has one.
 export function authFetch(url, options = {}) {
   const token = sessionStorage.getItem(KEY);
@@ -25,7 +30,7 @@ export function authFetch(url, options = {}) {
   return fetch(url, { ...options, headers });
 }
 
-// A feed's URL (path and query), with a ticket when this tab has a token. Without one (or when no
+// A feed's or a download's URL (path and query), with a ticket when this tab has a token. Without one (or when no
 // ticket can be had) the URL goes as it is: the server then refuses it, and the feed retries.
 export async function feedUrl(url) {
   if (!sessionStorage.getItem(KEY)) return url;

@@ -3,6 +3,7 @@
 // request's chain: every routing event of the same trace, in the order they were written.
 
 import { setText } from "./dom.js";
+import { fullTime, messageMs, relative } from "./time.js";
 import { clock } from "./view.js";
 
 const TRACE_ID = /^[0-9a-f]{32}$/i;
@@ -45,7 +46,6 @@ export class Details {
     this.closeButton.addEventListener("click", () => this.close());
     this.resumeButton.addEventListener("click", () => onResume());
     this.copyButton.addEventListener("click", () => this.copy());
-    document.addEventListener("keydown", (event) => { if (event.key === "Escape" && !this.panel.hidden) this.close(); });
   }
 
   get open() {
@@ -54,11 +54,15 @@ export class Details {
 
   show(message) {
     this.message = message;
+    this.missing.hidden = true;
+    this.body.hidden = false;
     this.title.textContent = String(message.event_type);
     this.copyStatus.textContent = "";
     this.copyFallback.hidden = true;
-    const rows = [["stream id", message.id], ...Object.entries(message.full_event || {})].map(([key, value]) =>
-      this.fieldRow(key, value));
+    // The time as the list shows it (the zone the page is set to), then every field as written.
+    const ms = messageMs(message);
+    const rows = [["time", `${fullTime(ms)}, ${relative(ms)}`], ["stream id", message.id],
+      ...Object.entries(message.full_event || {})].map(([key, value]) => this.fieldRow(key, value));
     this.fields.replaceChildren(...rows);
     this.permalink.href = `${location.pathname}?${new URLSearchParams({ id: String(message.id) })}`;
     const traceId = typeof message.trace_id === "string" && TRACE_ID.test(message.trace_id) ? message.trace_id : null;
@@ -80,7 +84,7 @@ export class Details {
     name.textContent = key;
     const cell = document.createElement("td");
     const filter = FILTER_OF[key];
-    const text = valueText(value);
+    const text = key === "timestamp" && typeof value === "string" ? `${value} as written` : valueText(value);
     if (filter && value !== null && value !== undefined && value !== "" && typeof value !== "object") {
       const button = document.createElement("button");
       button.type = "button";
@@ -131,6 +135,16 @@ export class Details {
       item.append(button);
       return item;
     }));
+  }
+
+  // A permalink's event that cannot be shown, said where its detail would be, until closed.
+  showMissing(id, reason) {
+    this.message = null;
+    this.title.textContent = "Event not found";
+    this.missing.textContent = `Event ${id}: ${reason}`;
+    this.missing.hidden = false;
+    this.body.hidden = true;
+    this.panel.hidden = false;
   }
 
   // The list's state, said where the reader is looking.

@@ -19,6 +19,10 @@ export function valueOf(message, by) {
   return raw === null || raw === undefined || raw === "" ? missing : String(raw);
 }
 
+// Events the server counted but did not name (a bounded answer's `other`): a key no event carries,
+// so a node really named "other" stays its own.
+export const OTHERS = "\u0000other";
+
 export const DIMENSIONS = ["event_type", "backend", "model", "node", "instance"];
 // A live chart that grows past this many buckets merges them in pairs.
 const MAX_BUCKETS = 360;
@@ -27,6 +31,9 @@ const MAX_BUCKETS = 360;
 export class Counts {
   constructor(stats) {
     this.events = stats.events;
+    // False when the server counted only part of the range (its newest entries): say "at least".
+    this.complete = stats.window?.complete !== false;
+    this.counted = stats.window?.entries ?? stats.events;
     this.by = {
       event_type: new Map(Object.entries(stats.by_event_type || {})),
       backend: new Map(Object.entries(stats.by_backend || {})),
@@ -85,7 +92,9 @@ export class Timeline {
     this.sliding = sliding; // milliseconds kept back from now, for a "last 15 minutes" view
     this.buckets = new Map();
     for (const bucket of answer.buckets) {
-      this.buckets.set(Date.parse(bucket.start), new Map(Object.entries(bucket.counts)));
+      const counts = new Map(Object.entries(bucket.counts));
+      if (typeof bucket.other === "number" && bucket.other > 0) counts.set(OTHERS, bucket.other);
+      this.buckets.set(Date.parse(bucket.start), counts);
     }
     this.first = Date.parse(answer.buckets[0]?.start ?? answer.since);
     this.last = Date.parse(answer.buckets.at(-1)?.start ?? answer.since);

@@ -3,7 +3,7 @@
 
 export const TEXT_FILTERS = ["q", "model", "backend", "node", "instance", "trace_id"];
 const LIMITS = [100, 250, 500, 1000];
-export const RANGES = ["5m", "15m", "1h", "6h", "24h"];
+export const RANGES = ["1m", "5m", "15m", "1h", "6h", "24h", "7d", "30d"];
 
 function clean(value) {
   return (value || "").trim();

@@ -4,6 +4,7 @@
 // most ten times a second, and every field through textContent, never markup.
 
 import { setText } from "./dom.js";
+import { eventClock, messageMs, relative } from "./time.js";
 
 const NEAR_BOTTOM_PX = 40;
 const USER_SCROLL_MS = 1000;
@@ -29,10 +30,7 @@ export function typeClass(eventType) {
 }
 
 export function clock(message) {
-  const moment = message.time ? new Date(message.time) : null;
-  if (!moment || Number.isNaN(moment.getTime())) return "--:--:--.---";
-  const pad = (n, w = 2) => String(n).padStart(w, "0");
-  return `${pad(moment.getHours())}:${pad(moment.getMinutes())}:${pad(moment.getSeconds())}.${pad(moment.getMilliseconds(), 3)}`;
+  return eventClock(messageMs(message));
 }
 
 function cell(tag, className, text) {
@@ -76,8 +74,14 @@ export class EventList {
     list.addEventListener("pointerdown", (event) => { if (event.target === list) reading(); }); // its scrollbar
     list.addEventListener("scroll", () => this.onScroll());
     list.addEventListener("click", (event) => this.onClick(event));
+    // How long ago, worked out when the pointer reaches a time (a title set per row would go stale).
+    list.addEventListener("pointerover", (event) => {
+      const time = event.target.closest(".time");
+      const message = time && this.byNode.get(time.parentElement);
+      if (message) time.title = `${relative(messageMs(message))} (${time.textContent})`;
+    });
     list.addEventListener("keydown", (event) => {
-      if (event.key === "Enter" || event.key === " ") this.onClick(event);
+      if (event.key === "Enter") this.onClick(event); // space pauses the list (keys.js)
     });
     newButton.addEventListener("click", () => this.resume());
     pauseButton.addEventListener("click", () => (this.paused ? this.resume() : this.pause("user")));
@@ -309,7 +313,7 @@ export class EventList {
     const { scrollTop, scrollHeight, clientHeight } = this.list;
     const nearBottom = scrollHeight - scrollTop - clientHeight < NEAR_BOTTOM_PX;
     if (performance.now() - this.userScrollAt > USER_SCROLL_MS) {
-      if (!nearBottom && !this.reasons.has("scrolled") && !this.reasons.has("older")) {
+      if (!nearBottom && !this.paused) {
         this.list.scrollTop = scrollHeight; // a live list stays at its newest rows
       }
       return;
@@ -332,6 +336,33 @@ export class EventList {
   select(item) {
     for (const selected of this.list.querySelectorAll(".selected")) selected.classList.remove("selected");
     if (item) item.classList.add("selected");
+  }
+
+  // The row `step` rows below the selected one (above when negative; the newest when none is),
+  // selected and scrolled into view: its message, or null at either end.
+  move(step) {
+    const current = this.list.querySelector("li.selected");
+    let item = current;
+    if (!current) item = this.list.lastElementChild;
+    else {
+      const sibling = step > 0 ? "nextElementSibling" : "previousElementSibling";
+      do item = item[sibling]; while (item && !this.byNode.has(item));
+    }
+    while (item && !this.byNode.has(item)) item = item.previousElementSibling;
+    if (!item) return null;
+    this.select(item);
+    this.reveal(item);
+    item.focus({ preventScroll: true });
+    return this.byNode.get(item);
+  }
+
+  // Scrolls the list (only the list) so the row is in view.
+  reveal(item) {
+    const box = item.getBoundingClientRect();
+    const frame = this.list.getBoundingClientRect();
+    if (box.top < frame.top || box.bottom > frame.top + this.list.clientHeight) {
+      this.list.scrollTop += box.top - frame.top - this.list.clientHeight / 2;
+    }
   }
 
   update() {

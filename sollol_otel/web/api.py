@@ -37,8 +37,9 @@ def error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def unavailable(exc: BaseException) -> JSONResponse:
-    return error(503, f"Redis unavailable ({type(exc).__name__})")
+def unavailable(exc: BaseException, redis_url: str) -> JSONResponse:
+    """Which Redis (password redacted) did not answer, so a page or script can say where to look."""
+    return error(503, f"Redis at {redact_url(redis_url)} unavailable ({type(exc).__name__})")
 
 
 async def routing_events(request: Request) -> Response:
@@ -56,7 +57,7 @@ async def routing_events(request: Request) -> Response:
     try:
         found = await recent(await state.client.get(), state.settings.stream, flt, limit, before, span)
     except CONNECTION_ERRORS as exc:
-        return unavailable(exc)
+        return unavailable(exc, state.settings.redis_url)
     body = '{"events":[' + ",".join(m.json for m in found.messages) + "]"
     body += f',"next_before":{json.dumps(found.next_before)}}}'
     return Response(body, media_type="application/json")
@@ -73,7 +74,7 @@ async def routing_event(request: Request) -> Response:
         client = await state.client.get()
         found: Any = await client.xrange(state.settings.stream, entry_id, entry_id, count=1)
     except CONNECTION_ERRORS as exc:
-        return unavailable(exc)
+        return unavailable(exc, state.settings.redis_url)
     event = decode(found[0][1]) if found else None
     if not isinstance(event, RoutingEvent):
         why = "is not a routing event" if found else "is not in the stream (trimmed, or never written)"
@@ -106,7 +107,7 @@ async def stats(request: Request) -> Response:
             cache_key("stats", request), lambda: window_stats(client, stream, flt, span, last_id)
         )
     except CONNECTION_ERRORS as exc:
-        return unavailable(exc)
+        return unavailable(exc, state.settings.redis_url)
     return JSONResponse({**result, "filter": flt.label(), "stream": stream})
 
 

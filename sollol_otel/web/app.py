@@ -36,7 +36,7 @@ from sollol_otel.access import (
 from sollol_otel.redis.client import LazyClient
 from sollol_otel.redis.urls import redact_url
 from sollol_otel.settings import Settings
-from sollol_otel.web import api, security, timeline
+from sollol_otel.web import api, export, security, timeline
 from sollol_otel.web.config import DashboardConfig
 from sollol_otel.web.counts import ResultCache
 from sollol_otel.web.feeds import sse_feed, websocket_feed
@@ -95,6 +95,7 @@ def create_app(settings: Settings | None = None, config: DashboardConfig | None 
         Route("/api/timeline", timeline.timeline),
         Route("/api/config", api.config),
         Route("/api/ticket", security.ticket, methods=["POST"]),
+        Route("/api/export", export.export),
         Route("/healthz", api.healthz),
         Route("/sse/routing_events", sse_feed),
         WebSocketRoute("/ws/routing_events", websocket_feed),

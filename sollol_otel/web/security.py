@@ -41,8 +41,9 @@ SECURITY_HEADERS = [
 #: Served without the token: the page and its files, which hold no data.
 PUBLIC_PATH = "/"
 PUBLIC_PREFIX = "/static/"
-#: Where a ticket stands in for the token: the feeds, which browsers open without headers.
-FEED_PATHS = frozenset({"/ws/routing_events", "/sse/routing_events"})
+#: Where a ticket stands in for the token: the feeds and the export download, which browsers open
+#: without headers.
+TICKET_PATHS = frozenset({"/ws/routing_events", "/sse/routing_events", "/api/export"})
 #: How long a ticket can be redeemed after it is issued.
 TICKET_SECONDS = 30
 
@@ -93,7 +94,7 @@ def _presented(scope: Scope, tickets: TicketBook) -> tuple[str | None, bool]:
     if query.get("token"):
         return query["token"], False
     ticket = query.get("ticket", "")
-    return None, bool(ticket) and scope["path"] in FEED_PATHS and tickets.redeem(ticket)
+    return None, bool(ticket) and scope["path"] in TICKET_PATHS and tickets.redeem(ticket)
 
 
 class TokenAuth:
@@ -129,7 +130,7 @@ class TokenAuth:
 
 
 async def ticket(request: Request) -> Response:
-    """`POST /api/ticket`: a ticket for one live feed (the token was checked by `TokenAuth`)."""
+    """`POST /api/ticket`: a ticket for one live feed or download (the token was checked by `TokenAuth`)."""
     token = state_of(request).config.token
     if token is None:
         return JSONResponse({"error": "this dashboard requires no token, so no ticket"}, status_code=404)

@@ -144,5 +144,5 @@ async def timeline(request: Request) -> Response:
     except BadParameter as exc:
         return error(400, str(exc))
     except CONNECTION_ERRORS as exc:
-        return unavailable(exc)
+        return unavailable(exc, state.settings.redis_url)
     return JSONResponse(result)

@@ -3,8 +3,12 @@ steps every page test takes."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 from dashboard.dashboard_harness import DashboardServer
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -25,3 +29,36 @@ def rows(page: Page) -> list[str]:
 def open_live(page: Page, server: DashboardServer, query: str = "") -> None:
     page.goto(f"{server.url}/{query}")
     expect(page.locator("#status")).to_have_text("live · WebSocket" if "sse" not in query else "live · SSE")
+
+
+#: How Chromium logs a request or stream the server ended (network level, not an HTTP status).
+DROPPED_CONNECTION = "Failed to load resource: net::"
+
+
+def watch_errors(page: Page) -> list[str]:
+    """The errors the page throws or logs from now on (a connection the server drops, as tests of
+    reconnecting make it, is not the page's error)."""
+    errors: list[str] = []
+
+    def console(message: ConsoleMessage) -> None:
+        if message.type == "error" and not message.text.startswith(DROPPED_CONNECTION):
+            errors.append(message.text)
+
+    page.on("pageerror", lambda error: errors.append(f"page error: {error}"))
+    page.on("console", console)
+    return errors
+
+
+@contextmanager
+def page_of(browser: Browser, *, allow_errors: bool = False, **options: Any) -> Iterator[Page]:
+    """A page in a browser context of its own (viewport, colour scheme, time zone: Playwright's
+    options), closed after use; fails the test if the page threw or logged an error, unless
+    `allow_errors` (a test that makes the server answer 404 or 503 on purpose)."""
+    context = browser.new_context(**options)
+    page = context.new_page()
+    errors = watch_errors(page)
+    try:
+        yield page
+    finally:
+        context.close()
+    assert allow_errors or errors == [], errors

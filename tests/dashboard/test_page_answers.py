@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import redis
-from dashboard.browser import open_live, rows
+from dashboard.browser import open_live, page_of, rows
 from dashboard.conftest import ServerFactory
 from dashboard.dashboard_harness import DashboardServer, write, write_at
 from playwright.sync_api import Browser, Page, expect
@@ -230,18 +230,6 @@ def test_a_permalink_opens_one_event_and_the_url_follows_the_open_event(
     assert f"id={ids[2]}" in page.url
 
 
-def test_a_permalink_to_a_trimmed_event_says_so(browser: Browser, dashboard: DashboardServer) -> None:
-    context = browser.new_context()  # not the `page` fixture: the browser logs the 404 as an error
-    page = context.new_page()
-    try:
-        page.goto(f"{dashboard.url}/?id=1700000000000-0")
-        expect(page.locator("#hints")).to_contain_text(
-            "1700000000000-0 is not in the stream (trimmed, or never written)"
-        )
-    finally:
-        context.close()
-
-
 def test_copy_as_json_puts_the_event_on_the_clipboard(
     page: Page, dashboard: DashboardServer, redis_client: redis.Redis, keys: tuple[str, str]
 ) -> None:
@@ -308,9 +296,7 @@ def test_a_filter_that_matches_nothing_says_why(
 def test_at_360_px_nothing_overflows_and_times_stay_on_one_line(
     browser: Browser, dashboard: DashboardServer, redis_client: redis.Redis, keys: tuple[str, str]
 ) -> None:
-    context = browser.new_context(viewport={"width": 360, "height": 740})
-    page = context.new_page()
-    try:
+    with page_of(browser, viewport={"width": 360, "height": 740}) as page:
         write(redis_client, keys[0], 5, instance_id="a-very-long-instance-name_" + "x" * 60, reason="y" * 300)
         open_live(page, dashboard)
         expect(page.locator("#events li[data-id]")).to_have_count(5)
@@ -326,8 +312,6 @@ def test_at_360_px_nothing_overflows_and_times_stay_on_one_line(
         page.locator("#events li[data-id]").first.click()
         details = page.locator("#details").bounding_box()
         assert details is not None and details["x"] + details["width"] <= 360
-    finally:
-        context.close()
 
 
 def busy_cluster(client: redis.Redis, stream: str, minutes: int = 15) -> None:
@@ -366,9 +350,7 @@ def test_screenshot_of_the_page(
 ) -> None:
     """The README's picture, taken here; `--update-screenshot` saves it to docs/dashboard.png."""
     busy_cluster(redis_client, keys[0])
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    page = context.new_page()
-    try:
+    with page_of(browser, viewport={"width": 1280, "height": 800}, color_scheme="dark") as page:
         open_live(page, dashboard, "?since=15m")
         expect(page.locator("#chart-types")).to_have_attribute("aria-label", re.compile(r"[1-9]\d* events"))
         page.locator("#events li[data-id].t-ollama_node_selected").last.click()
@@ -378,8 +360,6 @@ def test_screenshot_of_the_page(
         page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=target, full_page=True)
         assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    finally:
-        context.close()
 
 
 def test_a_long_list_is_drawn_whole_and_in_order(

@@ -43,3 +43,16 @@ def test_the_sse_feed_opens_with_a_ticket(
     write(redis_client, keys[0], 2)
 
     expect(page.locator("#events li[data-id]")).to_have_count(2)
+
+
+def test_an_export_link_downloads_with_a_ticket(
+    page: Page, guarded: DashboardServer, redis_client: redis.Redis, keys: tuple[str, str]
+) -> None:
+    write(redis_client, keys[0], 2)
+    page.goto(f"{guarded.url}/?token={TOKEN}")
+    expect(page.locator("#status")).to_have_text("live · WebSocket")
+
+    with page.expect_download() as download:
+        page.locator("#export-ndjson").click()
+
+    assert len(download.value.path().read_text(encoding="utf-8").splitlines()) == 2
