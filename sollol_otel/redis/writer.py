@@ -5,7 +5,7 @@ thread of the writer's own (started on first use, and again in a forked child) w
 batches, two round trips each:
 
 1. XADD (MAXLEN ~) for every event of the batch (and, with a retention set, an XTRIM MINID ~
-   once a second); each reply is the entry's id or Redis's error for that event alone;
+   once a second, by Redis's clock); each reply is the entry's id or Redis's error for that event alone;
 2. PUBLISH, for exactly the events whose XADD succeeded: never a channel message for an event
    that is not in the stream. They ride with the next batch's XADDs (one round trip per batch
    under load), or go alone when no batch follows.
@@ -66,6 +66,7 @@ from sollol_otel.redis.client import (
     refresh_topology,
     sync_client,
 )
+from sollol_otel.redis.clock import id_ms
 from sollol_otel.redis.delivery import BridgeStats
 from sollol_otel.redis.urls import parse_redis_url, redact_url, scrub
 from sollol_otel.settings import Settings
@@ -94,6 +95,8 @@ _STATE_CODES = frozenset({"WRONGTYPE", "BUSY", "MISCONF", "NOREPLICAS"})
 #: Stream entries read per XRANGE while looking for a batch after an ambiguous failure, and in all.
 _SCAN_PAGE = 1_000
 _SCAN_LIMIT = 100_000
+#: Asked once per connect: the connection's id (to fence it off) and Redis's clock (to trim by).
+_IDENTIFY = hiredis.pack_command((b"CLIENT", b"ID")) + hiredis.pack_command((b"TIME",))  # type: ignore[arg-type]
 #: How long PUBLISHes wait for a batch to ride with before they go alone (channel latency, seconds).
 _PUBLISH_WAIT = 0.002
 
@@ -174,6 +177,7 @@ class RedisWriter:
         self._connection: AbstractConnection | None = None  # the one the writer's thread writes on
         self._pool: redis.ConnectionPool | None = None  # the pool it came from
         self._next_trim = 0.0
+        self._redis_clock: float | None = None  # Redis's TIME minus our monotonic clock, seconds
         self._to_publish: list[_Entry] = []  # in the stream, their PUBLISH not sent yet
         self._client_id: int | None = None  # of that connection, for the fence; None: unknown
         self._identified = False  # asked since it last connected
@@ -324,7 +328,7 @@ class RedisWriter:
         return event_id, payload
 
     def _connected(self) -> AbstractConnection:
-        """The writer's connection, connected, its client id known (asked once per connect).
+        """The writer's connection, connected, its client id and Redis's clock known (asked once per connect).
 
         Asking before any batch is sent means a hang in the middle of a batch always leaves an
         id to fence off; if the asking itself fails, nothing was sent.
@@ -337,9 +341,11 @@ class RedisWriter:
         assert connection is not None
         if not self._identified:
             connection.connect()  # type: ignore[no-untyped-call]  # at once if still connected
-            connection.send_command("CLIENT", "ID", check_health=False)  # type: ignore[no-untyped-call]
-            reply = _reader(connection)()
+            connection.send_packed_command([_IDENTIFY], check_health=False)  # type: ignore[no-untyped-call]
+            read = _reader(connection)
+            reply, clock = read(), read()
             self._client_id = reply if isinstance(reply, int) else None  # None: not permitted
+            self._redis_clock = _seconds(clock) - time.monotonic() if isinstance(clock, list) else None
             self._identified = True
         return connection
 
@@ -369,12 +375,24 @@ class RedisWriter:
         return self._unreachable(error)
 
     def _trim_command(self) -> tuple[bytes, ...] | None:
-        """XTRIM MINID ~ (now - retention), at most once a second: one XADD takes only one trim rule."""
-        retention, now = self._settings.stream_retention, time.time()
+        """XTRIM MINID ~ (now - retention), at most once a second: one XADD takes only one trim rule.
+
+        "Now" is Redis's clock, as the stream's ids are: a router whose own clock runs an hour
+        ahead must not erase everyone's last hour. Redis's TIME comes with each connect's
+        CLIENT ID (no round trip of its own); a user not allowed TIME trims by the last id Redis
+        assigned instead.
+        """
+        retention, now = self._settings.stream_retention, time.monotonic()
         if retention is None or now < self._next_trim:
             return None
+        if self._redis_clock is not None:
+            newest_ms = int((now + self._redis_clock) * 1000)
+        elif self._last_id is not None:
+            newest_ms = id_ms(self._last_id)
+        else:
+            return None
         self._next_trim = now + 1.0
-        oldest = f"{int((now - retention) * 1000)}-0"
+        oldest = f"{max(0, newest_ms - int(retention * 1000))}-0"
         return (b"XTRIM", self._settings.stream.encode(), b"MINID", b"~", oldest.encode())
 
     def _write(self, batch: list[_Entry]) -> bool:
@@ -692,6 +710,11 @@ def _state_code(error: BaseException) -> str | None:
             return code
     code = str(error).split(" ", 1)[0]
     return code if code in _STATE_CODES else None
+
+
+def _seconds(time_reply: list[bytes]) -> float:
+    """Redis's TIME reply as epoch seconds."""
+    return int(time_reply[0]) + int(time_reply[1]) / 1_000_000
 
 
 def _fence(client: redis.Redis, client_id: int) -> None:
