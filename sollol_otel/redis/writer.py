@@ -89,6 +89,10 @@ _STATE_ERRORS: dict[type[Exception], str] = {
     ClusterDownError: "CLUSTERDOWN",
     ExecAbortError: "EXECABORT",
 }
+#: What setting a connection up raises: an outage (CONNECTION_ERRORS), or Redis refusing this client.
+_SETUP_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, redis.ResponseError)
+#: Of those, the refusals (AUTH, HELLO, SELECT refused; a Cluster asked for a database but 0).
+_SETUP_REFUSALS = (AuthenticationError, redis.ResponseError)
 #: A Cluster slot moved or moving: the event waits for the new owner (no state, no log line).
 _REDIRECTS = (MovedError, AskError)
 _STATE_CODES = frozenset({"WRONGTYPE", "BUSY", "MISCONF", "NOREPLICAS"})
@@ -368,10 +372,16 @@ class RedisWriter:
         self._identified = False
 
     def _lost(self, error: BaseException) -> bool:
-        """The connection failed: close it (replies left unread make it unusable), say so."""
+        """The connection failed: close it (replies left unread make it unusable), say so.
+
+        Redis refusing the connection itself (wrong credentials, a database it lacks, HELLO or
+        SELECT not allowed) is a refusal, as a refused write is: it answers, and will not take events.
+        """
         if self._connection is not None:
             self._connection.disconnect()  # type: ignore[no-untyped-call]
         self._identified = False
+        if isinstance(error, _SETUP_REFUSALS):
+            return self._refused(error)
         return self._unreachable(error)
 
     def _trim_command(self) -> tuple[bytes, ...] | None:
@@ -399,7 +409,7 @@ class RedisWriter:
         """The PUBLISHes of the batch before (if not sent yet) and this batch's XADDs, in one round trip."""
         try:
             connection = self._connected()
-        except CONNECTION_ERRORS as error:  # nothing sent
+        except _SETUP_ERRORS as error:  # nothing sent
             self._settle(back=batch)
             return self._lost(error)
         after, client_id = self._last_id, self._client_id
@@ -496,7 +506,7 @@ class RedisWriter:
         """
         try:
             connection = self._connected()
-        except CONNECTION_ERRORS as error:  # nothing sent: they wait
+        except _SETUP_ERRORS as error:  # nothing sent: they wait
             return self._lost(error)
         publish, self._to_publish = self._to_publish, []
         try:
@@ -624,7 +634,11 @@ class RedisWriter:
         return scrub(f"{type(error).__name__}: {text}", self._settings.redis_url)
 
     def _set_state(self, state: str, error: BaseException | None = None) -> None:
+        """The new state, with its error; an error left from a state that is over says when it ended."""
         with self._lock:
+            if state == delivery.OK and self._state != delivery.OK and self._last_error is not None:
+                ended = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                self._last_error = f"over since {ended} (was {self._state}): {self._last_error}"
             self._state = state
             if error is not None:
                 self._last_error = self._text(error)
