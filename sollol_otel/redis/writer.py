@@ -377,12 +377,16 @@ class RedisWriter:
         Redis refusing the connection itself (wrong credentials, a database it lacks, HELLO or
         SELECT not allowed) is a refusal, as a refused write is: it answers, and will not take events.
         """
-        if self._connection is not None:
-            self._connection.disconnect()  # type: ignore[no-untyped-call]
-        self._identified = False
+        self._disconnect()
         if isinstance(error, _SETUP_REFUSALS):
             return self._refused(error)
         return self._unreachable(error)
+
+    def _disconnect(self) -> None:
+        """Close the writer's connection; the next batch connects (and identifies) afresh."""
+        if self._connection is not None:
+            self._connection.disconnect()  # type: ignore[no-untyped-call]
+        self._identified = False
 
     def _trim_command(self) -> tuple[bytes, ...] | None:
         """XTRIM MINID ~ (now - retention), at most once a second: one XADD takes only one trim rule.
@@ -524,6 +528,10 @@ class RedisWriter:
         """The state a write leaves: refused events wait at the front of the backlog for Redis to accept."""
         if refused and refusal is not None:
             self._settle(back=refused)
+            if isinstance(refusal, ReadOnlyError):
+                # A replica: after a failover its old master's clients stay connected to it. A new
+                # connection asks the sentinels (or the Cluster) again where the master is now.
+                self._disconnect()
             return self._refused(refusal)
         if publish_refusal is not None:
             self._set_state(delivery.PUBLISH_REFUSED, publish_refusal)
