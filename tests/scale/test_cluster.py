@@ -27,6 +27,7 @@ from tail.tail_cli import Running, json_lines
 from waiting import eventually
 
 import sollol_otel
+from sollol_otel.access import answers
 
 pytestmark = requires_debian_redis
 
@@ -180,8 +181,8 @@ async def test_another_database_on_a_cluster_is_a_clear_error_for_every_command(
         assert await asyncio.to_thread(run.exit_code, 30) == 1 and run.stderr_has(clear), run.stderr
     async with ws_feed(dashboard(url), "batch=1") as feed:
         await feed.until(lambda ms: any(clear in str(m.get("detail")) for m in ms), timeout=SLOW)
-    port = free_port()
-    otlp = command(url, "receiver", "--port", str(port))
-    await asyncio.to_thread(eventually, lambda: Receiver(f"http://127.0.0.1:{port}", otlp).answers(), SLOW)
-    Receiver(f"http://127.0.0.1:{port}", otlp).send(range(1))
-    await asyncio.to_thread(otlp.wait_for, lambda: otlp.stderr_has(clear), SLOW)
+    port = free_port()  # not the `receiver` fixture: it waits for a healthy receiver
+    otlp = Receiver(f"http://127.0.0.1:{port}", command(url, "receiver", "--port", str(port)))
+    await asyncio.to_thread(eventually, lambda: answers(("127.0.0.1", port)), SLOW)
+    otlp.send(range(1))
+    await asyncio.to_thread(otlp.process.wait_for, lambda: otlp.process.stderr_has(clear), SLOW)
