@@ -108,10 +108,14 @@ def _entries_added(info: dict[str, Any]) -> int | None:
     return None if added is None else int(added)
 
 
+def _fingerprint(fields: dict[Any, Any]) -> int:
+    """A hash of an entry's values: a new stream may reuse an id, hardly with the same event."""
+    return hash(tuple(fields.values()))
+
+
 def _fingerprinted(entry: tuple[Any, dict[Any, Any]]) -> tuple[str, int]:
-    """A raw entry as (id, hash of its fields): a new stream may reuse an id, hardly with the same fields."""
     entry_id, fields = entry
-    return as_text(entry_id), hash(tuple(fields.items()))
+    return as_text(entry_id), _fingerprint(fields)
 
 
 def _entries(raw: list[Any]) -> list[StreamEntry]:
@@ -328,7 +332,9 @@ class StreamReader:
             entries = _entries(raw)
             offset = self.position.offset
             self.position = Position(entries[-1].id, None if offset is None else offset + len(entries))
-            self._seen.extend(_fingerprinted(pair) for pair in raw)
+            self._seen.extend(
+                zip([entry.id for entry in entries], [_fingerprint(f) for _, f in raw], strict=True)
+            )
             items.extend(entries)
         self._resync(info)
         return items
