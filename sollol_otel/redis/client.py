@@ -40,6 +40,7 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     redis.exceptions.ClusterDownError,  # a Cluster mid-failover
     redis.exceptions.TryAgainError,  # a Cluster slot mid-migration
     redis.exceptions.RedisClusterException,  # no Cluster node reachable (also SlotNotCoveredError)
+    redis.exceptions.InvalidResponse,  # no Redis at that address: another protocol answers
     ConnectionError,
     TimeoutError,
     OSError,
