@@ -164,3 +164,15 @@ def test_a_password_with_at_signs_and_colons_pasted_unencoded_still_authenticate
     authenticated = redis.Redis(port=private_redis.port, password="p@ss:w@rd")
     assert authenticated.xlen(keys[0]) == 1
     authenticated.close()
+
+
+@pytest.mark.parametrize("query", ["", "?protocol=3"], ids=["AUTH missing", "HELLO refused"])
+def test_a_server_asking_for_a_password_the_url_lacks_is_a_refusal(
+    recording: Recording, keys: tuple[str, str], private_redis: RedisServer, query: str
+) -> None:
+    admin(private_redis).config_set("requirepass", PASSWORD)
+    logger = recording(redis_url=f"{private_redis.url}/0{query}")
+    logger.log_route_decision("m", "ollama", "r")
+    eventually(lambda: refused_with("AuthenticationError"))
+    stats = sollol_otel.bridge_stats()
+    assert (stats.healthy, stats.connected, stats.backlog) == (False, True, 1)
