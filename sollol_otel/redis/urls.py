@@ -176,7 +176,7 @@ def redact_url(url: str) -> str:
     address, question, query = rest.partition("?")
     if question:
         query = "&".join(
-            f"{name}=***" if name.endswith("password") else f"{name}{eq}{value}"
+            f"{name}=***" if name.lower().endswith("password") else f"{name}{eq}{value}"
             for name, eq, value in (pair.partition("=") for pair in query.split("&"))
         )
     return f"{scheme}://{address}{question}{query}"
