@@ -24,6 +24,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -274,10 +275,13 @@ def throughput(url: str, count: int) -> list[str]:
         "cached": False, "parameter_count": 3, "message": f"🎯 {MODEL} → {BACKEND} | {REASON}",
         "service": "sollol", "schema_version": 1,
     }  # fmt: skip
-    for label, with_ids in (("events with ids, as the bridge exporter gives them", True),
-                            ("events without ids, as foreign OTLP senders give them", False)):  # fmt: skip
+    for label, with_ids, retention in (
+        ("events with ids, as the bridge exporter gives them", True, None),
+        ("events without ids, as foreign OTLP senders give them", False, None),
+        ("events with ids, 24 h retention (XTRIM MINID by Redis's clock)", True, 86_400.0),
+    ):
         events = [{**event, "event_id": uuid.uuid4().hex} if with_ids else event for _ in range(1_000)]
-        writer = RedisWriter(settings)
+        writer = RedisWriter(replace(settings, stream_retention=retention))
         started = time.perf_counter()
         for _ in range(0, count, 1_000):
             writer.submit(events)

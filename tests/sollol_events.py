@@ -33,3 +33,14 @@ def write(client: redis.Redis, stream: str, *events: Mapping[str, Any]) -> list[
     for event in events:
         pipe.xadd(stream, {"event": json.dumps(event)})
     return [entry_id.decode() for entry_id in pipe.execute()]
+
+
+def write_ahead(client: redis.Redis, stream: str, *events: Mapping[str, Any]) -> list[str]:
+    """Like `write`, with ids an hour ahead of Redis's clock (a writer's clock ahead, a restored
+    stream): a new stream written afterwards gets ids below these."""
+    seconds, microseconds = client.time()
+    ahead = seconds * 1000 + microseconds // 1000 + 3_600_000
+    pipe = client.pipeline(transaction=False)
+    for n, event in enumerate(events):
+        pipe.xadd(stream, {"event": json.dumps(event)}, id=f"{ahead + n}-0")
+    return [entry_id.decode() for entry_id in pipe.execute()]

@@ -25,7 +25,7 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from sollol_otel.redis.urls import Topology, parse_redis_url
+from sollol_otel.redis.urls import RedisAddress, Topology, parse_redis_url
 
 #: A hung server (accepts TCP, never answers) costs at most this long per attempt.
 CONNECT_TIMEOUT = 2.0
@@ -40,6 +40,7 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     redis.exceptions.ClusterDownError,  # a Cluster mid-failover
     redis.exceptions.TryAgainError,  # a Cluster slot mid-migration
     redis.exceptions.RedisClusterException,  # no Cluster node reachable (also SlotNotCoveredError)
+    redis.exceptions.InvalidResponse,  # no Redis at that address: another protocol answers
     ConnectionError,
     TimeoutError,
     OSError,
@@ -65,19 +66,20 @@ def sync_client(url: str, *, socket_timeout: float = SOCKET_TIMEOUT) -> SyncClie
         )
         return master
     if address.topology is Topology.SERVER:
-        client = redis.Redis.from_url(url, **common)
+        if not address.nodes:
+            return redis.Redis.from_url(url, **common)
+        ((host, port),) = address.nodes
+        probe = redis.Redis(host=host, port=port, **_probe_options(address, common))
         try:
-            if not address.nodes or not _cluster_enabled(client.info("cluster")):
-                return client
-        except redis.exceptions.NoPermissionError:
-            # An ACL user without INFO: taken as a plain server (redis+cluster:// says otherwise).
-            return client
-        except BaseException:
-            client.close()
-            raise
-        client.close()
+            is_cluster = _cluster_enabled(probe.info("cluster"))
+        except redis.exceptions.NoPermissionError:  # an ACL user without INFO: a plain server
+            is_cluster = False  # (redis+cluster:// says otherwise)
+        finally:
+            probe.close()
+        if not is_cluster:
+            return redis.Redis.from_url(url, **common)
     nodes = [redis.cluster.ClusterNode(host, port) for host, port in address.nodes]  # type: ignore[no-untyped-call]
-    return redis.RedisCluster(startup_nodes=nodes, **common, **address.options)
+    return redis.RedisCluster(startup_nodes=nodes, **_cluster_options(address, common))
 
 
 async def async_client(
@@ -99,26 +101,28 @@ async def async_client(
         master: redis.asyncio.Redis = sentinel.master_for(address.service or "", **address.options)
         return master
     if address.topology is Topology.SERVER:
-        client = _async_server(url, common, max_connections)
+        if not address.nodes:
+            return _async_server(url, common, max_connections)
+        ((host, port),) = address.nodes
+        probe = redis.asyncio.Redis(host=host, port=port, **_probe_options(address, common))
         try:
-            if not address.nodes or not _cluster_enabled(await client.info("cluster")):
-                return client
+            is_cluster = _cluster_enabled(await probe.info("cluster"))
         except redis.exceptions.NoPermissionError:
-            return client
-        except BaseException:
-            await client.aclose()
-            raise
-        await client.aclose()
+            is_cluster = False
+        finally:
+            await probe.aclose()
+        if not is_cluster:
+            return _async_server(url, common, max_connections)
     nodes = [redis.asyncio.cluster.ClusterNode(host, port) for host, port in address.nodes]
-    cluster = redis.asyncio.RedisCluster(startup_nodes=nodes, **common, **address.options)
-    options = {k: v for k, v in address.options.items() if k != "ssl"}
+    options = _cluster_options(address, common)
+    cluster = redis.asyncio.RedisCluster(startup_nodes=nodes, **options)
+    options = {k: v for k, v in options.items() if k != "ssl"}
     connection_class = _SlotOwnerSSLConnection if address.tls else _SlotOwnerConnection
     pool = _SlotOwnerPool(
         _SlotOwner(cluster, key),
         connection_class=connection_class,
         max_connections=max_connections or _UNBOUNDED,
         timeout=POOL_WAIT,
-        **common,
         **options,
     )
     return redis.asyncio.Redis.from_pool(pool)
@@ -212,6 +216,28 @@ class _SlotOwnerPool(redis.asyncio.BlockingConnectionPool):
 
 def _cluster_enabled(info: dict[str, Any]) -> bool:
     return bool(int(info.get("cluster_enabled", 0)))
+
+
+class ClusterDatabaseError(redis.exceptions.ResponseError):
+    """The URL names a database other than 0, and Redis is a Cluster: it has only database 0."""
+
+
+def _probe_options(address: RedisAddress, common: dict[str, Any]) -> dict[str, Any]:
+    """The URL's options on database 0: in another one a Cluster node refuses the connection
+    (SELECT is not allowed) before it can say it is a Cluster node."""
+    return {**address.options, "db": 0, **common}
+
+
+def _cluster_options(address: RedisAddress, common: dict[str, Any]) -> dict[str, Any]:
+    """The URL's options for a Cluster client: `/0` is every Cluster's one database, any other a mistake."""
+    options = {**address.options, **common}
+    db = options.pop("db", 0)
+    if db not in (0, None):
+        raise ClusterDatabaseError(
+            f"this Redis is a Cluster, which has only database 0, and the URL names database {db}: "
+            f"drop /{db} from the URL (or use /0)"
+        )
+    return options
 
 
 class LazyClient:

@@ -9,6 +9,7 @@ exactly how many events were trimmed away while it was not looking.
 from __future__ import annotations
 
 import asyncio
+import collections
 import re
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
@@ -38,6 +39,9 @@ MAX_ID_PART = 2**64 - 1
 _STREAM_ID = re.compile(r"^(\d{1,20})(?:-(\d{1,20}))?$")
 
 StreamKey = tuple[int, int]
+#: Entries a reader remembers having seen: a promoted replica further behind than this is read
+#: again from its start (events shown twice rather than lost).
+SEEN_IDS = 10_000
 
 
 @dataclass(frozen=True)
@@ -58,13 +62,17 @@ class Gap:
     reset: bool = False
 
     def explain(self) -> str:
+        if self.reset:
+            trimmed = (
+                f"{self.missed} of its events were trimmed before they could be read; " if self.missed else ""
+            )
+            return (
+                f"the stream was replaced (Redis restarted, its key deleted, or a failover) after "
+                f"{self.after_id}: reading on in the new one; {trimmed}whatever the old one held after "
+                "that id and was not read yet is gone, how much cannot be known"
+            )
         count = "an unknown number of" if self.missed is None else str(self.missed)
-        where = (
-            "the stream was replaced (Redis restarted, its key deleted, or a failover)"
-            if self.reset
-            else "trimmed"
-        )
-        return f"{count} events after {self.after_id} were missed: {where}"
+        return f"{count} events after {self.after_id} were missed: trimmed"
 
 
 @dataclass(frozen=True)
@@ -100,6 +108,16 @@ def _entries_added(info: dict[str, Any]) -> int | None:
     return None if added is None else int(added)
 
 
+def _fingerprint(fields: dict[Any, Any]) -> int:
+    """A hash of an entry's values: a new stream may reuse an id, hardly with the same event."""
+    return hash(tuple(fields.values()))
+
+
+def _fingerprinted(entry: tuple[Any, dict[Any, Any]]) -> tuple[str, int]:
+    entry_id, fields = entry
+    return as_text(entry_id), _fingerprint(fields)
+
+
 def _entries(raw: list[Any]) -> list[StreamEntry]:
     return [StreamEntry(as_text(entry_id), decode(fields)) for entry_id, fields in raw]
 
@@ -129,6 +147,10 @@ class StreamReader:
         # Whether the next read checks that the entry at our position still exists: after a
         # reconnect, or for a resume point from outside, the stream may have been replaced.
         self._verify = position is not None
+        # The entries this reader saw last, as (id, fingerprint), to tell a copy of its stream (a
+        # promoted replica) from a new stream that reuses its ids (see `_replaced`). Empty: a
+        # resume point from outside.
+        self._seen: collections.deque[tuple[str, int]] = collections.deque(maxlen=SEEN_IDS)
 
     async def _info(self) -> dict[str, Any] | None:
         try:
@@ -200,8 +222,10 @@ class StreamReader:
             self.position = Position(_START, 0)
         else:
             self.position = Position(as_text(info["last-generated-id"]), _entries_added(info))
+            if info.get("last-entry"):
+                self._seen.append(_fingerprinted(info["last-entry"]))
 
-    def _gap(self, info: dict[str, Any] | None, last_present: bool | None = None) -> Gap | None:
+    async def _gap(self, info: dict[str, Any] | None, last_present: bool | None = None) -> Gap | None:
         """Whether events after the current position are gone (given XINFO STREAM), and how many.
 
         `last_present` says whether the entry at our position is still in the stream (None: not
@@ -224,7 +248,7 @@ class StreamReader:
             or (added is not None and self.position.offset is not None and added < self.position.offset)
             or (last_present is False and first_id is not None and stream_key(first_id) <= stream_key(last))
         ):
-            return self._replaced(last, first_id, last_generated, added, length)
+            return await self._replaced(last, first_id, added, length)
         if added is None:  # Redis before 7 does not count: a gap is seen, its size is not
             if last != _START and first_id is not None and stream_key(first_id) > stream_key(last):
                 return Gap(after_id=last, first_id=first_id, missed=None)
@@ -240,21 +264,24 @@ class StreamReader:
         self.position = Position(last, trimmed)
         return Gap(after_id=last, first_id=first_id, missed=missed)
 
-    def _replaced(
-        self, last: str, first_id: str | None, last_generated: str, added: int | None, length: int
-    ) -> Gap:
+    async def _replaced(self, last: str, first_id: str | None, added: int | None, length: int) -> Gap:
         """The stream behind our id was replaced: Redis restarted, its key was deleted and written
         again, or a failover promoted a replica that lacked our newest entries.
 
-        When the new stream holds entries from before our id (a replica's copy, a restored
-        snapshot), those are ones we read: we go on after the last of them we have, or after our
-        own id. Otherwise everything in it is new to us. What we can no longer get (entries
-        written after our id that the new stream never had) cannot be counted.
+        A copy (a replica's, a restored snapshot) holds entries we read, under the same ids: we go
+        on after the newest of them. A new stream may hold entries with ids below ours too (its
+        server's clock behind the old one's, the old ids set ahead, or written again within the
+        same millisecond): none of them is one we saw, so it is read from its start. The newest
+        entry at or before our id tells which, when it is among the entries we saw, same id and
+        same fields; a resume point from outside (nothing seen) takes it for a copy. What the old
+        stream held after our id that we never read cannot be counted.
         """
         if first_id is not None and stream_key(first_id) <= stream_key(last):
-            resume = min(last, last_generated, key=stream_key)
-            self.position = Position(resume, added if resume == last_generated else None)
-            return Gap(after_id=last, first_id=None, missed=None, reset=True)
+            newest: Any = await self._client.xrevrange(self._stream, max=last, min="-", count=1)
+            kept = _fingerprinted(newest[0]) if newest else None
+            if kept is not None and (not self._seen or kept in self._seen):
+                self.position = Position(kept[0], None)
+                return Gap(after_id=last, first_id=None, missed=None, reset=True)
         self.position = Position(_START, None if added is None else 0)
         missed = None if added is None else (added - length) or None
         return Gap(after_id=last, first_id=first_id, missed=missed, reset=True)
@@ -296,14 +323,18 @@ class StreamReader:
             raise response
         info = info if isinstance(info, dict) else None
         self._verify = False
-        gap = self._gap(info, bool(results[2]) if verify else None)
+        gap = await self._gap(info, bool(results[2]) if verify else None)
         if gap is not None and gap.reset:
             return [gap]  # that XREAD used the old id; the next one reads from the new position
         items: list[StreamEntry | Gap] = [] if gap is None else [gap]
         if response:
-            entries = _entries(response[0][1])
+            raw = response[0][1]
+            entries = _entries(raw)
             offset = self.position.offset
             self.position = Position(entries[-1].id, None if offset is None else offset + len(entries))
+            self._seen.extend(
+                zip([entry.id for entry in entries], [_fingerprint(f) for _, f in raw], strict=True)
+            )
             items.extend(entries)
         self._resync(info)
         return items

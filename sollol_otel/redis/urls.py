@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from redis.connection import SSLConnection, UnixDomainSocketConnection, parse_url
 
@@ -58,12 +58,21 @@ class RedisAddress:
         return bool(self.options.get("ssl"))
 
 
+#: Why a URL did not parse, never the URL itself: a pasted password may be most of it.
+_UNPARSEABLE = (
+    "the Redis URL cannot be parsed (not shown: it may hold a password); characters such as "
+    "@ : / ? # in a user name or password must be percent-encoded (%40 %3A %2F %3F %23)"
+)
+
+
 def parse_redis_url(url: str) -> RedisAddress:
     """Parse any accepted form; ValueError (never showing the password) for anything else."""
     try:
         parts = urlsplit(url)
     except ValueError:
-        raise ValueError(f"cannot parse the Redis URL {redact_url(url)}") from None
+        raise ValueError(_UNPARSEABLE) from None
+    if _misplaced_credentials(parts):
+        raise ValueError(_UNPARSEABLE)
     scheme = parts.scheme.lower()
     if scheme in ("redis", "rediss", "unix"):
         return _server(url)
@@ -105,11 +114,24 @@ def parse_redis_url(url: str) -> RedisAddress:
     return RedisAddress(url, Topology.SENTINEL, nodes, options, service, sentinel_options)
 
 
+def _misplaced_credentials(parts: SplitResult) -> bool:
+    """Whether part of a user name or password spilled past the host: an unencoded `/`, `?` or `#`
+    in it ends the host part early, so what follows would be taken for a host, port, path or query."""
+    if parts.scheme.lower() == "unix":  # its host part holds credentials or nothing
+        if parts.netloc and not parts.netloc.endswith("@"):
+            return True
+    elif "@" in parts.path:
+        return True
+    if "@" in parts.fragment:
+        return True
+    return any("@" in pair.partition("=")[0] for pair in parts.query.split("&"))
+
+
 def _server(url: str) -> RedisAddress:
     try:
         raw = parse_url(url)  # type: ignore[no-untyped-call]
-    except ValueError as exc:
-        raise ValueError(f"{exc}: {redact_url(url)}") from None
+    except ValueError:  # redis-py's text quotes the URL's parts: an unencoded password's among them
+        raise ValueError(_UNPARSEABLE) from None
     nodes = () if "path" in raw else ((raw.get("host", "localhost"), raw.get("port", REDIS_PORT)),)
     return RedisAddress(url, Topology.SERVER, nodes, _options(raw))
 
@@ -138,22 +160,26 @@ def _host_port(item: str, default_port: int, url: str) -> tuple[str, int]:
 
 
 def redact_url(url: str) -> str:
-    """The URL with any password replaced, safe for logs, errors and pages."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable redis url>"
-    userinfo, at, hostinfo = parts.netloc.rpartition("@")
-    netloc = parts.netloc
-    if at and ":" in userinfo:
-        netloc = f"{userinfo.split(':', 1)[0]}:***@{hostinfo}"
-    query = "&".join(
-        f"{name}=***" if name.endswith("password") else f"{name}={value}" if eq else name
-        for name, eq, value in (pair.partition("=") for pair in parts.query.split("&") if pair)
-    )
-    if (netloc, query) == (parts.netloc, parts.query):
-        return url
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    """The URL with any credentials replaced, safe for logs, errors and pages, whatever its shape.
+
+    Everything up to the last `@` counts as credentials, even where an unencoded `/`, `?` or `#`
+    in a password would end the host part early by the URL rules: only the user name before the
+    first `:` is kept. Query options named `…password` are hidden too.
+    """
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return "<a Redis URL that cannot be parsed>"
+    userinfo, at, rest = rest.rpartition("@")
+    if at:
+        user, colon, _ = userinfo.partition(":")
+        rest = f"{user}:***@{rest}" if colon and "/" not in user else f"***@{rest}"
+    address, question, query = rest.partition("?")
+    if question:
+        query = "&".join(
+            f"{name}=***" if name.lower().endswith("password") else f"{name}{eq}{value}"
+            for name, eq, value in (pair.partition("=") for pair in query.split("&"))
+        )
+    return f"{scheme}://{address}{question}{query}"
 
 
 def scrub(text: str, url: str) -> str:

@@ -5,7 +5,7 @@ thread of the writer's own (started on first use, and again in a forked child) w
 batches, two round trips each:
 
 1. XADD (MAXLEN ~) for every event of the batch (and, with a retention set, an XTRIM MINID ~
-   once a second); each reply is the entry's id or Redis's error for that event alone;
+   once a second, by Redis's clock); each reply is the entry's id or Redis's error for that event alone;
 2. PUBLISH, for exactly the events whose XADD succeeded: never a channel message for an event
    that is not in the stream. They ride with the next batch's XADDs (one round trip per batch
    under load), or go alone when no batch follows.
@@ -66,6 +66,7 @@ from sollol_otel.redis.client import (
     refresh_topology,
     sync_client,
 )
+from sollol_otel.redis.clock import id_ms
 from sollol_otel.redis.delivery import BridgeStats
 from sollol_otel.redis.urls import parse_redis_url, redact_url, scrub
 from sollol_otel.settings import Settings
@@ -88,12 +89,18 @@ _STATE_ERRORS: dict[type[Exception], str] = {
     ClusterDownError: "CLUSTERDOWN",
     ExecAbortError: "EXECABORT",
 }
+#: What setting a connection up raises: an outage (CONNECTION_ERRORS), or Redis refusing this client.
+_SETUP_ERRORS: tuple[type[BaseException], ...] = (*CONNECTION_ERRORS, redis.ResponseError)
+#: Of those, the refusals (AUTH, HELLO, SELECT refused; a Cluster asked for a database but 0).
+_SETUP_REFUSALS = (AuthenticationError, redis.ResponseError)
 #: A Cluster slot moved or moving: the event waits for the new owner (no state, no log line).
 _REDIRECTS = (MovedError, AskError)
 _STATE_CODES = frozenset({"WRONGTYPE", "BUSY", "MISCONF", "NOREPLICAS"})
 #: Stream entries read per XRANGE while looking for a batch after an ambiguous failure, and in all.
 _SCAN_PAGE = 1_000
 _SCAN_LIMIT = 100_000
+#: Asked once per connect: the connection's id (to fence it off) and Redis's clock (to trim by).
+_IDENTIFY = hiredis.pack_command((b"CLIENT", b"ID")) + hiredis.pack_command((b"TIME",))  # type: ignore[arg-type]
 #: How long PUBLISHes wait for a batch to ride with before they go alone (channel latency, seconds).
 _PUBLISH_WAIT = 0.002
 
@@ -174,6 +181,7 @@ class RedisWriter:
         self._connection: AbstractConnection | None = None  # the one the writer's thread writes on
         self._pool: redis.ConnectionPool | None = None  # the pool it came from
         self._next_trim = 0.0
+        self._redis_clock: float | None = None  # Redis's TIME minus our monotonic clock, seconds
         self._to_publish: list[_Entry] = []  # in the stream, their PUBLISH not sent yet
         self._client_id: int | None = None  # of that connection, for the fence; None: unknown
         self._identified = False  # asked since it last connected
@@ -324,7 +332,7 @@ class RedisWriter:
         return event_id, payload
 
     def _connected(self) -> AbstractConnection:
-        """The writer's connection, connected, its client id known (asked once per connect).
+        """The writer's connection, connected, its client id and Redis's clock known (asked once per connect).
 
         Asking before any batch is sent means a hang in the middle of a batch always leaves an
         id to fence off; if the asking itself fails, nothing was sent.
@@ -337,9 +345,11 @@ class RedisWriter:
         assert connection is not None
         if not self._identified:
             connection.connect()  # type: ignore[no-untyped-call]  # at once if still connected
-            connection.send_command("CLIENT", "ID", check_health=False)  # type: ignore[no-untyped-call]
-            reply = _reader(connection)()
+            connection.send_packed_command([_IDENTIFY], check_health=False)  # type: ignore[no-untyped-call]
+            read = _reader(connection)
+            reply, clock = read(), read()
             self._client_id = reply if isinstance(reply, int) else None  # None: not permitted
+            self._redis_clock = _seconds(clock) - time.monotonic() if isinstance(clock, list) else None
             self._identified = True
         return connection
 
@@ -362,26 +372,48 @@ class RedisWriter:
         self._identified = False
 
     def _lost(self, error: BaseException) -> bool:
-        """The connection failed: close it (replies left unread make it unusable), say so."""
+        """The connection failed: close it (replies left unread make it unusable), say so.
+
+        Redis refusing the connection itself (wrong credentials, a database it lacks, HELLO or
+        SELECT not allowed) is a refusal, as a refused write is: it answers, and will not take events.
+        """
+        self._disconnect()
+        if isinstance(error, _SETUP_REFUSALS):
+            return self._refused(error)
+        return self._unreachable(error)
+
+    def _disconnect(self) -> None:
+        """Close the writer's connection; the next batch connects (and identifies) afresh."""
         if self._connection is not None:
             self._connection.disconnect()  # type: ignore[no-untyped-call]
         self._identified = False
-        return self._unreachable(error)
 
     def _trim_command(self) -> tuple[bytes, ...] | None:
-        """XTRIM MINID ~ (now - retention), at most once a second: one XADD takes only one trim rule."""
-        retention, now = self._settings.stream_retention, time.time()
+        """XTRIM MINID ~ (now - retention), at most once a second: one XADD takes only one trim rule.
+
+        "Now" is Redis's clock, as the stream's ids are: a router whose own clock runs an hour
+        ahead must not erase everyone's last hour. Redis's TIME comes with each connect's
+        CLIENT ID (no round trip of its own); a user not allowed TIME trims by the last id Redis
+        assigned instead.
+        """
+        retention, now = self._settings.stream_retention, time.monotonic()
         if retention is None or now < self._next_trim:
             return None
+        if self._redis_clock is not None:
+            newest_ms = int((now + self._redis_clock) * 1000)
+        elif self._last_id is not None:
+            newest_ms = id_ms(self._last_id)
+        else:
+            return None
         self._next_trim = now + 1.0
-        oldest = f"{int((now - retention) * 1000)}-0"
+        oldest = f"{max(0, newest_ms - int(retention * 1000))}-0"
         return (b"XTRIM", self._settings.stream.encode(), b"MINID", b"~", oldest.encode())
 
     def _write(self, batch: list[_Entry]) -> bool:
         """The PUBLISHes of the batch before (if not sent yet) and this batch's XADDs, in one round trip."""
         try:
             connection = self._connected()
-        except CONNECTION_ERRORS as error:  # nothing sent
+        except _SETUP_ERRORS as error:  # nothing sent
             self._settle(back=batch)
             return self._lost(error)
         after, client_id = self._last_id, self._client_id
@@ -478,7 +510,7 @@ class RedisWriter:
         """
         try:
             connection = self._connected()
-        except CONNECTION_ERRORS as error:  # nothing sent: they wait
+        except _SETUP_ERRORS as error:  # nothing sent: they wait
             return self._lost(error)
         publish, self._to_publish = self._to_publish, []
         try:
@@ -496,6 +528,10 @@ class RedisWriter:
         """The state a write leaves: refused events wait at the front of the backlog for Redis to accept."""
         if refused and refusal is not None:
             self._settle(back=refused)
+            if isinstance(refusal, ReadOnlyError):
+                # A replica: after a failover its old master's clients stay connected to it. A new
+                # connection asks the sentinels (or the Cluster) again where the master is now.
+                self._disconnect()
             return self._refused(refusal)
         if publish_refusal is not None:
             self._set_state(delivery.PUBLISH_REFUSED, publish_refusal)
@@ -606,7 +642,11 @@ class RedisWriter:
         return scrub(f"{type(error).__name__}: {text}", self._settings.redis_url)
 
     def _set_state(self, state: str, error: BaseException | None = None) -> None:
+        """The new state, with its error; an error left from a state that is over says when it ended."""
         with self._lock:
+            if state == delivery.OK and self._state != delivery.OK and self._last_error is not None:
+                ended = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                self._last_error = f"over since {ended} (was {self._state}): {self._last_error}"
             self._state = state
             if error is not None:
                 self._last_error = self._text(error)
@@ -692,6 +732,11 @@ def _state_code(error: BaseException) -> str | None:
             return code
     code = str(error).split(" ", 1)[0]
     return code if code in _STATE_CODES else None
+
+
+def _seconds(time_reply: list[bytes]) -> float:
+    """Redis's TIME reply as epoch seconds."""
+    return int(time_reply[0]) + int(time_reply[1]) / 1_000_000
 
 
 def _fence(client: redis.Redis, client_id: int) -> None:

@@ -119,3 +119,60 @@ def test_a_refused_publish_leaves_events_in_the_stream_and_says_so(
     stats = sollol_otel.bridge_stats()
     assert (stats.state, stats.healthy, stats.exported, stats.unpublished) == ("publish refused", False, 3, 3)
     assert balanced(stats)
+
+
+def test_a_database_redis_does_not_have_is_a_refusal_naming_the_cause(
+    recording: Recording, keys: tuple[str, str], private_redis: RedisServer
+) -> None:
+    logger = recording(redis_url=f"{private_redis.url}/99")  # 16 databases: 0-15
+    logger.log_route_decision("m", "ollama", "r")
+    eventually(lambda: refused_with("DB index is out of range"))
+    assert not sollol_otel.force_flush(0.5)
+    stats = sollol_otel.bridge_stats()
+    assert (stats.healthy, stats.connected, stats.backlog, stats.dropped) == (False, True, 1, 0)
+
+
+def test_wrong_credentials_are_a_refusal_and_once_accepted_the_error_reads_as_over(
+    recording: Recording, keys: tuple[str, str], private_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = admin(private_redis)
+    client.acl_setuser(
+        "router", enabled=True, passwords=["+right-pw"], keys=["*"], channels=["*"], commands=["+@all"]
+    )
+    logger = recording(redis_url=f"redis://router:{PASSWORD}@127.0.0.1:{private_redis.port}")
+    logger.log_route_decision("m", "ollama", "r")
+    eventually(lambda: refused_with("AuthenticationError"))
+    assert not sollol_otel.force_flush(0.5) and sollol_otel.bridge_stats().connected
+    client.acl_setuser("router", enabled=True, passwords=[f"+{PASSWORD}"])
+    assert sollol_otel.force_flush(15.0)
+    assert client.xlen(keys[0]) == 1
+    client.close()
+    stats = sollol_otel.bridge_stats()
+    assert stats.state == "ok" and (stats.last_error or "").startswith("over since ")
+    assert "(was refused): AuthenticationError" in (stats.last_error or "") and balanced(stats)
+    assert PASSWORD not in repr(stats) and PASSWORD not in caplog.text
+
+
+def test_a_password_with_at_signs_and_colons_pasted_unencoded_still_authenticates(
+    recording: Recording, keys: tuple[str, str], private_redis: RedisServer
+) -> None:
+    client = admin(private_redis)
+    client.config_set("requirepass", "p@ss:w@rd")
+    logger = recording(redis_url=f"redis://:p@ss:w@rd@127.0.0.1:{private_redis.port}/0")
+    logger.log_route_decision("m", "ollama", "r")
+    assert sollol_otel.force_flush(10.0)
+    authenticated = redis.Redis(port=private_redis.port, password="p@ss:w@rd")
+    assert authenticated.xlen(keys[0]) == 1
+    authenticated.close()
+
+
+@pytest.mark.parametrize("query", ["", "?protocol=3"], ids=["AUTH missing", "HELLO refused"])
+def test_a_server_asking_for_a_password_the_url_lacks_is_a_refusal(
+    recording: Recording, keys: tuple[str, str], private_redis: RedisServer, query: str
+) -> None:
+    admin(private_redis).config_set("requirepass", PASSWORD)
+    logger = recording(redis_url=f"{private_redis.url}/0{query}")
+    logger.log_route_decision("m", "ollama", "r")
+    eventually(lambda: refused_with("AuthenticationError"))
+    stats = sollol_otel.bridge_stats()
+    assert (stats.healthy, stats.connected, stats.backlog) == (False, True, 1)

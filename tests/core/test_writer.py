@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import http.server
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import redis
+from waiting import eventually
 
 from sollol_otel.redis.writer import RedisWriter
 from sollol_otel.settings import Settings
@@ -70,3 +73,27 @@ def test_events_submitted_after_close_are_counted_not_lost(writer: RedisWriter) 
     assert (stats.state, stats.dropped_by) == ("stopped", {"not delivered at shutdown": 3}) and balanced(
         stats
     )
+
+
+@pytest.fixture
+def not_redis() -> Iterator[str]:
+    """A real HTTP server: something answers at the URL, in another protocol."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), http.server.SimpleHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"redis://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_server_that_is_not_redis_is_unreachable_with_the_cause_not_ok(
+    keys: tuple[str, str], not_redis: str
+) -> None:
+    writer = RedisWriter(Settings(redis_url=not_redis, stream=keys[0], channel=keys[1]))
+    writer.submit(batch(1))
+    eventually(lambda: writer.stats().state == "unreachable")
+    assert not writer.flush(0.5)
+    stats = writer.stats()
+    assert not stats.healthy and "Protocol error" in (stats.last_error or "") and stats.backlog == 1
+    writer.close(0.5)
+    assert writer.stats().dropped_by == {"not delivered at shutdown": 1}

@@ -8,8 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 import redis
 import redis.asyncio
-from sollol_events import sollol_event
+from sollol_events import sollol_event, write_ahead
 
+from sollol_otel.redis.clock import id_ms
 from sollol_otel.redis.stream import Gap, Position, StreamEntry, StreamReader
 
 
@@ -115,7 +116,9 @@ async def test_a_resume_point_missing_from_a_replaced_stream_is_noticed_though_n
 ) -> None:
     ids = write(redis_client, keys[0], range(5))
     replace_with_copy(redis_client, keys[0], ids, kept=3)
-    write(redis_client, keys[0], range(10, 20))  # more entries than we had seen: counts alone cannot tell
+    after = id_ms(ids[4]) + 1  # newer than our id, even when all five were written within one millisecond
+    for n in range(10, 20):  # more entries than we had seen: counts alone cannot tell
+        redis_client.xadd(keys[0], {"event": json.dumps(sollol_event(n=n))}, id=f"{after + n}-0")
     reader = StreamReader(client, keys[0], Position(ids[4], offset=5))  # a client resuming after a failover
     (gap,) = gaps(await reader.read(block_ms=100))
     assert gap.reset and gap.missed is None
@@ -142,3 +145,35 @@ async def test_history_places_the_reader_so_follow_continues_without_a_gap_or_re
     write(redis_client, keys[0], range(10, 12))
     items = await reader.read(block_ms=100)
     assert gaps(items) == [] and numbers(items) == [10, 11]
+
+
+async def test_a_new_stream_whose_ids_lie_below_ours_is_read_from_its_start(
+    client: redis.asyncio.Redis, redis_client: redis.Redis, keys: tuple[str, str]
+) -> None:
+    reader = StreamReader(client, keys[0])
+    await reader.start_live()
+    write_ahead(redis_client, keys[0], *(sollol_event(n=n) for n in range(3)))
+    assert numbers(await reader.read(block_ms=100)) == [0, 1, 2]
+    redis_client.delete(keys[0])
+    write(redis_client, keys[0], range(100, 103))  # Redis's clock: an hour below the reader's last id
+    items = await reader.read(block_ms=100)
+    (gap,) = gaps(items)
+    assert gap.reset
+    assert numbers(items + await reader.read(block_ms=100)) == [100, 101, 102]
+    write(redis_client, keys[0], range(103, 105))
+    assert numbers(await reader.read(block_ms=100)) == [103, 104]
+
+
+async def test_a_new_stream_reusing_our_last_id_within_the_same_millisecond_is_read_from_its_start(
+    client: redis.asyncio.Redis, redis_client: redis.Redis, keys: tuple[str, str]
+) -> None:
+    reader = StreamReader(client, keys[0])
+    await reader.start_live()
+    for n in range(3):
+        redis_client.xadd(keys[0], {"event": json.dumps(sollol_event(n=n))}, id=f"5000-{n}")
+    assert numbers(await reader.read(block_ms=100)) == [0, 1, 2]
+    redis_client.delete(keys[0])
+    redis_client.xadd(keys[0], {"event": json.dumps(sollol_event(n=100))}, id="5000-0")
+    items = await reader.read(block_ms=100)
+    assert [gap.reset for gap in gaps(items)] == [True]
+    assert numbers(items + await reader.read(block_ms=100)) == [100]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
+import sollol_otel
 from sollol_otel.cli import app
 from sollol_otel.redis.urls import Topology, parse_redis_url, redact_url, scrub
 
@@ -85,3 +86,47 @@ def test_a_command_refuses_a_bad_url_at_once_without_showing_its_password() -> N
     result = CliRunner().invoke(app, ["stats", "--redis-url", "redis+sentinel://:secret@s1:26379"])
     assert result.exit_code == 2
     assert "must name /<service>" in result.output and "secret" not in result.output
+
+
+#: Pasted unencoded: `@` and `:` still parse (the last `@` ends the credentials); `/`, `?`, `#` cannot.
+PASTED = ["AAA@BBB:CCC", "AAA/BBB@CCC", "AAA:BBB/CCC", "AAA?BBB@CCC", "AAA#BBB@CCC", "AAA@BBB/CCC?DDD"]
+
+
+def pieces(password: str) -> list[str]:
+    return [piece for piece in "".join(c if c.isalnum() else " " for c in password).split()]
+
+
+@pytest.mark.parametrize("password", PASTED)
+@pytest.mark.parametrize(
+    "form",
+    [
+        "redis://user:{}@host:6379/0",
+        "redis://:{}@host",
+        "redis+sentinel://:{}@s1,s2/m",
+        "unix://:{}@/run/r.sock",
+    ],
+)
+def test_an_unencoded_password_is_hidden_whole_in_every_url_shape(password: str, form: str) -> None:
+    url = form.format(password)
+    shown = redact_url(url)
+    assert "***@" in shown and not any(piece in shown for piece in pieces(password)), shown
+    try:
+        address = parse_redis_url(url)
+    except ValueError as refused:
+        assert "percent-encoded" in str(refused) and not any(p in str(refused) for p in pieces(password))
+    else:
+        assert address.options["password"] == password  # only `@` and `:` parse, and then exactly
+
+
+@pytest.mark.parametrize("command", ["stats", "tail", "dashboard", "receiver"])
+def test_every_command_refuses_a_url_it_cannot_parse_without_echoing_it(command: str) -> None:
+    url = "redis://user:AAA/BBB@CCC@127.0.0.1:6379/0"
+    result = CliRunner().invoke(app, [command, "--redis-url", url])
+    assert result.exit_code == 2 and "cannot be parsed" in result.output
+    assert not any(piece in result.output for piece in pieces("AAA/BBB@CCC")), result.output
+
+
+def test_configure_refuses_a_url_it_cannot_parse_without_echoing_it() -> None:
+    with pytest.raises(ValueError, match="percent-encoded") as refused:
+        sollol_otel.configure(redis_url="redis://:AAA#BBB@127.0.0.1:6379")
+    assert "AAA" not in str(refused.value) and "BBB" not in str(refused.value)

@@ -98,13 +98,23 @@ class SentinelDeployment:
         eventually(lambda: answers(port), what=f"sentinel on {port}")
         return process
 
+    def add_sentinel(self) -> tuple[int, subprocess.Popen[bytes]]:
+        """One more sentinel (its port and process), once it knows the replica and the others."""
+        port = free_port()
+        self.sentinel_ports.append(port)
+        self._tls_ports[port] = free_port()
+        process = self._start_sentinel(port)
+        self._sentinels.append(process)
+        eventually(self._watching_everything, timeout=SLOW, what="the new sentinel to see everything")
+        return port, process
+
     def sentinel(self, index: int = 0) -> redis.Redis:
         return redis.Redis(port=self.sentinel_ports[index], decode_responses=True)
 
     def _watching_everything(self) -> bool:
-        for index in range(3):
+        for index in range(len(self.sentinel_ports)):
             state = self.sentinel(index).sentinel_master(self.SERVICE)
-            if state["num-slaves"] < 1 or state["num-other-sentinels"] < 2:
+            if state["num-slaves"] < 1 or state["num-other-sentinels"] < len(self.sentinel_ports) - 1:
                 return False
         return self.replica_client().info("replication")["master_link_status"] == "up"
 

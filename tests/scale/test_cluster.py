@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import redis
 from dashboard.dashboard_harness import DashboardServer, ws_feed
+from redis_servers import free_port
 from scale.deployments import SLOW, ClusterDeployment, requires_debian_redis
 from scale.parts import (
     Receiver,
@@ -26,6 +27,7 @@ from tail.tail_cli import Running, json_lines
 from waiting import eventually
 
 import sollol_otel
+from sollol_otel.access import answers
 
 pytestmark = requires_debian_redis
 
@@ -142,3 +144,45 @@ async def test_writer_tail_and_dashboard_follow_the_stream_when_its_slot_moves(
     assert stream_reasons(owner(cluster, names[0]), names[0]) == everything
     assert each_once(feed_reasons(messages), everything)
     assert each_once(tail_reasons(tail), everything)
+
+
+def test_database_0_named_in_a_cluster_url_works_for_writer_tail_and_stats(
+    cluster: ClusterDeployment,
+    names: tuple[str, str],
+    recording: Callable[..., sollol_otel.RoutingLogger],
+    command: Callable[..., Running],
+) -> None:
+    seeds = ",".join(f"127.0.0.1:{node.port}" for node in cluster.nodes)
+    record(recording(redis_url=f"{plain_url(cluster, names[0])}/0"), range(3))
+    assert sollol_otel.force_flush(10)
+    for url in (f"{plain_url(cluster, names[0])}/0", f"redis+cluster://{seeds}/0"):
+        tail = command(url, "tail", "--history", "10", "-o", "json")
+        assert tail.exit_code(30) == 0
+        assert [e["reason"] for e in json_lines("\n".join(tail.stdout))] == reasons(range(3))
+        stats = command(url, "stats", "-o", "json")
+        assert stats.exit_code(30) == 0 and json.loads("\n".join(stats.stdout))["events"] == 3
+
+
+async def test_another_database_on_a_cluster_is_a_clear_error_for_every_command(
+    cluster: ClusterDeployment,
+    names: tuple[str, str],
+    recording: Callable[..., sollol_otel.RoutingLogger],
+    command: Callable[..., Running],
+    dashboard: Callable[[str], DashboardServer],
+) -> None:
+    url = f"{plain_url(cluster, names[0])}/3"
+    clear = "only database 0"
+    record(recording(redis_url=url), range(1))
+    await asyncio.to_thread(eventually, lambda: clear in (sollol_otel.bridge_stats().last_error or ""))
+    stats = sollol_otel.bridge_stats()
+    assert (stats.state, stats.connected, stats.healthy) == ("refused", True, False)
+    for args in (("tail", "--history", "5"), ("tail",), ("stats",)):
+        run = command(url, *args)
+        assert await asyncio.to_thread(run.exit_code, 30) == 1 and run.stderr_has(clear), run.stderr
+    async with ws_feed(dashboard(url), "batch=1") as feed:
+        await feed.until(lambda ms: any(clear in str(m.get("detail")) for m in ms), timeout=SLOW)
+    port = free_port()  # not the `receiver` fixture: it waits for a healthy receiver
+    otlp = Receiver(f"http://127.0.0.1:{port}", command(url, "receiver", "--port", str(port)))
+    await asyncio.to_thread(eventually, lambda: answers(("127.0.0.1", port)), SLOW)
+    otlp.send(range(1))
+    await asyncio.to_thread(otlp.process.wait_for, lambda: otlp.process.stderr_has(clear), SLOW)

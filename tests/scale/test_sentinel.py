@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
+import redis
 from dashboard.dashboard_harness import DashboardServer, ws_feed
 from scale.deployments import SLOW, SentinelDeployment, requires_debian_redis
 from scale.parts import (
@@ -22,6 +23,7 @@ from scale.parts import (
     tail_reasons,
 )
 from tail.tail_cli import Running
+from waiting import eventually
 
 import sollol_otel
 
@@ -105,3 +107,34 @@ async def test_rediss_sentinel_follows_a_failover_over_tls(
         await asyncio.to_thread(tail.wait_for, lambda: len(tail.stdout) == 10, SLOW)
         assert each_once(tail_reasons(tail), reasons(range(10)))
         assert stream_reasons(sentinel.replica_client(), names[0]) == reasons(range(10))
+
+
+def test_a_writer_sent_to_the_demoted_master_by_a_stale_sentinel_finds_the_new_one_within_seconds(
+    sentinel: SentinelDeployment,
+    names: tuple[str, str],
+    recording: Callable[..., sollol_otel.RoutingLogger],
+) -> None:
+    stale_port, _ = sentinel.add_sentinel()
+    hosts = ",".join(f"127.0.0.1:{port}" for port in [stale_port, *sentinel.sentinel_ports[:-1]])
+    url = f"redis+sentinel://:{sentinel.PASSWORD}@{hosts}/{sentinel.SERVICE}"  # the stale one asked first
+    logger = recording(redis_url=url)
+    record(logger, range(5))
+    assert sollol_otel.force_flush(10)
+    sentinel.sentinel().sentinel_failover(sentinel.SERVICE)
+    sentinel.wait_for_promotion()
+    old_master = redis.Redis(port=sentinel.master.port, password=sentinel.PASSWORD)
+    eventually(lambda: old_master.info("replication")["role"] == "slave", timeout=SLOW, what="the demotion")
+    # A sentinel restarted from an old configuration: it names the old master, a replica now,
+    # until the others' announcements correct it (seconds). A writer reconnecting meanwhile
+    # reaches the replica and is answered READONLY.
+    stale = redis.Redis(port=stale_port, decode_responses=True)
+    stale.sentinel_remove(sentinel.SERVICE)
+    stale.sentinel_monitor(sentinel.SERVICE, "127.0.0.1", sentinel.master.port, 2)
+    stale.sentinel_set(sentinel.SERVICE, "auth-pass", sentinel.PASSWORD)
+    record(logger, range(5, 10))
+    assert sollol_otel.force_flush(15)
+    assert stream_reasons(sentinel.replica_client(), names[0]) == reasons(range(10))
+    stats = sollol_otel.bridge_stats()
+    assert (stats.state, stats.exported, stats.dropped) == ("ok", 10, 0)
+    old_master.close()
+    stale.close()

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 import redis
 from redis_servers import RedisServer
-from sollol_events import sollol_event, write
+from sollol_events import sollol_event, write, write_ahead
 from tail.tail_cli import Running, environment
 
 Start = Callable[..., Running]
@@ -91,6 +91,48 @@ def test_reconnects_after_a_redis_restart_says_the_stream_was_reset_and_repeats_
         client, keys[0], sollol_event(n=3)
     )  # would come after a repeated n=2 if the reset confused the reader
     tail.wait_for(lambda: len(tail.stdout) == 3)
+    assert tail.interrupt() == 0
+    assert [event["n"] for event in tail.json_events()] == [1, 2, 3]
+    assert tail.stderr_has("the stream was replaced")
+    client.close()
+
+
+def test_a_deleted_stream_written_again_with_lower_ids_keeps_showing_every_new_event(
+    keys: tuple[str, str], redis_client: redis.Redis, start: Start
+) -> None:
+    write_ahead(redis_client, keys[0], sollol_event(n=1))
+    tail = start("tail", "--history", "1", "--follow", "-o", "json")
+    tail.wait_for(lambda: len(tail.stdout) == 1 and tail.stderr_has("following"))
+    redis_client.delete(keys[0])
+    write(redis_client, keys[0], sollol_event(n=2), sollol_event(n=3))  # ids an hour below n=1's
+    tail.wait_for(lambda: len(tail.stdout) == 3)
+    write(redis_client, keys[0], sollol_event(n=4))
+    tail.wait_for(lambda: len(tail.stdout) == 4)
+    assert tail.interrupt() == 0
+    assert [event["n"] for event in tail.json_events()] == [1, 2, 3, 4]
+    assert tail.stderr_has("the stream was replaced") and tail.stderr_has("reading on in the new one")
+
+
+def test_a_redis_restarted_empty_whose_new_ids_lie_below_ours_keeps_showing_every_new_event(
+    keys: tuple[str, str], private_redis: RedisServer, start: Start
+) -> None:
+    client = redis.Redis.from_url(private_redis.url)
+    write_ahead(client, keys[0], sollol_event(n=1))
+    tail = start(
+        "tail",
+        "--history",
+        "1",
+        "--follow",
+        "-o",
+        "json",
+        env=environment(SOLLOL_REDIS_URL=private_redis.url),
+    )
+    tail.wait_for(lambda: len(tail.stdout) == 1 and tail.stderr_has("following"))
+    tail.process.send_signal(signal.SIGSTOP)  # the new entries are there before the reader is back
+    private_redis.restart()  # empty: no persistence
+    write(client, keys[0], sollol_event(n=2), sollol_event(n=3))
+    tail.process.send_signal(signal.SIGCONT)
+    tail.wait_for(lambda: len(tail.stdout) == 3, timeout=30)
     assert tail.interrupt() == 0
     assert [event["n"] for event in tail.json_events()] == [1, 2, 3]
     assert tail.stderr_has("the stream was replaced")
