@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 import redis.asyncio
+from redis.asyncio.client import Pipeline
 
 from sollol_otel.events import RoutingEvent
 from sollol_otel.redis.backoff import Backoff
@@ -159,6 +160,21 @@ class StreamReader:
             return None
         return info
 
+    async def _together(self, queue: Callable[[Pipeline], None]) -> list[Any]:
+        """The queued reads as one transaction, so the stream cannot change between them.
+
+        Redis at maxmemory refuses every command inside MULTI, reads included; it then refuses
+        the writes too, so the same reads sent back to back without MULTI see one state.
+        """
+        try:
+            async with self._client.pipeline(transaction=True) as pipe:
+                queue(pipe)
+                return await pipe.execute(raise_on_error=False)
+        except redis.exceptions.OutOfMemoryError:
+            async with self._client.pipeline(transaction=False) as pipe:
+                queue(pipe)
+                return await pipe.execute(raise_on_error=False)
+
     async def history(
         self, count: int | None = None, *, since: str | None = None, before: str | None = None
     ) -> list[StreamEntry]:
@@ -168,11 +184,13 @@ class StreamReader:
         exactly where the history ended.
         """
         maximum = f"({before}" if before else "+"
-        async with self._client.pipeline(transaction=True) as pipe:
+
+        def queue(pipe: Pipeline) -> None:
             pipe.xrevrange(self._stream, max=maximum, min=since or "-", count=count)
             if before is None:
                 pipe.xinfo_stream(self._stream)
-            results = await pipe.execute(raise_on_error=False)
+
+        results = await self._together(queue)
         raw = results[0]
         if isinstance(raw, Exception):
             raise raw
@@ -312,12 +330,14 @@ class StreamReader:
     async def _read_checked(self, count: int) -> list[StreamEntry | Gap]:
         last = self.position.last_id
         verify = self._verify and last != _START
-        async with self._client.pipeline(transaction=True) as pipe:
+
+        def queue(pipe: Pipeline) -> None:
             pipe.xinfo_stream(self._stream)
             pipe.xread({self._stream: last}, count=count)
             if verify:
                 pipe.xrange(self._stream, min=last, max=last, count=1)
-            results = await pipe.execute(raise_on_error=False)
+
+        results = await self._together(queue)
         info, response = results[0], results[1]
         if isinstance(response, Exception):
             raise response
