@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import enum
 import functools
-import json
 import math
 import re
 import time
@@ -289,11 +288,12 @@ _LINE = (
 )
 _INSTANCE_STYLES = ("cyan", "green", "magenta", "yellow", "blue", "red")
 #: Characters that make a logfmt value need quotes.
-_LOGFMT_QUOTED = re.compile(r'[\s"=\\]')
+_LOGFMT_QUOTED = re.compile(r'[\s"=]')
 
 
 def _logfmt(value: str) -> str:
-    return json.dumps(value, ensure_ascii=False) if not value or _LOGFMT_QUOTED.search(value) else value
+    """Quoted when it must be; the value is already escaped for the terminal, so only `"` is added."""
+    return '"' + value.replace('"', '\\"') + '"' if not value or _LOGFMT_QUOTED.search(value) else value
 
 
 def render_line(event: RoutingEvent, *, color: bool) -> str:

@@ -318,7 +318,8 @@ def run(options: TailOptions) -> int:
     except BrokenPipeError:  # `| head` closed the pipe: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
-    output.notice(f"{output.counts.summary()} from {options.where}; times in {time_zone()}")
+    zone = "" if options.live else f"; times in {time_zone()}"  # following said it when it began
+    output.notice(f"{output.counts.summary()} from {options.where}{zone}")
     return code
 
 
