@@ -299,6 +299,14 @@ def demo(
             "the demo did not start only gets the demo's own keys (sollol:demo:*).",
         ),
     ] = None,
+    keep: Annotated[
+        bool,
+        typer.Option(
+            "--keep",
+            help="Keep the stream on exit. Without it, a stream the demo created in a Redis it did not "
+            "start is removed.",
+        ),
+    ] = False,
 ) -> None:
     """Zero setup: Redis (embedded if none answers), the dashboard and a simulated SOLLOL cluster."""
     import sys
@@ -310,7 +318,7 @@ def demo(
         _stream_settings(redis_url)  # a URL that cannot be parsed is a usage error
     if not port_free(port, host):
         raise typer.BadParameter(f"port {port} on {host} is in use; choose another", param_hint="--port")
-    raise typer.Exit(EXIT_OK if run(host, port, rate, sys.stdout, redis_url) else EXIT_REDIS)
+    raise typer.Exit(EXIT_OK if run(host, port, rate, sys.stdout, redis_url, keep=keep) else EXIT_REDIS)
 
 
 #: click's exception classes: Typer's own copy of click (Typer 0.26 and later) or click itself.
