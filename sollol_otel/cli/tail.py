@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 import redis
 import redis.asyncio
@@ -53,10 +54,10 @@ from sollol_otel.wire import Skipped
 #: 2,000 took 20 MB over its imports for `--history 10000`, pages of 500 take 8), while a round trip
 #: more costs well under a millisecond next to the decoding.
 PAGE = 500
-#: Most characters of rendered history `--history` keeps while it reads back (about 30,000
-#: events); past that it reads the range again, forwards, printing page by page, so its memory
-#: does not grow with N.
-MAX_HELD_CHARS = 8_000_000
+#: Most bytes of rendered history `--history` keeps while it reads back (about 30,000 events);
+#: past that it reads the range again, forwards, printing page by page, so its memory does not
+#: grow with N.
+MAX_HELD_BYTES = 8_000_000
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,8 @@ class Notice:
 
 #: Events made ready to print: text for stdout, notices for stderr, in stream order.
 Rendered = list[str | Notice]
+#: The same, held while the history is read back.
+Packed = list[bytes | Notice]
 
 
 class Output:
@@ -159,7 +162,7 @@ class Output:
                 rendered.append(self._render(item.id, item.item))
         return rendered
 
-    def emit(self, rendered: Rendered) -> None:
+    def emit(self, rendered: Rendered | Packed) -> None:
         """Writes what `render` made, events in runs, and flushes."""
         run: list[str] = []
         for item in rendered:
@@ -167,7 +170,7 @@ class Output:
                 self._write(run)
                 self.notice(item.message, item.style)
             else:
-                run.append(item)
+                run.append(item if isinstance(item, str) else item.decode("utf-8", "surrogatepass"))
         self._write(run)
         self._out.flush()
 
@@ -203,20 +206,17 @@ class Output:
             self.notice(f"⚠ lost Redis ({safe_text(detail)}); reconnecting…", style="bold yellow")
 
 
-def _joined(rendered: Rendered) -> Rendered:
-    """Each run of event text as one string: one allocation of its own per run, not thousands of
-    small ones pinning the memory of the pages they were rendered between."""
-    joined: Rendered = []
-    run: list[str] = []
-    for item in rendered:
-        if isinstance(item, Notice):
-            joined.extend(["".join(run), item] if run else [item])
-            run = []
+def _packed(rendered: Rendered) -> Packed:
+    """Each run of event text as one UTF-8 string: one allocation per run instead of thousands of
+    small ones pinning the memory of the pages they were rendered between, at half the size of
+    text holding box-drawing characters."""
+    packed: Packed = []
+    for is_notice, items in itertools.groupby(rendered, key=lambda item: isinstance(item, Notice)):
+        if is_notice:
+            packed.extend(cast(Iterator[Notice], items))
         else:
-            run.append(item)
-    if run:
-        joined.append("".join(run))
-    return joined
+            packed.append("".join(cast(Iterator[str], items)).encode("utf-8", "surrogatepass"))
+    return packed
 
 
 async def _history(reader: StreamReader, options: TailOptions, output: Output) -> None:
@@ -224,7 +224,7 @@ async def _history(reader: StreamReader, options: TailOptions, output: Output) -
 
     Reading back finds where they start: the Nth match from the end. Each page is rendered as
     it is read and only the text is kept (a fraction of the decoded events' memory), then
-    printed oldest first; past MAX_HELD_CHARS the range is read again forwards and printed page
+    printed oldest first; past MAX_HELD_BYTES the range is read again forwards and printed page
     by page.
     """
     since = id_for_time(options.since) if options.since else None
@@ -233,8 +233,8 @@ async def _history(reader: StreamReader, options: TailOptions, output: Output) -
         await reader.start_live()
         return
     page = min(wanted, PAGE) if wanted and options.event_filter.is_empty else PAGE
-    held: list[Rendered] | None = []  # rendered pages, newest first, while they fit
-    held_chars = 0
+    held: list[Packed] | None = []  # rendered pages, newest first, while they fit
+    held_bytes = 0
     start = end = None  # the oldest and the newest entry to show
     output.watch_history()
     matched = 0
@@ -250,9 +250,9 @@ async def _history(reader: StreamReader, options: TailOptions, output: Output) -
                 start = entry.id
                 matched += not isinstance(entry.item, Skipped) and options.event_filter.matches(entry.item)
             if held is not None:
-                held.append(_joined(output.render(entries[first:])))
-                held_chars += sum(len(text) for text in held[-1] if isinstance(text, str))
-                if held_chars > MAX_HELD_CHARS:
+                held.append(_packed(output.render(entries[first:])))
+                held_bytes += sum(len(text) for text in held[-1] if isinstance(text, bytes))
+                if held_bytes > MAX_HELD_BYTES:
                     held = None
             if matched == wanted:
                 break

@@ -35,7 +35,7 @@ def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
     """Pages of 100 and an in-memory limit of about 100 of these events (each a 2 kB reason), so a
     few thousand entries cross both."""
     monkeypatch.setattr(tail, "PAGE", 100)
-    monkeypatch.setattr(tail, "MAX_HELD_CHARS", 250_000)
+    monkeypatch.setattr(tail, "MAX_HELD_BYTES", 250_000)
 
 
 async def history(
