@@ -241,13 +241,14 @@ _HEAD = (
     ("backend=", ""),
     ("{backend}", "yellow"),
 )
-#: Each detail line under it; the last one closes the tree.
+#: Each detail line under it; the last one closes the tree. The value comes last, unstyled.
 _DETAIL = (("\n", ""), ("  {branch} {label}: ", _DIM), ("{value}", ""))
 _BRANCHES = ("├─", "└─")
 
 
-def _block(event: RoutingEvent) -> tuple[str, dict[str, str], list[dict[str, str]]]:
-    """The type's style, the first line's values and each detail line's, all safe to print."""
+def _block(event: RoutingEvent) -> tuple[str, dict[str, str], list[tuple[str, str]]]:
+    """The type's style, the first line's values and the (label, value) of each detail line, all
+    safe to print."""
     fields = event.fields
     head = {
         "clock": _clock(event),
@@ -255,22 +256,31 @@ def _block(event: RoutingEvent) -> tuple[str, dict[str, str], list[dict[str, str
         "model": _padded(_shown(fields.get("model")), _MODEL_CELLS),
         "backend": _shown(fields.get("backend")),
     }
-    lines = [("instance", _instance(event)), *details(fields)]
-    last = len(lines) - 1
-    tree = [
-        {"branch": _BRANCHES[index == last], "label": label, "value": value}
-        for index, (label, value) in enumerate(lines)
-    ]
-    return EVENT_STYLES.get(event.event_type, UNKNOWN_TYPE_STYLE), head, tree
+    return (
+        EVENT_STYLES.get(event.event_type, UNKNOWN_TYPE_STYLE),
+        head,
+        [
+            ("instance", _instance(event)),
+            *details(fields),
+        ],
+    )
 
 
 def event_pieces(event: RoutingEvent) -> list[tuple[str, str]]:
     """The block as (text, style) pieces; style "" is none. Newlines are pieces of their own."""
     type_style, head, tree = _block(event)
     pieces = [(text.format_map(head), style.replace("{type_style}", type_style)) for text, style in _HEAD]
-    for line in tree:
+    last = len(tree) - 1
+    for index, (label, value) in enumerate(tree):
+        line = {"branch": _BRANCHES[index == last], "label": label, "value": value}
         pieces.extend((text.format_map(line), style) for text, style in _DETAIL)
     return pieces
+
+
+@functools.lru_cache(maxsize=256)
+def _detail_start(label: str, last: bool, color: bool) -> str:
+    """A detail line up to its value, escape sequences included: the same for every event."""
+    return _template(_DETAIL, color).format_map({"branch": _BRANCHES[last], "label": label, "value": ""})
 
 
 #: `-o line`: one line an event, as stern prints a busy fleet; each instance keeps one colour.
@@ -324,9 +334,9 @@ def render_ansi(event: RoutingEvent, *, color: bool) -> str:
     only ever fills a template's fields, never becomes one.
     """
     type_style, head, tree = _block(event)
-    detail = _template(_DETAIL, color)
+    last = len(tree) - 1
     return _template(_HEAD, color, type_style).format_map(head) + "".join(
-        [detail.format_map(line) for line in tree]
+        [_detail_start(label, index == last, color) + value for index, (label, value) in enumerate(tree)]
     )
 
 
