@@ -69,23 +69,32 @@ def _swallow(what: str) -> None:
 _ids = RandomIdGenerator()
 
 
-def _ids_only(span: Span, parent: SpanContext) -> Span:
-    """`span` when a tracer made it a span of its own; else one carrying fresh ids, a child of `parent`.
+def _ids_only(span: Span) -> Span:
+    """`span` when a tracer made it a span of its own; else one carrying fresh ids, a child of the
+    current span.
 
     Without an SDK TracerProvider the API's tracer hands back the parent (or an invalid span),
     so decisions would carry no trace id and no request chain could be read. A non-recording
     span with its own ids costs next to nothing and takes over no provider.
     """
     own = span.get_span_context()
-    if own.is_valid and (span.is_recording() or own.span_id != parent.span_id):
+    parent = trace.get_current_span().get_span_context()
+    if own.is_valid and own.span_id != parent.span_id:  # e.g. an SDK span its sampler dropped
         return span
     trace_id = parent.trace_id if parent.is_valid else _ids.generate_trace_id()
     return NonRecordingSpan(SpanContext(trace_id, _ids.generate_span_id(), False, parent.trace_flags))
 
 
+_provider_set = False
+
+
 def _untraced() -> bool:
-    """Nobody traces: the global provider is still the API's proxy (or its no-op)."""
-    return isinstance(trace.get_tracer_provider(), (ProxyTracerProvider, NoOpTracerProvider))
+    """Nobody traces: the global provider is still the API's proxy (or its no-op). The API keeps
+    the first provider an application sets for good, so once one is seen the answer is kept."""
+    global _provider_set
+    if not _provider_set:
+        _provider_set = not isinstance(trace.get_tracer_provider(), (ProxyTracerProvider, NoOpTracerProvider))
+    return not _provider_set
 
 
 class _Frame:
@@ -252,7 +261,6 @@ class Instrumentation:
                 model = self._extract(self._model, call, None)
             call.frame = _Frame(_frames.get(), model)
             call.frame_token = _frames.set(call.frame)
-            parent = trace.get_current_span().get_span_context()
             if self._tracer is not None:
                 attributes = {CODE_FUNCTION: self._qualname}
                 if call.frame.model is not None:
@@ -260,9 +268,9 @@ class Instrumentation:
                 span = self._tracer.start_span(
                     cast(str, self._span_name), kind=self._span_kind, attributes=attributes
                 )
-                call.span = _ids_only(span, parent)
-            elif not parent.is_valid and _untraced():  # a decision on its own still starts a chain
-                call.span = _ids_only(trace.INVALID_SPAN, parent)
+                call.span = span if span.is_recording() else _ids_only(span)
+            elif _untraced() and not trace.get_current_span().get_span_context().is_valid:
+                call.span = _ids_only(trace.INVALID_SPAN)  # a decision on its own still starts a chain
             if call.span is not None:
                 call.context_token = context.attach(trace.set_span_in_context(call.span))
         except Exception:
