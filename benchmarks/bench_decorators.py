@@ -1,9 +1,11 @@
 """What a decorated router method costs its caller, per call, against the same method undecorated.
 
     python benchmarks/bench_decorators.py [--calls 20000] [--redis-url redis://localhost:6379]
+    python benchmarks/bench_decorators.py --no-tracer-provider   # an application that traces nothing
 
 Recording goes through the real pipeline into Redis (a stream of its own, deleted after), with
-an SDK TracerProvider and MeterProvider (no exporters: their cost is off the caller's thread).
+an SDK TracerProvider and MeterProvider (no exporters: their cost is off the caller's thread);
+with --no-tracer-provider, none is installed and decorated calls carry ids-only span contexts.
 Each row times every call on its own and reports the caller's cost in µs; "overhead" subtracts
 the undecorated method's median. Prints a Markdown table for BENCHMARKS.md.
 """
@@ -104,9 +106,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=20_000)
     parser.add_argument("--redis-url", default=os.environ.get("SOLLOL_REDIS_URL", "redis://localhost:6379"))
+    parser.add_argument("--no-tracer-provider", action="store_true", help="leave the API's no-op provider")
     options = parser.parse_args()
 
-    trace.set_tracer_provider(TracerProvider())
+    if not options.no_tracer_provider:
+        trace.set_tracer_provider(TracerProvider())
     metrics.set_meter_provider(MeterProvider())
     stream = f"bench:decorators:{uuid.uuid4().hex[:8]}"
     logs = LoggerProvider()
@@ -163,9 +167,10 @@ def main() -> None:
 
     baseline = statistics.median(rows[0][1])
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    tracing = "no TracerProvider" if options.no_tracer_provider else "SDK TracerProvider"
     print(
         f"{os.cpu_count()} CPUs ({platform.machine()}), load average {load}, "
-        f"Python {platform.python_version()}, {options.calls} calls per row\n"
+        f"Python {platform.python_version()}, {options.calls} calls per row, {tracing}\n"
     )
     print("| what the caller runs | p50 µs | p99 µs | overhead p50 µs |")
     print("|---|---|---|---|")

@@ -1,101 +1,197 @@
-"""`sollol-otel tail --history 10000` with a filter: wall time of the real command, target ≤ 1 s.
+"""`sollol-otel tail --history 10000` side by side with SOLLOL 0.9.66's own viewer: wall time and
+peak memory of the real commands, in one run.
 
-    /work/venv/bin/python benchmarks/bench_tail.py [--runs 7] [--redis-url URL]
+    python benchmarks/bench_tail.py [--runs 7] [--events 10000]
 
-Fills a private stream key with 10,000 SOLLOL-shaped events (8 models, round robin), then runs
-the command as a user would (a fresh `python -m sollol_otel` process, stdout into a pipe) and
-reports median and worst wall time per row. Interpreter start and imports are included; the
-first row shows what they cost alone. Prints a markdown table for BENCHMARKS.md.
+Starts a redis-server of its own on a free port (SOLLOL's viewer reads the fixed key
+`sollol:routing_stream`, which must not be anyone else's), fills it with SOLLOL-shaped events
+(8 models, 4 instances, round robin), then runs each command as a user would: a fresh process
+of this interpreter, stdout into a pipe that is drained, ours and SOLLOL's alternating so both
+see the same machine. SOLLOL's `routing_viewer.py` runs from the installed sollol 0.9.66
+(scripts/install_sollol.sh) by path, so its heavy package __init__ stays out, as `python -m
+sollol.routing_viewer` would not. Reports the median and worst wall time, the median CPU time
+and the largest peak RSS per row, and ours ÷ SOLLOL's. Prints a markdown table for BENCHMARKS.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
 import json
 import os
 import platform
-import resource
+import shutil
+import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import redis
 
-EVENTS = 10_000
 MODELS = [f"model-{n}:7b" for n in range(8)]
+STREAM = "sollol:routing_stream"  # the only key SOLLOL's viewer reads
 
 
-def fill(client: redis.Redis, stream: str) -> None:
+def sollol_viewer() -> Path:
+    spec = importlib.util.find_spec("sollol")
+    if spec is None or not spec.submodule_search_locations:
+        sys.exit("sollol 0.9.66 is not installed: bash scripts/install_sollol.sh")
+    return Path(next(iter(spec.submodule_search_locations))) / "routing_viewer.py"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_redis(port: int, directory: str) -> subprocess.Popen[bytes]:
+    binary = shutil.which("redis-server") or sys.exit("no redis-server on PATH")
+    server = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", directory],
+        stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    client = redis.Redis(port=port)
+    for _ in range(100):
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    client.close()
+    return server
+
+
+def fill(client: redis.Redis, events: int) -> None:
     pipe = client.pipeline(transaction=False)
-    for n in range(EVENTS):
+    for n in range(events):
         event = {
             "timestamp": "2026-11-27T12:03:45.123456", "instance_id": f"host{n % 4}_42_a1b2c3d4",
             "hostname": f"host{n % 4}", "pid": 42, "event_type": "ROUTE_DECISION",
             "model": MODELS[n % len(MODELS)], "backend": "ollama",
             "reason": "sufficient_resources (estimated 2.5GB)", "cached": False, "parameter_count": 7,
         }  # fmt: skip
-        pipe.xadd(stream, {"event": json.dumps(event)})
+        pipe.xadd(STREAM, {"event": json.dumps(event)})
     pipe.execute()
 
 
-def _children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
+#: Runs one command and reports its own wall time, exit code, peak RSS and CPU time on fd N. Linux
+#: counts a child's peak from the process it was forked from: forked from this small interpreter
+#: (not from the benchmark, which holds redis-py), the command's own peak is what shows.
+RUNNER = """
+import json, os, sys, time
+fd, command = int(sys.argv[1]), sys.argv[2:]
+started = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    os.close(fd)
+    os.execv(command[0], command)
+_, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter() - started
+report = [wall, os.waitstatus_to_exitcode(status), usage.ru_maxrss, usage.ru_utime + usage.ru_stime]
+os.write(fd, json.dumps(report).encode())
+"""
 
 
-def timed(args: list[str], env: dict[str, str], runs: int) -> tuple[float, float, float, int]:
-    """Median and worst wall seconds, median CPU seconds, and the lines of the last run's stdout.
+@dataclass
+class Samples:
+    walls: list[float] = field(default_factory=list)
+    cpus: list[float] = field(default_factory=list)
+    peak_kib: int = 0
 
-    CPU time is what the command itself costs; wall time also holds waiting for a busy machine.
-    """
-    walls, cpus, lines = [], [], 0
-    for _ in range(runs):
-        started, cpu = time.perf_counter(), _children_cpu()
-        result = subprocess.run(
-            [sys.executable, "-m", "sollol_otel", *args], capture_output=True, env=env, check=True
-        )
-        walls.append(time.perf_counter() - started)
-        cpus.append(_children_cpu() - cpu)
-        lines = result.stdout.count(b"\n")
-    return statistics.median(walls), max(walls), statistics.median(cpus), lines
+    def run(self, command: list[str], env: dict[str, str]) -> None:
+        """One run of `command`, stdout into a pipe that is drained, as `| less` would."""
+        read, write = os.pipe()
+        try:
+            subprocess.run(
+                [sys.executable, "-S", "-c", RUNNER, str(write), *command],
+                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, pass_fds=(write,), check=True,
+            )  # fmt: skip
+            os.close(write)
+            with os.fdopen(read) as results:
+                wall, code, peak_kib, cpu = json.loads(results.read())
+        finally:
+            for fd in (read, write):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        if code != 0:
+            sys.exit(f"{command} exited {code}")
+        self.walls.append(wall)
+        self.cpus.append(cpu)
+        self.peak_kib = max(self.peak_kib, peak_kib)
+
+    def cells(self) -> str:
+        wall, worst, cpu = statistics.median(self.walls), max(self.walls), statistics.median(self.cpus)
+        return f"{wall:.3f} | {worst:.3f} | {cpu:.3f} | {self.peak_kib / 1024:.1f}"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--redis-url", default=os.environ.get("SOLLOL_REDIS_URL", "redis://127.0.0.1:6379"))
+    parser.add_argument("--events", type=int, default=10_000)
     options = parser.parse_args()
-    stream = f"bench:tail:{uuid.uuid4().hex[:8]}"
-    client = redis.Redis.from_url(options.redis_url)
-    env = {**os.environ, "SOLLOL_REDIS_URL": options.redis_url, "SOLLOL_ROUTING_STREAM": stream}
-    history = ["tail", "--history", "10000"]
-    rows = [
-        ("`--help` (interpreter start and imports only)", ["--help"]),
-        ("`tail --history 10000 --model model-3:7b` (1,250 shown)", [*history, "--model", MODELS[3]]),
-        ("same, `--color always`", [*history, "--model", MODELS[3], "--color", "always"]),
-        ("same, `-o json`", [*history, "--model", MODELS[3], "-o", "json"]),
-        ("`tail --history 10000 --instance host1` (2,500 shown)", [*history, "--instance", "host1"]),
-        ("`tail --history 10000`, no filter (10,000 shown)", [*history, "--color", "always"]),
-        ("`stats` over the 10,000", ["stats", "-o", "json"]),
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}"
+    ours = [sys.executable, "-m", "sollol_otel"]
+    theirs = [sys.executable, str(sollol_viewer()), "--redis-url", url]
+    history = ["--history", str(options.events)]
+    rows: list[tuple[str, list[str], list[str] | None]] = [
+        ("`--help` (interpreter start and imports only)", [*ours, "--help"], [*theirs, "--help"]),
+        (
+            f"`tail --history {options.events}`, no filter",
+            [*ours, "tail", *history, "--color", "always"],
+            [*theirs, *history],
+        ),
+        (
+            "same, `--model model-3:7b` (an eighth shown)",
+            [*ours, "tail", *history, "--model", MODELS[3], "--color", "always"],
+            [*theirs, *history, "--model", MODELS[3]],
+        ),
+        ("same, no filter, `-o line`", [*ours, "tail", *history, "-o", "line", "--color", "always"], None),
+        ("same, no filter, `-o json`", [*ours, "tail", *history, "-o", "json"], None),
+        ("`stats`", [*ours, "stats", "-o", "json"], None),
     ]
-    try:
-        fill(client, stream)
-        print(
-            f"Machine: {os.cpu_count()} CPUs ({platform.machine()}), load average "
-            f"{', '.join(f'{load:.1f}' for load in os.getloadavg())}, Python {platform.python_version()}, "
-            f"Redis {client.info()['redis_version']}, {options.runs} runs per row\n"
-        )
-        print(
-            "| command | wall median s | wall worst s | CPU median s | stdout lines |\n|---|---|---|---|---|"
-        )
-        for label, args in rows:
-            median, worst, cpu, lines = timed(args, env, options.runs)
-            print(f"| {label} | {median:.3f} | {worst:.3f} | {cpu:.3f} | {lines} |")
-    finally:
-        client.delete(stream)
-        client.close()
+    env = {**os.environ, "SOLLOL_REDIS_URL": url, "SOLLOL_ROUTING_STREAM": STREAM}
+    with tempfile.TemporaryDirectory(prefix="bench-tail-") as directory:
+        server = start_redis(port, directory)
+        try:
+            client = redis.Redis(port=port)
+            fill(client, options.events)
+            version = client.info()["redis_version"]
+            client.close()
+            results = []
+            for label, command, reference in rows:
+                mine, sollol = Samples(), Samples()
+                for _ in range(options.runs):  # alternating: both see the same load
+                    mine.run(command, env)
+                    if reference is not None:
+                        sollol.run(reference, env)
+                results.append((label, mine, sollol if reference is not None else None))
+        finally:
+            server.terminate()
+            server.wait(10)
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    print(
+        f"Machine: {os.cpu_count()} CPUs ({platform.machine()}), load average {load} at the end, "
+        f"Python {platform.python_version()}, Redis {version}, {options.runs} runs per row\n"
+    )
+    print(
+        "| command | ours: wall median s | wall worst s | CPU median s | peak MiB "
+        "| SOLLOL 0.9.66: wall median s | wall worst s | CPU median s | peak MiB | wall ours ÷ SOLLOL |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for label, mine, sollol in results:
+        if sollol is None:
+            print(f"| {label} | {mine.cells()} | – | – | – | – | – |")
+            continue
+        ratio = statistics.median(mine.walls) / statistics.median(sollol.walls)
+        print(f"| {label} | {mine.cells()} | {sollol.cells()} | {ratio:.2f} |")
 
 
 if __name__ == "__main__":

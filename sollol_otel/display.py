@@ -14,7 +14,10 @@ import enum
 import functools
 import math
 import re
+import time
+import zlib
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any, TextIO
 
 from rich.cells import cell_len
@@ -36,6 +39,8 @@ def _escape(match: re.Match[str]) -> str:
 def safe_text(value: object) -> str:
     """`str(value)` with every control character shown as a visible escape."""
     text = value if isinstance(value, str) else str(value)
+    if text.isprintable():  # none of the unsafe characters is printable: nothing to escape
+        return text
     return _UNSAFE.sub(_escape, text)
 
 
@@ -148,77 +153,203 @@ def _field(key: str, show: Callable[[object], str] = _shown) -> Callable[[Mappin
     return lambda fields: None if fields.get(key) is None else show(fields[key])
 
 
+Detail = Callable[[Mapping[str, Any]], "str | None"]
+
 #: The detail lines in SOLLOL's order (reason, duration, coordinator, rpc_backends, node,
 #: confidence, parameters), with the keys of the other event types and the trace id added.
-_DETAILS: tuple[tuple[str, Callable[[Mapping[str, Any]], str | None]], ...] = (
-    ("reason", _field("reason")),
-    ("from", _from),
-    ("rpc_backend", lambda fields: _host_port(fields, "backend_host", "backend_port")),
-    ("task", _field("task_id")),
-    ("worker", _field("worker")),
-    ("load", _load),
-    ("duration", _field("duration", lambda value: _number(value, ".2f", "s"))),
-    ("result", _outcome),
-    ("coordinator", lambda fields: _host_port(fields, "coordinator_host", "coordinator_port")),
-    ("rpc_backends", _rpc_backends),
-    ("node", _field("node_url")),
-    ("confidence", _field("confidence", lambda value: _number(value, ".2f"))),
-    ("priority", _field("priority")),
-    ("parameters", _field("parameter_count", lambda value: _billions(_shown(value)))),
-    ("trace", _trace),
+#: Each is looked at only when the event has one of the keys it shows (most have few of them).
+_DETAILS: tuple[tuple[str, tuple[str, ...], Detail], ...] = (
+    ("reason", ("reason",), _field("reason")),
+    ("from", ("from_backend", "from_model"), _from),
+    ("rpc_backend", ("backend_host",), lambda fields: _host_port(fields, "backend_host", "backend_port")),
+    ("task", ("task_id",), _field("task_id")),
+    ("worker", ("worker",), _field("worker")),
+    ("load", ("active_tasks",), _load),
+    ("duration", ("duration",), _field("duration", lambda value: _number(value, ".2f", "s"))),
+    ("result", ("success",), _outcome),
+    (
+        "coordinator",
+        ("coordinator_host",),
+        lambda fields: _host_port(fields, "coordinator_host", "coordinator_port"),
+    ),
+    ("rpc_backends", ("rpc_backends",), _rpc_backends),
+    ("node", ("node_url",), _field("node_url")),
+    ("confidence", ("confidence",), _field("confidence", lambda value: _number(value, ".2f"))),
+    ("priority", ("priority",), _field("priority")),
+    ("parameters", ("parameter_count",), _field("parameter_count", lambda value: _billions(_shown(value)))),
+    ("trace", ("trace_id",), _trace),
 )
 
 
+def details(fields: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(label, text) of every detail the event has, in SOLLOL's order."""
+    found = []
+    for label, keys, show in _DETAILS:
+        for key in keys:
+            if key in fields:
+                value = show(fields)
+                if value is not None:
+                    found.append((label, value))
+                break
+    return found
+
+
 def _padded(text: str, cells: int) -> str:
+    if text.isascii():
+        return text.ljust(cells)
     return text + " " * max(0, cells - cell_len(text))
 
 
+@functools.lru_cache(maxsize=4096)
+def _local_second(second: int) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(second))
+
+
 def _clock(event: RoutingEvent) -> str:
-    """Local wall-clock time to the millisecond, or the writer's own text when it is not a time."""
-    if event.time is not None:
-        return event.time.astimezone().strftime("%H:%M:%S.%f")[:-3]
+    """Local wall-clock time to the millisecond, or the writer's own text when it is not a time.
+
+    Events come many to a second: each second is turned into local time once.
+    """
+    moment = event.time
+    if moment is not None:
+        return f"{_local_second(math.floor(moment.timestamp()))}.{moment.microsecond // 1000:03d}"
     raw = event.fields.get("timestamp")
     return "--:--:--.---" if raw is None else safe_text(raw)
+
+
+def time_zone() -> str:
+    """The zone every shown time is in, said once by the commands that show times."""
+    now = datetime.now().astimezone()
+    offset = now.strftime("%z")
+    name = now.tzname() or ""
+    return name if name == "UTC" and offset == "+0000" else f"{name} (UTC{offset[:3]}:{offset[3:]})".lstrip()
 
 
 def _instance(event: RoutingEvent) -> str:
     return safe_text(event.instance_id or event.text("hostname") or "unknown")
 
 
+#: The block's first line; {type_style} stands for the event type's colour.
+_HEAD = (
+    ("[{clock}]", _DIM),
+    (" ", ""),
+    ("{kind}", "{type_style}"),
+    (" │ ", _DIM),
+    ("model=", ""),
+    ("{model}", "cyan"),
+    (" │ ", _DIM),
+    ("backend=", ""),
+    ("{backend}", "yellow"),
+)
+#: Each detail line under it; the last one closes the tree. The value comes last, unstyled.
+_DETAIL = (("\n", ""), ("  {branch} {label}: ", _DIM), ("{value}", ""))
+_BRANCHES = ("├─", "└─")
+
+
+def _block(event: RoutingEvent) -> tuple[str, dict[str, str], list[tuple[str, str]]]:
+    """The type's style, the first line's values and the (label, value) of each detail line, all
+    safe to print."""
+    fields = event.fields
+    head = {
+        "clock": _clock(event),
+        "kind": _padded(safe_text(event.event_type), _EVENT_TYPE_CELLS),
+        "model": _padded(_shown(fields.get("model")), _MODEL_CELLS),
+        "backend": _shown(fields.get("backend")),
+    }
+    return (
+        EVENT_STYLES.get(event.event_type, UNKNOWN_TYPE_STYLE),
+        head,
+        [
+            ("instance", _instance(event)),
+            *details(fields),
+        ],
+    )
+
+
 def event_pieces(event: RoutingEvent) -> list[tuple[str, str]]:
     """The block as (text, style) pieces; style "" is none. Newlines are pieces of their own."""
-    fields = event.fields
-    style = EVENT_STYLES.get(event.event_type, UNKNOWN_TYPE_STYLE)
-    pieces = [
-        (f"[{_clock(event)}]", _DIM),
-        (" ", ""),
-        (_padded(safe_text(event.event_type), _EVENT_TYPE_CELLS), style),
-        (" │ ", _DIM),
-        ("model=", ""),
-        (_padded(_shown(fields.get("model")), _MODEL_CELLS), "cyan"),
-        (" │ ", _DIM),
-        ("backend=", ""),
-        (_shown(fields.get("backend")), "yellow"),
-    ]
-    lines = [("instance", _instance(event))]
-    lines.extend((label, value) for label, show in _DETAILS if (value := show(fields)) is not None)
-    last = len(lines) - 1
-    for index, (label, value) in enumerate(lines):
-        pieces.append(("\n", ""))
-        pieces.append((f"  {'└─' if index == last else '├─'} {label}: ", _DIM))
-        pieces.append((value, ""))
+    type_style, head, tree = _block(event)
+    pieces = [(text.format_map(head), style.replace("{type_style}", type_style)) for text, style in _HEAD]
+    last = len(tree) - 1
+    for index, (label, value) in enumerate(tree):
+        line = {"branch": _BRANCHES[index == last], "label": label, "value": value}
+        pieces.extend((text.format_map(line), style) for text, style in _DETAIL)
     return pieces
+
+
+@functools.lru_cache(maxsize=256)
+def _detail_start(label: str, last: bool, color: bool) -> str:
+    """A detail line up to its value, escape sequences included: the same for every event."""
+    return _template(_DETAIL, color).format_map({"branch": _BRANCHES[last], "label": label, "value": ""})
+
+
+#: `-o line`: one line an event, as stern prints a busy fleet; each instance keeps one colour.
+_LINE = (
+    ("{clock}", _DIM),
+    (" ", ""),
+    ("{instance}", "{instance_style}"),
+    (" ", ""),
+    ("{kind}", "{type_style}"),
+    (" ", ""),
+    ("{model}", "cyan"),
+    (" → ", _DIM),
+    ("{backend}", "yellow"),
+    ("{details}", ""),
+)
+_INSTANCE_STYLES = ("cyan", "green", "magenta", "yellow", "blue", "red")
+#: Characters that make a logfmt value need quotes.
+_LOGFMT_QUOTED = re.compile(r'[\s"=]')
+
+
+def _logfmt(value: str) -> str:
+    """Quoted when it must be; the value is already escaped for the terminal, so only `"` is added."""
+    return '"' + value.replace('"', '\\"') + '"' if not value or _LOGFMT_QUOTED.search(value) else value
+
+
+def render_line(event: RoutingEvent, *, color: bool) -> str:
+    """The event on one line: time, instance, type, model → backend, then its details as
+    logfmt `key=value` (the trace as its id alone). Text is as safe as the block's."""
+    fields = event.fields
+    instance = _instance(event)
+    pairs = [f" {label}={_logfmt(value)}" for label, value in details(fields) if label != "trace"]
+    if fields.get("trace_id") is not None:
+        pairs.append(f" trace={_logfmt(_shown(fields['trace_id']))}")
+    values = {
+        "clock": _clock(event),
+        "instance": instance,
+        "kind": _padded(safe_text(event.event_type), _EVENT_TYPE_CELLS),
+        "model": _shown(fields.get("model")),
+        "backend": _shown(fields.get("backend")),
+        "details": "".join(pairs),
+    }
+    type_style = EVENT_STYLES.get(event.event_type, UNKNOWN_TYPE_STYLE)
+    instance_style = _INSTANCE_STYLES[zlib.crc32(instance.encode()) % len(_INSTANCE_STYLES)]
+    return _template(_LINE, color, type_style, instance_style).format_map(values)
 
 
 def render_ansi(event: RoutingEvent, *, color: bool) -> str:
     """The same block as terminal text: a fast path for printing thousands of events.
 
-    Only our own fixed styles become escape sequences; the event's text is already safe.
+    Only our own fixed styles become escape sequences; the event's text is already safe and
+    only ever fills a template's fields, never becomes one.
     """
-    pieces = event_pieces(event)
-    if not color:
-        return "".join(piece for piece, _ in pieces)
-    return "".join(f"{_sgr(style)}{piece}{_RESET}" if style else piece for piece, style in pieces)
+    type_style, head, tree = _block(event)
+    last = len(tree) - 1
+    return _template(_HEAD, color, type_style).format_map(head) + "".join(
+        [_detail_start(label, index == last, color) + value for index, (label, value) in enumerate(tree)]
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _template(
+    pieces: tuple[tuple[str, str], ...], color: bool, type_style: str = "", instance_style: str = ""
+) -> str:
+    """The pieces as one format string, each styled piece wrapped in its escape sequences."""
+    parts = []
+    for text, placeholder in pieces:
+        style = placeholder.replace("{type_style}", type_style).replace("{instance_style}", instance_style)
+        parts.append(f"{_sgr(style)}{text}{_RESET}" if color and style else text)
+    return "".join(parts)
 
 
 _RESET = "\x1b[0m"

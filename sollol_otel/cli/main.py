@@ -60,7 +60,16 @@ TraceIdOption = Annotated[
     str | None, typer.Option("--trace-id", help="Only the events of this request's trace.")
 ]
 OutputOption = Annotated[
-    OutputFormat, typer.Option("--output", "-o", help="text: SOLLOL's layout; json: one object per line.")
+    OutputFormat,
+    typer.Option(
+        "--output",
+        "-o",
+        help="text: SOLLOL's layout; line: one line an event (tail only); json: one object a line.",
+    ),
+]
+StreamOption = Annotated[
+    str | None,
+    typer.Option("--stream", metavar="KEY", help="The stream to read [default: $SOLLOL_ROUTING_STREAM]."),
 ]
 AllowNoTokenOption = Annotated[
     bool,
@@ -75,12 +84,15 @@ ColorOption = Annotated[
 ]
 
 
-def _stream_settings(redis_url: str | None) -> Settings:
-    """The settings with --redis-url applied; a URL that cannot be parsed is a usage error here."""
+def _stream_settings(redis_url: str | None, stream: str | None = None) -> Settings:
+    """The settings with --redis-url (and --stream) applied; a URL that cannot be parsed is a usage
+    error here."""
     from sollol_otel.redis.urls import parse_redis_url
 
+    if stream == "":
+        raise typer.BadParameter("a stream key cannot be empty", param_hint="--stream")
     try:
-        settings = Settings.from_env().with_overrides(redis_url=redis_url)
+        settings = Settings.from_env().with_overrides(redis_url=redis_url, stream=stream)
     except SettingsError as exc:
         raise typer.BadParameter(str(exc)) from None
     try:
@@ -119,6 +131,7 @@ def tail(
     output: OutputOption = OutputFormat.text,
     color: ColorOption = ColorMode.auto,
     redis_url: RedisUrlOption = None,
+    stream: StreamOption = None,
     reconnect_timeout: Annotated[
         float, typer.Option("--reconnect-timeout", min=0, help="Seconds to keep reconnecting before exit 1.")
     ] = 60.0,
@@ -130,7 +143,7 @@ def tail(
     """
     from sollol_otel.cli.tail import TailOptions, run
 
-    settings = _stream_settings(redis_url)
+    settings = _stream_settings(redis_url, stream)
     options = TailOptions(
         redis_url=settings.redis_url,
         stream=settings.stream,
@@ -225,8 +238,9 @@ def stats(
     color: ColorOption = ColorMode.auto,
     top: Annotated[int, typer.Option("--top", min=1, help="Rows shown per table in text output.")] = 10,
     redis_url: RedisUrlOption = None,
+    stream: StreamOption = None,
 ) -> None:
-    """Counts by event type, backend, model and instance, the fallback rate and top fallback reasons.
+    """Counts by event type, backend, model, node and instance, the fallback rate and top fallback reasons.
 
     Over the window Redis keeps (SOLLOL_ROUTING_STREAM_MAXLEN events), or from --since on.
     """
@@ -234,7 +248,9 @@ def stats(
 
     from sollol_otel.cli.stats import run
 
-    settings = _stream_settings(redis_url)
+    if output is OutputFormat.line:
+        raise typer.BadParameter("stats prints tables (text) or one object (json)", param_hint="-o")
+    settings = _stream_settings(redis_url, stream)
     raise typer.Exit(
         run(
             redis_url=settings.redis_url,
@@ -283,6 +299,14 @@ def demo(
             "the demo did not start only gets the demo's own keys (sollol:demo:*).",
         ),
     ] = None,
+    keep: Annotated[
+        bool,
+        typer.Option(
+            "--keep",
+            help="Keep the stream on exit. Without it, a stream the demo created in a Redis it did not "
+            "start is removed.",
+        ),
+    ] = False,
 ) -> None:
     """Zero setup: Redis (embedded if none answers), the dashboard and a simulated SOLLOL cluster."""
     import sys
@@ -294,7 +318,7 @@ def demo(
         _stream_settings(redis_url)  # a URL that cannot be parsed is a usage error
     if not port_free(port, host):
         raise typer.BadParameter(f"port {port} on {host} is in use; choose another", param_hint="--port")
-    raise typer.Exit(EXIT_OK if run(host, port, rate, sys.stdout, redis_url) else EXIT_REDIS)
+    raise typer.Exit(EXIT_OK if run(host, port, rate, sys.stdout, redis_url, keep=keep) else EXIT_REDIS)
 
 
 #: click's exception classes: Typer's own copy of click (Typer 0.26 and later) or click itself.

@@ -10,6 +10,7 @@ import re
 class OutputFormat(str, enum.Enum):
     text = "text"
     json = "json"
+    line = "line"
 
 
 # json.dumps escapes C0 controls itself; these would still reach a terminal raw.

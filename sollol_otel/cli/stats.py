@@ -20,7 +20,7 @@ from rich.text import Text
 
 from sollol_otel.cli.exit_codes import EXIT_OK, EXIT_REDIS
 from sollol_otel.cli.output import OutputFormat, json_text
-from sollol_otel.display import EVENT_STYLES, ColorMode, console_for, safe_text
+from sollol_otel.display import EVENT_STYLES, ColorMode, console_for, safe_text, time_zone
 from sollol_otel.events import MISSING, Dimension, EventType, RoutingEvent
 from sollol_otel.filters import EventFilter, Explainer, TimeRange
 from sollol_otel.redis.client import CONNECTION_ERRORS, async_client
@@ -108,6 +108,7 @@ class Stats:
     by_event_type: Counter[str] = field(default_factory=Counter)
     by_backend: Counter[str] = field(default_factory=Counter)
     by_model: Counter[str] = field(default_factory=Counter)
+    by_node: Counter[str] = field(default_factory=Counter)
     by_instance: Counter[str] = field(default_factory=Counter)
     fallback_reasons: Counter[str] = field(default_factory=Counter)
     memory: StreamMemory | None = None
@@ -122,6 +123,7 @@ class Stats:
         self.by_event_type[event.value(Dimension.EVENT_TYPE)] += 1
         self.by_backend[event.value(Dimension.BACKEND)] += 1
         self.by_model[event.value(Dimension.MODEL)] += 1
+        self.by_node[event.value(Dimension.NODE)] += 1
         self.by_instance[event.value(Dimension.INSTANCE)] += 1
         if event.event_type == EventType.FALLBACK_TRIGGERED:
             self.fallback_reasons[event.text("reason") or MISSING] += 1
@@ -150,6 +152,7 @@ class Stats:
             "by_event_type": dict(self.by_event_type.most_common()),
             "by_backend": dict(self.by_backend.most_common()),
             "by_model": dict(self.by_model.most_common()),
+            "by_node": dict(self.by_node.most_common()),
             "by_instance": dict(self.by_instance.most_common()),
             "routing_decisions": self.decisions,
             "fallbacks": self.fallbacks,
@@ -192,14 +195,17 @@ def _table(title: str, counts: Counter[str], top: int, styles: dict[str, str] | 
     return table
 
 
-def render_text(stats: Stats, console: Console, top: int) -> None:
+def render_text(stats: Stats, console: Console, top: int, where: str) -> None:
     """The counts as small tables, every name from an event shown as plain text."""
     when = (
-        f"{stats.first.astimezone():%Y-%m-%d %H:%M:%S} → {stats.last.astimezone():%Y-%m-%d %H:%M:%S}"
+        f"{stats.first.astimezone():%Y-%m-%d %H:%M:%S} → {stats.last.astimezone():%Y-%m-%d %H:%M:%S} "
+        f"{time_zone()}"
         if stats.first and stats.last
         else "no timed events"
     )
     console.print(Text(f"{stats.events} events ({when}), {stats.skipped} skipped as malformed", style="bold"))
+    if stats.events == 0:
+        console.print(Text(f"no event counted from {where}", style="yellow"))
     for hint in stats.hints:
         console.print(Text(f"nothing matched: {safe_text(hint)}", style="yellow"))
     rate = "n/a" if stats.fallback_rate is None else f"{stats.fallback_rate:.1%}"
@@ -212,6 +218,7 @@ def render_text(stats: Stats, console: Console, top: int) -> None:
         ("by event type", stats.by_event_type, len(stats.by_event_type), dict(EVENT_STYLES)),
         ("by backend", stats.by_backend, top, None),
         ("by model", stats.by_model, top, None),
+        ("by node", stats.by_node, top, None),
         ("by instance", stats.by_instance, top, None),
         ("top fallback reasons", stats.fallback_reasons, top, None),
     ):
@@ -243,14 +250,15 @@ def run(
     err: TextIO,
 ) -> int:
     """Prints the stats to `out`; a Redis that cannot be read is said on `err` with exit 1."""
+    where = f"{safe_text(stream)} at {redact_url(redis_url)}"
     try:
         stats = asyncio.run(_run(redis_url, stream, since, event_filter))
     except _READ_ERRORS as exc:
-        where = f"{safe_text(stream)} at {redact_url(redis_url)}"
         console_for(err, color).print(Text(f"cannot read {where}: {safe_text(exc)}", style="bold red"))
         return EXIT_REDIS
     if output is OutputFormat.json:
-        out.write(json_text(stats.to_json(top)) + "\n")
+        source = {"stream": stream, "redis": redact_url(redis_url)}
+        out.write(json_text({**stats.to_json(top), "source": source}) + "\n")
     else:
-        render_text(stats, console_for(out, color), top)
+        render_text(stats, console_for(out, color), top, where)
     return EXIT_OK

@@ -70,8 +70,10 @@ class SimulatedRouter:
             node.latency_ms = max(5.0, node.latency_ms * self.rng.uniform(0.8, 1.25))
             node.free_vram_mb = max(1024, min(24576, node.free_vram_mb + self.rng.randint(-1536, 1536)))
 
+    @routing_span("handle_request")
     async def handle(self, task_id: str, model: str) -> None:
-        """One request as SOLLOL's task layer sees it: queued, started, routed, completed."""
+        """One request as SOLLOL's task layer sees it: queued, started, routed, completed, all
+        in one trace, so the request's chain reads as one (tail --trace-id, the page's chain)."""
         worker = f"worker-{self.rng.randint(1, 2)}"
         self.logger.log_task_queued(task_id, model, worker)
         self.logger.log_task_start(task_id, model, worker)
@@ -95,7 +97,7 @@ class SimulatedRouter:
             try:
                 return await self.generate(node, model)
             except OutOfMemory as error:
-                self.logger.log_fallback(model, "ollama", "rpc", f"ollama_error: {error}")
+                self.logger.log_fallback(model, "ollama", "rpc", f"ollama_error: {error}", node_url=node.url)
                 self.route_cache.pop(model, None)
         return await self.generate_distributed(model)
 

@@ -17,7 +17,17 @@ from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 from opentelemetry import context, metrics, trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    NoOpTracerProvider,
+    ProxyTracerProvider,
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+)
 
 from sollol_otel.attributes import ERROR_TYPE, MODEL, NAMESPACE
 from sollol_otel.diagnostics import Trouble
@@ -56,24 +66,58 @@ def _swallow(what: str) -> None:
     )  # fmt: skip
 
 
+_ids = RandomIdGenerator()
+
+
+def _ids_only(span: Span) -> Span:
+    """`span` when a tracer made it a span of its own; else one carrying fresh ids, a child of the
+    current span.
+
+    Without an SDK TracerProvider the API's tracer hands back the parent (or an invalid span),
+    so decisions would carry no trace id and no request chain could be read. A non-recording
+    span with its own ids costs next to nothing and takes over no provider.
+    """
+    own = span.get_span_context()
+    parent = trace.get_current_span().get_span_context()
+    if own.is_valid and own.span_id != parent.span_id:  # e.g. an SDK span its sampler dropped
+        return span
+    trace_id = parent.trace_id if parent.is_valid else _ids.generate_trace_id()
+    return NonRecordingSpan(SpanContext(trace_id, _ids.generate_span_id(), False, parent.trace_flags))
+
+
+_provider_set = False
+
+
+def _untraced() -> bool:
+    """Nobody traces: the global provider is still the API's proxy (or its no-op). The API keeps
+    the first provider an application sets for good, so once one is seen the answer is kept."""
+    global _provider_set
+    if not _provider_set:
+        _provider_set = not isinstance(trace.get_tracer_provider(), (ProxyTracerProvider, NoOpTracerProvider))
+    return not _provider_set
+
+
 class _Frame:
     """One decorated call in progress; its parent is the decorated call it runs inside."""
 
-    __slots__ = ("backend", "model", "parent", "reported")
+    __slots__ = ("backend", "model", "node", "parent", "reported")
 
     def __init__(self, parent: _Frame | None, model: object) -> None:
         self.parent = parent
         self.model: object = model if model is not None or parent is None else parent.model
         self.backend: object = None
+        self.node: object = None
         self.reported: BaseException | None = None
 
-    def hand_up(self, error: BaseException | None, backend: object) -> None:
+    def hand_up(self, error: BaseException | None, backend: object, node: object = None) -> None:
         """Tell the enclosing call what this one decided, and that its exception is reported."""
         parent = self.parent
         if parent is None:
             return
         if backend is not None:
             parent.backend = backend
+        if node is not None:
+            parent.node = node
         if error is not None:
             parent.reported = error
 
@@ -221,9 +265,13 @@ class Instrumentation:
                 attributes = {CODE_FUNCTION: self._qualname}
                 if call.frame.model is not None:
                     attributes[MODEL] = str(call.frame.model)
-                call.span = self._tracer.start_span(
+                span = self._tracer.start_span(
                     cast(str, self._span_name), kind=self._span_kind, attributes=attributes
                 )
+                call.span = span if span.is_recording() else _ids_only(span)
+            elif _untraced() and not trace.get_current_span().get_span_context().is_valid:
+                call.span = _ids_only(trace.INVALID_SPAN)  # a decision on its own still starts a chain
+            if call.span is not None:
                 call.context_token = context.attach(trace.set_span_in_context(call.span))
         except Exception:
             _swallow("start a routing span")
@@ -249,11 +297,13 @@ class Instrumentation:
             if self._model is not None and self._model.from_result:
                 model = self._extract(self._model, call, call.result)
             backend: object = None
+            node: object = None
             if self._event_type is not None:
                 fields = {f.key: self._extract(f, call, call.result) for f in self._fields}
                 backend = fields.pop("backend", None) or IMPLIED_BACKEND.get(self._event_type)
+                node = fields.get("node_url")
                 self._decided(call, model, backend, fields)
-            frame.hand_up(None, backend)
+            frame.hand_up(None, backend, node)
         except Exception:
             _swallow("record a routing decision")
 
@@ -290,6 +340,8 @@ class Instrumentation:
             if self._failure_events and frame.reported is not error:
                 reason = f"{error_type}: {truncate(str(error), REASON_MESSAGE_CHARS)}"
                 failure = {"from_backend": backend, "reason": reason, **timing}
+                if frame.node is not None:  # the node chosen inside this call is the one that failed
+                    failure["node_url"] = frame.node
                 call.logger.record(EventType.FALLBACK_TRIGGERED, frame.model, self._fallback_to, **failure)
             elif timing:
                 self._observe(call.seconds, EventType.FALLBACK_TRIGGERED.value, backend, error_type)

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -20,6 +21,7 @@ from waiting import eventually
 from sollol_otel import EventType
 from sollol_otel.demo import runner
 from sollol_otel.settings import ROUTING_STREAM
+from sollol_otel.wire import Skipped, decode
 
 DEFAULT_STREAM = ROUTING_STREAM.default
 
@@ -127,7 +129,25 @@ def dashboard_up(http_port: int) -> None:
     )
 
 
-def test_in_a_redis_it_did_not_start_the_demo_writes_only_its_own_keys_and_says_so(
+def demo_events(client: redis.Redis, stream: str) -> list[dict[str, Any]]:
+    events = []
+    for _, fields in client.xrange(stream):
+        event = decode(fields)
+        assert not isinstance(event, Skipped), event
+        events.append(dict(event.fields))
+    return events
+
+
+def longest_chain(client: redis.Redis, stream: str) -> list[dict[str, Any]]:
+    """The events of the trace with the most events in the stream."""
+    chains: dict[str, list[dict[str, Any]]] = {}
+    for event in demo_events(client, stream):
+        if event.get("trace_id"):
+            chains.setdefault(event["trace_id"], []).append(event)
+    return max(chains.values(), key=len, default=[])
+
+
+def test_in_a_redis_it_did_not_start_the_demo_writes_only_its_own_keys_and_removes_them_on_exit(
     tmp_path: Path, private_redis: RedisServer
 ) -> None:
     theirs = redis.Redis.from_url(private_redis.url)
@@ -139,7 +159,47 @@ def test_in_a_redis_it_did_not_start_the_demo_writes_only_its_own_keys_and_says_
         output, _ = process.communicate(timeout=30)
     assert theirs.xlen(DEFAULT_STREAM) == 1
     assert f"own stream {runner.DEMO_STREAM}" in output
-    assert f"SOLLOL_ROUTING_STREAM={runner.DEMO_STREAM}" in output  # the printed tail command reads it
+    assert f"--stream {runner.DEMO_STREAM}" in output  # the printed tail commands read it
+    where = f"{runner.DEMO_STREAM} at {private_redis.url}"
+    assert f"every decision goes into the Redis stream {where}" in output
+    assert f"then {where} is removed (--keep keeps it)" in output
+    assert f"Removed the demo's stream {where}" in output
+    assert not theirs.exists(runner.DEMO_STREAM)
+
+
+def test_with_keep_the_demo_leaves_its_stream_and_says_so(tmp_path: Path, private_redis: RedisServer) -> None:
+    theirs = redis.Redis.from_url(private_redis.url)
+    with running_demo(tmp_path, private_redis.port, "--keep") as (process, _, http_port, _):
+        dashboard_up(http_port)
+        eventually(lambda: theirs.xlen(runner.DEMO_STREAM) > 10, 30, 0.25, "simulated events")
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+    assert f"{runner.DEMO_STREAM} at {private_redis.url} stays (--keep)." in output
+    assert theirs.xlen(runner.DEMO_STREAM) > 10
+
+
+def test_the_demos_requests_are_chains_that_tail_finds_by_trace_id(
+    tmp_path: Path, private_redis: RedisServer
+) -> None:
+    theirs = redis.Redis.from_url(private_redis.url)
+    with running_demo(tmp_path, private_redis.port) as (process, _, http_port, env):
+        dashboard_up(http_port)
+        eventually(lambda: len(longest_chain(theirs, runner.DEMO_STREAM)) >= 5, 60, 0.5, "a request's chain")
+        chain = longest_chain(theirs, runner.DEMO_STREAM)
+        kinds = [event["event_type"] for event in chain]
+        assert kinds[:2] == ["TASK_QUEUED", "TASK_START"] and {"ROUTE_DECISION", "CACHE_HIT"} & set(kinds)
+        tail = subprocess.run(
+            [sys.executable, "-m", "sollol_otel", "tail", "--history", "50", "--stream", runner.DEMO_STREAM,
+             "--trace-id", chain[0]["trace_id"], "-o", "json"],
+            env=env, capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+    assert "--trace-id TRACE_ID" in output  # the banner says how to look
+    shown = [json.loads(line) for line in tail.stdout.splitlines()]
+    assert {event["trace_id"] for event in shown} == {chain[0]["trace_id"]}
+    ids = [event["event_id"] for event in chain]
+    assert [event["event_id"] for event in shown][: len(ids)] == ids  # the request may have gone on
 
 
 def test_with_redis_url_the_demo_writes_where_it_was_told(tmp_path: Path, private_redis: RedisServer) -> None:
@@ -151,3 +211,16 @@ def test_with_redis_url_the_demo_writes_where_it_was_told(tmp_path: Path, privat
         output, _ = process.communicate(timeout=30)
     assert not theirs.exists(runner.DEMO_STREAM)
     assert f"into {DEFAULT_STREAM}" in output and "(--redis-url)" in output
+    assert f"Removed the demo's stream {DEFAULT_STREAM} at {private_redis.url}" in output  # it made it
+
+
+def test_a_stream_that_was_there_before_the_demo_stays(tmp_path: Path, private_redis: RedisServer) -> None:
+    theirs = redis.Redis.from_url(private_redis.url)
+    theirs.xadd(DEFAULT_STREAM, {"event": "a real router's event"})
+    with running_demo(tmp_path, free_port(), "--redis-url", private_redis.url) as (process, _, http_port, _):
+        dashboard_up(http_port)
+        eventually(lambda: theirs.xlen(DEFAULT_STREAM) > 10, 30, 0.25, "simulated events")
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=30)
+    assert f"{DEFAULT_STREAM} at {private_redis.url} stays: it was there before the demo." in output
+    assert theirs.xlen(DEFAULT_STREAM) > 10

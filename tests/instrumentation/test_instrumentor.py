@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
 import subprocess
 import sys
@@ -244,3 +245,38 @@ def test_opentelemetry_instrument_picks_the_instrumentor_up(
     [event] = pipeline.events(1)
     assert (event["event_type"], event["node_url"]) == ("OLLAMA_NODE_SELECTED", nodes[0].address)
     assert event["pid"] != os.getpid()  # written by the instrumented child, into this test's stream
+
+
+INSTRUMENTED_POOL_WITHOUT_TRACING = textwrap.dedent(
+    """
+    import json, sys
+    import sollol_otel
+    from sollol_otel.instrumentation import SollolInstrumentor
+    sollol_otel.configure()
+    SollolInstrumentor().instrument()
+    import sollol.pool
+    from sollol.routing_strategy import RoutingStrategy
+    pool = sollol.pool.OllamaPool(
+        nodes=json.loads(sys.argv[1]), routing_strategy=RoutingStrategy.ROUND_ROBIN, enable_dask=False,
+        enable_gpu_redis=False, register_with_dashboard=False, enable_cache=False,
+    )
+    pool._vram_refresh_enabled = pool._health_check_enabled = False
+    for _ in range(2):
+        pool.chat("llama3.2:3b", [{"role": "user", "content": "hello"}])
+    sollol_otel.shutdown(timeout=5.0)
+    """
+)
+
+
+def test_instrumented_requests_carry_trace_ids_without_a_tracer_provider(
+    pipeline: Pipeline, nodes: list[FakeOllama]
+) -> None:
+    """In a fresh interpreter: this session installs an SDK TracerProvider, the application here has none."""
+    subprocess.run(
+        [sys.executable, "-c", INSTRUMENTED_POOL_WITHOUT_TRACING, json.dumps([n.node for n in nodes])],
+        check=True, timeout=60, capture_output=True,
+    )  # fmt: skip
+    events = pipeline.events(2)
+    assert [e["event_type"] for e in events] == ["OLLAMA_NODE_SELECTED"] * 2
+    assert all(len(e["trace_id"]) == 32 and int(e["trace_id"], 16) for e in events)
+    assert events[0]["trace_id"] != events[1]["trace_id"]  # one trace per request

@@ -32,10 +32,10 @@ class CountingSink(io.StringIO):
 
 @pytest.fixture
 def small_pages(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Pages and the in-memory limit a hundredth of their size, so a few thousand entries cross both."""
-    monkeypatch.setattr(tail, "MIN_PAGE", 50)
-    monkeypatch.setattr(tail, "MAX_PAGE", 100)
-    monkeypatch.setattr(tail, "MAX_HELD", 100)
+    """Pages of 100 and an in-memory limit of about 100 of these events (each a 2 kB reason), so a
+    few thousand entries cross both."""
+    monkeypatch.setattr(tail, "PAGE", 100)
+    monkeypatch.setattr(tail, "MAX_HELD_BYTES", 250_000)
 
 
 async def history(
