@@ -13,19 +13,18 @@ from __future__ import annotations
 import enum
 import functools
 import math
+import os
 import re
 import time
 import zlib
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, TextIO
-
-from rich.cells import cell_len
-from rich.color import ColorSystem
-from rich.console import Console
-from rich.style import Style
+from typing import TYPE_CHECKING, Any, TextIO
 
 from sollol_otel.events import EventType, RoutingEvent
+
+if TYPE_CHECKING:  # Rich is imported where it is used: `tail` to a pipe runs without it
+    from rich.console import Console
 
 # C0 controls except tab, DEL, C1 controls, and the Unicode bidi embedding/override/isolate marks.
 _UNSAFE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
@@ -62,11 +61,43 @@ def console_for(file: TextIO, mode: ColorMode) -> Console:
 
     Markup, emoji codes and highlighting are off: text from events must print as written.
     """
+    from rich.console import Console
+
     return Console(file=file, highlight=False, markup=False, emoji=False, soft_wrap=True, **_FORCED[mode])
 
 
 def colours(console: Console) -> bool:
     return console.color_system is not None and not console.no_color
+
+
+def colour_on(file: TextIO, mode: ColorMode) -> bool:
+    """Whether `console_for(file, mode)` colours, without loading Rich when the answer is plain:
+    always, never, or auto to a pipe or file with neither TTY_COMPATIBLE nor FORCE_COLOR set
+    (the variables Rich reads to take a non-terminal for one)."""
+    if mode is not ColorMode.auto:
+        return mode is ColorMode.always
+    forced = "TTY_COMPATIBLE" in os.environ or "FORCE_COLOR" in os.environ
+    isatty = getattr(file, "isatty", None)
+    try:
+        if not forced and (isatty is None or not isatty()):
+            return False
+    except ValueError:  # a closed file: no terminal (Rich says the same)
+        return False
+    return colours(console_for(file, mode))
+
+
+def styled_line(message: str, style: str, *, color: bool) -> str:
+    """A notice as Rich prints it (`Console.print(Text(message, style=style))`), one line; Rich
+    itself only for a tab, which it expands into separately styled runs."""
+    if "\t" in message:
+        from io import StringIO
+
+        from rich.text import Text
+
+        text = StringIO()
+        console_for(text, ColorMode.always if color else ColorMode.never).print(Text(message, style=style))
+        return text.getvalue()
+    return f"{_sgr(style)}{message}{_RESET}\n" if color and style and message else message + "\n"
 
 
 #: Colours per event type, as SOLLOL's viewer draws them (its bright ANSI colours).
@@ -197,6 +228,8 @@ def details(fields: Mapping[str, Any]) -> list[tuple[str, str]]:
 def _padded(text: str, cells: int) -> str:
     if text.isascii():
         return text.ljust(cells)
+    from rich.cells import cell_len
+
     return text + " " * max(0, cells - cell_len(text))
 
 
@@ -358,5 +391,8 @@ _RESET = "\x1b[0m"
 @functools.lru_cache(maxsize=64)
 def _sgr(style: str) -> str:
     """The escape sequence that starts one of our styles, in the 16 standard colours."""
+    from rich.color import ColorSystem
+    from rich.style import Style
+
     marked = Style.parse(style).render("\0", color_system=ColorSystem.STANDARD)
     return marked[: marked.index("\0")]

@@ -9,7 +9,6 @@ count, and a Redis that stays away longer than `--reconnect-timeout` ends the co
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import itertools
 import os
@@ -19,36 +18,27 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TextIO, cast
-
-import redis
-import redis.asyncio
-from rich.text import Text
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar, cast
 
 from sollol_otel.cli.exit_codes import EXIT_OK, EXIT_REDIS
 from sollol_otel.cli.output import OutputFormat, json_text
 from sollol_otel.display import (
     ColorMode,
-    colours,
-    console_for,
+    colour_on,
     render_ansi,
     render_line,
     safe_text,
+    styled_line,
     time_zone,
 )
 from sollol_otel.events import RoutingEvent
 from sollol_otel.filters import EventFilter, Explainer, TimeRange
-from sollol_otel.redis.client import CONNECTION_ERRORS
-from sollol_otel.redis.stream import (
-    Gap,
-    ReaderLost,
-    StreamEntry,
-    StreamReader,
-    id_for_time,
-    reader_client,
-)
+from sollol_otel.redis.entries import Gap, StreamEntry
 from sollol_otel.redis.urls import redact_url
-from sollol_otel.wire import Skipped
+from sollol_otel.wire import Skipped, as_text, decode
+
+if TYPE_CHECKING:  # redis-py and asyncio load only where they are used: see `quick_history`
+    from sollol_otel.redis.stream import StreamReader
 
 #: History page size: a page's decoded events are the command's largest transient memory (pages of
 #: 2,000 took 20 MB over its imports for `--history 10000`, pages of 500 take 8), while a round trip
@@ -114,8 +104,8 @@ class Notice:
 
 #: Events made ready to print: text for stdout, notices for stderr, in stream order.
 Rendered = list[str | Notice]
-#: The same, held while the history is read back.
-Packed = list[bytes | Notice]
+#: The same, held while the history is read back: runs of event text as UTF-8.
+Packed = list[bytes | str | Notice]
 
 
 class Output:
@@ -123,21 +113,23 @@ class Output:
 
     def __init__(self, options: TailOptions, out: TextIO, err: TextIO) -> None:
         self._out = out
-        self._filter = options.event_filter
-        colour = colours(console_for(out, options.color))
+        self._err = err
+        self.event_filter = options.event_filter
+        colour = colour_on(out, options.color)
         self._render: Callable[[str, RoutingEvent], str] = {
             OutputFormat.json: lambda entry_id, event: json_line(entry_id, dict(event.fields)) + "\n",
             OutputFormat.line: lambda _, event: render_line(event, color=colour) + "\n",
             OutputFormat.text: lambda _, event: render_ansi(event, color=colour) + "\n\n",
         }[options.output]
-        self._status = console_for(err, options.color)
+        self._status_colour = colour_on(err, options.color)
         self.counts = Counts()
         #: Watches the history, while it is read, for why nothing matched.
         self.explainer: Explainer | None = None
 
     def notice(self, message: str, style: str = "dim") -> None:
         self._out.flush()  # keep notices in place among the events when both go to one terminal
-        self._status.print(Text(message, style=style))
+        self._err.write(styled_line(message, style, color=self._status_colour))
+        self._err.flush()
 
     def entries(self, batch: Sequence[StreamEntry | Gap]) -> None:
         """Writes one batch and flushes it, so a pipe sees live events as they come."""
@@ -152,7 +144,7 @@ class Output:
             elif isinstance(item.item, Skipped):
                 self.counts.skipped += 1
                 rendered.append(Notice(f"skipped entry {safe_text(item.id)}: {safe_text(item.item.reason)}"))
-            elif not self._filter.matches(item.item):
+            elif not self.event_filter.matches(item.item):
                 self.counts.filtered += 1
                 if self.explainer is not None:
                     self.explainer.add(item.item)
@@ -169,8 +161,11 @@ class Output:
             if isinstance(item, Notice):
                 self._write(run)
                 self.notice(item.message, item.style)
+            elif isinstance(item, bytes):
+                self._write(run)
+                self._write_utf8(item)
             else:
-                run.append(item if isinstance(item, str) else item.decode("utf-8", "surrogatepass"))
+                run.append(item)
         self._write(run)
         self._out.flush()
 
@@ -179,9 +174,18 @@ class Output:
             self._out.write("".join(run))
             run.clear()
 
+    def _write_utf8(self, text: bytes) -> None:
+        """A packed run in one write: to the binary stream under stdout when it is UTF-8 anyway."""
+        binary = getattr(self._out, "buffer", None)
+        if binary is None or (getattr(self._out, "encoding", "") or "").lower().replace("-", "") != "utf8":
+            self._out.write(text.decode("utf-8"))
+            return
+        self._out.flush()
+        binary.write(text)
+
     def watch_history(self) -> None:
         self.counts = Counts()
-        self.explainer = Explainer(self._filter)
+        self.explainer = Explainer(self.event_filter)
 
     def explain(self, since: datetime | None, where: str) -> None:
         """After the history: when it showed nothing, why and where from (on stderr); live events
@@ -209,65 +213,100 @@ class Output:
 def _packed(rendered: Rendered) -> Packed:
     """Each run of event text as one UTF-8 string: one allocation per run instead of thousands of
     small ones pinning the memory of the pages they were rendered between, at half the size of
-    text holding box-drawing characters."""
+    text holding box-drawing characters, and written in one call. A run holding a lone surrogate
+    (JSON can carry one) stays text, for stdout's error handler to show."""
     packed: Packed = []
     for is_notice, items in itertools.groupby(rendered, key=lambda item: isinstance(item, Notice)):
         if is_notice:
             packed.extend(cast(Iterator[Notice], items))
-        else:
-            packed.append("".join(cast(Iterator[str], items)).encode("utf-8", "surrogatepass"))
+            continue
+        text = "".join(cast(Iterator[str], items))
+        try:
+            packed.append(text.encode("utf-8"))
+        except UnicodeEncodeError:
+            packed.append(text)
     return packed
+
+
+@dataclass
+class _Window:
+    """The history being read back, newest page first: where it starts and ends, and its pages
+    rendered (each page is rendered as it is read and only the text kept, a fraction of the decoded
+    events' memory) while they fit in MAX_HELD_BYTES."""
+
+    wanted: int | None
+    output: Output
+    held: list[Packed] | None = field(default_factory=list)
+    held_bytes: int = 0
+    start: str | None = None  # the oldest and the newest entry to show
+    end: str | None = None
+    matched: int = 0
+
+    def add(self, entries: list[StreamEntry]) -> bool:
+        """Takes the next page back (oldest first); True once the Nth match from the end is in it."""
+        self.end = self.end or entries[-1].id
+        event_filter = self.output.event_filter
+        first = len(entries)
+        for entry in reversed(entries):
+            if self.matched == self.wanted:
+                break
+            first -= 1
+            self.start = entry.id
+            self.matched += not isinstance(entry.item, Skipped) and event_filter.matches(entry.item)
+        if self.held is not None:
+            self.held.append(_packed(self.output.render(entries[first:])))
+            self.held_bytes += sum(len(text) for text in self.held[-1] if not isinstance(text, Notice))
+            if self.held_bytes > MAX_HELD_BYTES:
+                self.held = None
+        return self.matched == self.wanted
+
+    def emit(self) -> None:
+        """Prints the held pages, oldest first."""
+        for rendered in reversed(self.held or []):
+            self.output.emit(rendered)
+
+
+def _page(options: TailOptions) -> int:
+    wanted = options.history
+    return min(wanted, PAGE) if wanted and options.event_filter.is_empty else PAGE
 
 
 async def _history(reader: StreamReader, options: TailOptions, output: Output) -> None:
     """The last N matching events (all since --since when no N), oldest first.
 
-    Reading back finds where they start: the Nth match from the end. Each page is rendered as
-    it is read and only the text is kept (a fraction of the decoded events' memory), then
-    printed oldest first; past MAX_HELD_BYTES the range is read again forwards and printed page
-    by page.
+    Reading back finds where they start: the Nth match from the end (see `_Window`); past
+    MAX_HELD_BYTES the range is read again forwards and printed page by page.
     """
+    from sollol_otel.redis.stream import id_for_time
+
     since = id_for_time(options.since) if options.since else None
-    wanted = options.history
-    if wanted == 0:
+    if options.history == 0:
         await reader.start_live()
         return
-    page = min(wanted, PAGE) if wanted and options.event_filter.is_empty else PAGE
-    held: list[Packed] | None = []  # rendered pages, newest first, while they fit
-    held_bytes = 0
-    start = end = None  # the oldest and the newest entry to show
+    page = _page(options)
     output.watch_history()
-    matched = 0
+    window = _Window(options.history, output)
     pages = reader.pages_back(page, since=since)
     async with contextlib.aclosing(pages):
         async for entries in pages:
-            end = end or entries[-1].id
-            first = len(entries)
-            for entry in reversed(entries):
-                if matched == wanted:
-                    break
-                first -= 1
-                start = entry.id
-                matched += not isinstance(entry.item, Skipped) and options.event_filter.matches(entry.item)
-            if held is not None:
-                held.append(_packed(output.render(entries[first:])))
-                held_bytes += sum(len(text) for text in held[-1] if isinstance(text, bytes))
-                if held_bytes > MAX_HELD_BYTES:
-                    held = None
-            if matched == wanted:
+            if window.add(entries):
                 break
-    if start is not None and end is not None:
-        if held is not None:
-            for rendered in reversed(held):
-                output.emit(rendered)
+    if window.start is not None and window.end is not None:
+        if window.held is not None:
+            window.emit()
         else:
             output.watch_history()  # counted again as printed
-            async for entries in reader.pages_forward(page, start=start, end=end):
+            async for entries in reader.pages_forward(page, start=window.start, end=window.end):
                 output.entries(entries)
     output.explain(options.since, options.where)
 
 
 async def _run(options: TailOptions, output: Output) -> int:
+    import redis
+
+    from sollol_otel.redis.client import CONNECTION_ERRORS
+    from sollol_otel.redis.stream import ReaderLost, StreamReader, reader_client
+
     where = options.where
     client: redis.asyncio.Redis | None = None
     try:
@@ -304,23 +343,176 @@ async def _run(options: TailOptions, output: Output) -> int:
             await client.aclose()
 
 
-def run(options: TailOptions) -> int:
-    """Runs the command to its end (history mode), Ctrl+C/SIGTERM, or a lost Redis; the exit code."""
+def _prepared(options: TailOptions) -> Output:
     for stream in (sys.stdout, sys.stderr):
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")  # a non-UTF-8 locale must not crash the viewer
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    output = Output(options, sys.stdout, sys.stderr)
+    return Output(options, sys.stdout, sys.stderr)
+
+
+_Code = TypeVar("_Code", int, int | None)
+
+
+def _finish(options: TailOptions, output: Output, work: Callable[[], _Code]) -> _Code:
+    """Runs `work` to its end or Ctrl+C/SIGTERM, then says the counts; None from `work` (nothing
+    written) passes through unsaid."""
     try:
-        code = _run_in_thread(options, output)
+        code = work()
     except KeyboardInterrupt:
         code = EXIT_OK
     except BrokenPipeError:  # `| head` closed the pipe: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    if code is None:
+        return code
     zone = "" if options.live else f"; times in {time_zone()}"  # following said it when it began
     output.notice(f"{output.counts.summary()} from {options.where}{zone}")
     return code
+
+
+def run(options: TailOptions) -> int:
+    """Runs the command to its end (history mode), Ctrl+C/SIGTERM, or a lost Redis; the exit code."""
+    output = _prepared(options)
+    return _finish(options, output, lambda: _run_in_thread(options, output))
+
+
+#: The options `quick_history` reads, and whether each may be repeated; any other command line is
+#: Typer's. tests/tail/test_quick_history.py holds them to the Typer command's own.
+QUICK_OPTIONS = {
+    "--history": False,
+    "--model": False,
+    "--backend": False,
+    "--event-type": True,
+    "--instance": False,
+    "--node": False,
+    "--search": False,
+    "--q": False,
+    "--trace-id": False,
+    "--output": False,
+    "-o": False,
+    "--color": False,
+    "--redis-url": False,
+    "--stream": False,
+}
+_SAME_AS = {"--q": "--search", "-o": "--output"}
+
+
+def _quick_values(args: Sequence[str]) -> dict[str, list[str]] | None:
+    """`tail` and options from QUICK_OPTIONS, each given once (unless repeatable), or None."""
+    if not args or args[0] != "tail":
+        return None
+    values: dict[str, list[str]] = {}
+    tokens = iter(args[1:])
+    for token in tokens:
+        name, equals, value = token.partition("=") if token.startswith("--") else (token, "", "")
+        if not equals:
+            value = next(tokens, "-")
+        name = _SAME_AS.get(name, name)
+        if name not in QUICK_OPTIONS or value.startswith("-") or (name in values and not QUICK_OPTIONS[name]):
+            return None
+        values.setdefault(name, []).append(value)
+    return values
+
+
+def _quick_options(args: Sequence[str]) -> TailOptions | None:
+    """The options of `tail --history N` with filters only, None for anything Typer must read or
+    would refuse: `quick_history` recognises command lines, it never reports one wrong."""
+    from sollol_otel.settings import Settings, SettingsError
+
+    values = _quick_values(args)
+    if values is None:
+        return None
+    one = {name: found[-1] for name, found in values.items()}
+    history = one.get("--history", "")
+    output = one.get("--output", OutputFormat.text.value)
+    color = one.get("--color", ColorMode.auto.value)
+    outputs, modes = {item.value for item in OutputFormat}, {item.value for item in ColorMode}
+    if (
+        not (history.isascii() and history.isdigit() and int(history) > 0)
+        or output not in outputs
+        or color not in modes
+    ):
+        return None
+    try:
+        settings = Settings.from_env().with_overrides(
+            redis_url=one.get("--redis-url"), stream=one.get("--stream")
+        )
+    except SettingsError:
+        return None
+    if not settings.stream:
+        return None
+    return TailOptions(
+        redis_url=settings.redis_url,
+        stream=settings.stream,
+        history=int(history),
+        event_filter=EventFilter.build(
+            one.get("--model"),
+            one.get("--backend"),
+            values.get("--event-type"),
+            one.get("--instance"),
+            node=one.get("--node"),
+            q=one.get("--search"),
+            trace_id=one.get("--trace-id"),
+        ),
+        output=OutputFormat(output),
+        color=ColorMode(color),
+    )
+
+
+def quick_history(args: Sequence[str]) -> int | None:
+    """`tail --history N` (filters allowed, no --follow or --since) read with a small client of
+    its own, before Typer, redis-py and asyncio are even imported; None when this command line, its
+    Redis URL or any reply is one it leaves to `run` (TLS, Sentinel, Cluster, an error): it has
+    written nothing then. Start-up was most of the command's time (BENCHMARKS.md)."""
+    options = _quick_options(args)
+    if options is None:
+        return None
+    output = _prepared(options)
+    return _finish(options, output, lambda: _quick_window(options, output))
+
+
+def _quick_window(options: TailOptions, output: Output) -> int | None:
+    window = _read_window(options, output)
+    if window is None:
+        return None
+    window.emit()
+    output.explain(options.since, options.where)
+    return EXIT_OK
+
+
+def _read_window(options: TailOptions, output: Output) -> _Window | None:
+    """The history read back through `resp.Connection`; None (nothing written) when redis-py must
+    read it: the client cannot, Redis answered an error, or the text outgrew MAX_HELD_BYTES."""
+    from sollol_otel.redis import resp
+
+    try:
+        connection = resp.Connection(options.redis_url)
+    except (resp.Unsupported, resp.ReplyError, OSError):
+        return None
+    page = _page(options)
+    output.watch_history()
+    window = _Window(options.history, output)
+    with connection:
+        before = "+"
+        while window.held is not None:
+            try:
+                raw = connection.call("XREVRANGE", options.stream, before, "-", "COUNT", page)
+            except (resp.ReplyError, OSError):
+                return None
+            entries = [StreamEntry(as_text(entry_id), _item(fields)) for entry_id, fields in reversed(raw)]
+            if not entries or window.add(entries) or len(entries) < page:
+                break
+            before = "(" + entries[0].id
+    return window if window.held is not None else None
+
+
+def _item(fields: list[bytes]) -> RoutingEvent | Skipped:
+    """A raw entry's event: its payload decoded straight when `event` is its one field (as every
+    writer sends it), otherwise as the stream reader decodes a field map."""
+    if len(fields) == 2 and fields[0] == b"event":
+        return decode(fields[1])
+    return decode(dict(zip(fields[::2], fields[1::2], strict=True)))
 
 
 def _run_in_thread(options: TailOptions, output: Output) -> int:
@@ -329,6 +521,8 @@ def _run_in_thread(options: TailOptions, output: Output) -> int:
     redis-py (8.1, Python 3.11) can swallow a task's cancellation inside a socket write
     guarded by its timeout, which leaves `asyncio.run` waiting forever after Ctrl+C.
     """
+    import asyncio
+
     outcome: list[int | BaseException] = []
 
     def loop() -> None:

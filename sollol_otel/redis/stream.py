@@ -20,10 +20,10 @@ from typing import Any
 import redis.asyncio
 from redis.asyncio.client import Pipeline
 
-from sollol_otel.events import RoutingEvent
 from sollol_otel.redis.backoff import Backoff
 from sollol_otel.redis.client import CONNECTION_ERRORS, async_client
-from sollol_otel.wire import Skipped, as_text, decode
+from sollol_otel.redis.entries import Gap, StreamEntry
+from sollol_otel.wire import as_text, decode
 
 _START = "0-0"
 #: XREAD BLOCK time of every live reader (the dashboard's hub, `tail`).
@@ -43,37 +43,6 @@ StreamKey = tuple[int, int]
 #: Entries a reader remembers having seen: a promoted replica further behind than this is read
 #: again from its start (events shown twice rather than lost).
 SEEN_IDS = 10_000
-
-
-@dataclass(frozen=True)
-class StreamEntry:
-    """One stream entry: its id and what it decoded to."""
-
-    id: str
-    item: RoutingEvent | Skipped
-
-
-@dataclass(frozen=True)
-class Gap:
-    """Events the reader can no longer deliver: trimmed from the stream, or lost with it."""
-
-    after_id: str
-    first_id: str | None
-    missed: int | None  # None: the count cannot be known (resume point from outside, stream reset)
-    reset: bool = False
-
-    def explain(self) -> str:
-        if self.reset:
-            trimmed = (
-                f"{self.missed} of its events were trimmed before they could be read; " if self.missed else ""
-            )
-            return (
-                f"the stream was replaced (Redis restarted, its key deleted, or a failover) after "
-                f"{self.after_id}: reading on in the new one; {trimmed}whatever the old one held after "
-                "that id and was not read yet is gone, how much cannot be known"
-            )
-        count = "an unknown number of" if self.missed is None else str(self.missed)
-        return f"{count} events after {self.after_id} were missed: trimmed"
 
 
 @dataclass(frozen=True)

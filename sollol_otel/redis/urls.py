@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import SplitResult, parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-from redis.connection import SSLConnection, UnixDomainSocketConnection, parse_url
-
 SENTINEL_PORT = 26379
 REDIS_PORT = 6379
 _SENTINEL_OPTIONS = ("sentinel_username", "sentinel_password")
@@ -100,6 +98,8 @@ def parse_redis_url(url: str) -> RedisAddress:
             raise ValueError(f"a Redis Cluster has only database 0: {redact_url(url)}")
         service, db = None, []
     at = f"{userinfo}@" if userinfo else ""
+    from redis.connection import parse_url  # imported when needed: `tail --history` reads without redis-py
+
     options = _options(
         parse_url(
             urlunsplit(  # type: ignore[no-untyped-call]
@@ -128,6 +128,8 @@ def _misplaced_credentials(parts: SplitResult) -> bool:
 
 
 def _server(url: str) -> RedisAddress:
+    from redis.connection import parse_url
+
     try:
         raw = parse_url(url)  # type: ignore[no-untyped-call]
     except ValueError:  # redis-py's text quotes the URL's parts: an unencoded password's among them
@@ -138,6 +140,8 @@ def _server(url: str) -> RedisAddress:
 
 def _options(raw: dict[str, Any]) -> dict[str, Any]:
     """redis-py's URL options as client keyword arguments: TLS as `ssl=True` (sync and asyncio alike)."""
+    from redis.connection import SSLConnection, UnixDomainSocketConnection
+
     options = {k: v for k, v in raw.items() if k not in ("host", "port", "connection_class")}
     connection_class = raw.get("connection_class")
     if connection_class is SSLConnection:

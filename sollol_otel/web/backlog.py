@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import redis.asyncio
 
 from sollol_otel.filters import EventFilter, TimeRange
-from sollol_otel.redis.stream import Position, StreamEntry, StreamReader, stream_key
+from sollol_otel.redis.entries import StreamEntry
+from sollol_otel.redis.stream import Position, StreamReader, stream_key
 from sollol_otel.web.messages import Message, batch_messages
 
 #: Entries read per round trip when scanning.

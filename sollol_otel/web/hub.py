@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from sollol_otel.filters import EventFilter
 from sollol_otel.redis.backoff import Backoff
 from sollol_otel.redis.client import CONNECTION_ERRORS, LazyClient
-from sollol_otel.redis.stream import READ_SOCKET_TIMEOUT, Gap, Position, StreamEntry, StreamReader
+from sollol_otel.redis.entries import Gap, StreamEntry
+from sollol_otel.redis.stream import READ_SOCKET_TIMEOUT, Position, StreamReader
 from sollol_otel.redis.urls import redact_url, scrub
 from sollol_otel.settings import Settings
 from sollol_otel.web.messages import Batch, Message, batch_messages, control

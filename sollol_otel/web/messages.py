@@ -18,7 +18,8 @@ from typing import Any
 import orjson
 
 from sollol_otel.events import RoutingEvent
-from sollol_otel.redis.stream import Gap, StreamEntry, StreamKey, stream_key
+from sollol_otel.redis.entries import Gap, StreamEntry
+from sollol_otel.redis.stream import StreamKey, stream_key
 
 
 @dataclass(frozen=True, eq=False)

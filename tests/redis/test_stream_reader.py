@@ -11,7 +11,8 @@ import redis.asyncio
 from sollol_events import sollol_event, write_ahead
 
 from sollol_otel.redis.clock import id_ms
-from sollol_otel.redis.stream import Gap, Position, StreamEntry, StreamReader
+from sollol_otel.redis.entries import Gap, StreamEntry
+from sollol_otel.redis.stream import Position, StreamReader
 
 
 def write(client: redis.Redis, stream: str, numbers: range, maxlen: int | None = None) -> list[str]:

@@ -18,7 +18,8 @@ from scale.parts import record
 from sollol_events import sollol_event
 
 import sollol_otel
-from sollol_otel.redis.stream import Gap, Position, StreamEntry, StreamReader
+from sollol_otel.redis.entries import Gap, StreamEntry
+from sollol_otel.redis.stream import Position, StreamReader
 
 pytestmark = requires_debian_redis
 
