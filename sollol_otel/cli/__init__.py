@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from typing import Any, NoReturn
 
@@ -13,10 +15,20 @@ def main() -> NoReturn:
 
     code = quick_history(sys.argv[1:])
     if code is not None:
-        sys.exit(code)
+        _leave(code)
     from sollol_otel.cli.main import main as typer_main
 
     typer_main()
+
+
+def _leave(code: int) -> NoReturn:
+    """Exits once stdout and stderr are flushed, without the interpreter's teardown (freeing every
+    module and object one by one: 8 ms of the quick path's 170, BENCHMARKS.md). Clean there: it
+    holds no other buffer, thread, file or atexit handler, and its Redis connection is closed."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(BrokenPipeError):  # `| head` has what it wanted
+            stream.flush()
+    os._exit(code)
 
 
 def __getattr__(name: str) -> Any:
