@@ -19,9 +19,10 @@ from urllib.parse import unquote, urlsplit
 
 import hiredis
 
-#: Seconds to connect and to wait for a reply: past this the caller falls back to redis-py,
-#: which waits and reports as every reader does.
-TIMEOUT = 5.0
+#: Seconds to connect and to wait for a reply, as redis-py's connect timeout in `client.py`: past
+#: this the caller reads through redis-py, which waits and reports as every reader does, so a
+#: stuck Redis costs `tail` at most this much more.
+TIMEOUT = 2.0
 _RECV = 1 << 18
 
 
