@@ -10,12 +10,18 @@ of this interpreter, stdout into a pipe that is drained, ours and SOLLOL's alter
 see the same machine. SOLLOL's `routing_viewer.py` runs from the installed sollol 0.9.66
 (scripts/install_sollol.sh) by path, so its heavy package __init__ stays out, as `python -m
 sollol.routing_viewer` would not. Reports the median and worst wall time, the median CPU time
-and the largest peak RSS per row, and ours ÷ SOLLOL's. Prints a markdown table for BENCHMARKS.md.
+and the largest peak RSS per row, and ours ÷ SOLLOL's, in wall and in CPU time (the steadier one
+when other work shares the machine). Prints a markdown table for BENCHMARKS.md.
+
+sollol_otel's bytecode is compiled first, as `pip install` compiles an installed package's (and
+SOLLOL's and redis-py's were): an editable checkout under PYTHONDONTWRITEBYTECODE=1 would otherwise
+compile every module of ours on every run.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import contextlib
 import importlib.util
 import json
@@ -37,11 +43,11 @@ MODELS = [f"model-{n}:7b" for n in range(8)]
 STREAM = "sollol:routing_stream"  # the only key SOLLOL's viewer reads
 
 
-def sollol_viewer() -> Path:
-    spec = importlib.util.find_spec("sollol")
+def package_dir(name: str, missing: str) -> Path:
+    spec = importlib.util.find_spec(name)
     if spec is None or not spec.submodule_search_locations:
-        sys.exit("sollol 0.9.66 is not installed: bash scripts/install_sollol.sh")
-    return Path(next(iter(spec.submodule_search_locations))) / "routing_viewer.py"
+        sys.exit(missing)
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 def free_port() -> int:
@@ -139,7 +145,9 @@ def main() -> None:
     port = free_port()
     url = f"redis://127.0.0.1:{port}"
     ours = [sys.executable, "-m", "sollol_otel"]
-    theirs = [sys.executable, str(sollol_viewer()), "--redis-url", url]
+    viewer = package_dir("sollol", "sollol 0.9.66 is not installed: bash scripts/install_sollol.sh")
+    theirs = [sys.executable, str(viewer / "routing_viewer.py"), "--redis-url", url]
+    compileall.compile_dir(package_dir("sollol_otel", "sollol_otel is not installed"), quiet=1)
     history = ["--history", str(options.events)]
     rows: list[tuple[str, list[str], list[str] | None]] = [
         ("`--help` (interpreter start and imports only)", [*ours, "--help"], [*theirs, "--help"]),
@@ -183,15 +191,17 @@ def main() -> None:
     )
     print(
         "| command | ours: wall median s | wall worst s | CPU median s | peak MiB "
-        "| SOLLOL 0.9.66: wall median s | wall worst s | CPU median s | peak MiB | wall ours ÷ SOLLOL |"
+        "| SOLLOL 0.9.66: wall median s | wall worst s | CPU median s | peak MiB "
+        "| ours ÷ SOLLOL: wall | CPU |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for label, mine, sollol in results:
         if sollol is None:
-            print(f"| {label} | {mine.cells()} | – | – | – | – | – |")
+            print(f"| {label} | {mine.cells()} | – | – | – | – | – | – |")
             continue
-        ratio = statistics.median(mine.walls) / statistics.median(sollol.walls)
-        print(f"| {label} | {mine.cells()} | {sollol.cells()} | {ratio:.2f} |")
+        wall = statistics.median(mine.walls) / statistics.median(sollol.walls)
+        cpu = statistics.median(mine.cpus) / statistics.median(sollol.cpus)
+        print(f"| {label} | {mine.cells()} | {sollol.cells()} | {wall:.2f} | {cpu:.2f} |")
 
 
 if __name__ == "__main__":
