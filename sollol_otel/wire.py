@@ -245,6 +245,11 @@ def as_text(value: bytes | bytearray | memoryview | str) -> str:
 
 
 def _text(raw: object) -> str | Skipped:
+    if type(raw) is bytes and len(raw) <= MAX_ENTRY_BYTES:  # what Redis replies: checked once
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return Skipped("entry is not UTF-8 text")
     if not isinstance(raw, (bytes, bytearray, memoryview, str)):
         return Skipped(f"entry is a {type(raw).__name__}, not text")
     if len(raw) > MAX_ENTRY_BYTES:
@@ -268,7 +273,8 @@ def decode(raw: object) -> RoutingEvent | Skipped:
 
     Never raises.
     """
-    payload = _stream_payload(raw) if isinstance(raw, Mapping) else raw
+    # text first: checking a Mapping is an ABC's isinstance, the dearer one
+    payload = raw if isinstance(raw, (bytes, str)) or not isinstance(raw, Mapping) else _stream_payload(raw)
     if isinstance(payload, Skipped):
         return payload
     text = _text(payload)
@@ -355,6 +361,4 @@ def _nested_safe(value: dict[str, Any] | list[Any], depth: int) -> bool:
 
 def event_from_fields(fields: Mapping[str, Any]) -> RoutingEvent:
     """An event from wire fields that are already known to carry an event type."""
-    return RoutingEvent(
-        event_type=str(fields.get("event_type")), time=parse_timestamp(fields.get("timestamp")), fields=fields
-    )
+    return RoutingEvent(str(fields.get("event_type")), parse_timestamp(fields.get("timestamp")), fields)

@@ -35,7 +35,7 @@ from sollol_otel.events import RoutingEvent
 from sollol_otel.filters import EventFilter, Explainer, TimeRange
 from sollol_otel.redis.entries import Gap, StreamEntry
 from sollol_otel.redis.urls import redact_url
-from sollol_otel.wire import Skipped, as_text, decode
+from sollol_otel.wire import Skipped, decode
 
 if TYPE_CHECKING:  # redis-py and asyncio load only where they are used: see `quick_history`
     from sollol_otel.redis.stream import StreamReader
@@ -506,7 +506,7 @@ def _read_window(options: TailOptions, output: Output) -> _Window | None:
                 raw = connection.call("XREVRANGE", options.stream, before, "-", "COUNT", page)
             except (resp.ReplyError, OSError):
                 return None
-            entries = [StreamEntry(as_text(entry_id), _item(fields)) for entry_id, fields in reversed(raw)]
+            entries = [StreamEntry(entry_id.decode(), _item(fields)) for entry_id, fields in reversed(raw)]
             if not entries or window.add(entries) or len(entries) < page:
                 break
             before = "(" + entries[0].id
