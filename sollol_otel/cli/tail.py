@@ -461,10 +461,11 @@ def _quick_options(args: Sequence[str]) -> TailOptions | None:
 
 
 def quick_history(args: Sequence[str]) -> int | None:
-    """`tail --history N` (filters allowed, no --follow or --since) read with a small client of
-    its own, before Typer, redis-py and asyncio are even imported; None when this command line, its
-    Redis URL or any reply is one it leaves to `run` (TLS, Sentinel, Cluster, an error): it has
-    written nothing then. Start-up was most of the command's time (BENCHMARKS.md)."""
+    """`tail --history N` (filters allowed, no --follow or --since) of N events the stream holds,
+    read with a small client of its own before Typer, redis-py and asyncio are even imported: their
+    imports were most of the command's time (BENCHMARKS.md). None when the command line, the Redis
+    URL, a reply or the stream's length leaves the answer to `run` (TLS, Sentinel, Cluster, an
+    error, fewer than N matches): nothing is written then."""
     options = _quick_options(args)
     if options is None:
         return None
@@ -488,8 +489,10 @@ def _quick_window(options: TailOptions, output: Output) -> int | None:
 
 
 def _read_window(options: TailOptions, output: Output) -> _Window | None:
-    """The history read back through `resp.Connection`; None (nothing written) when redis-py must
-    read it: the client cannot, Redis answered an error, or the text outgrew MAX_HELD_BYTES."""
+    """The history read back through `resp.Connection`; None (nothing written) when `run` must
+    answer: the client cannot read this Redis, Redis answered an error, the text outgrew
+    MAX_HELD_BYTES, or the stream holds fewer than N matching events (what lies beyond the
+    stream is not the hot window's to answer)."""
     from sollol_otel.redis import resp
 
     try:
@@ -501,16 +504,17 @@ def _read_window(options: TailOptions, output: Output) -> _Window | None:
     window = _Window(options.history, output)
     with connection:
         before = "+"
-        while window.held is not None:
+        while True:
             try:
                 raw = connection.call("XREVRANGE", options.stream, before, "-", "COUNT", page)
             except (resp.ReplyError, OSError):
                 return None
             entries = [StreamEntry(entry_id.decode(), _item(fields)) for entry_id, fields in reversed(raw)]
-            if not entries or window.add(entries) or len(entries) < page:
-                break
+            if entries and window.add(entries):
+                return window if window.held is not None else None
+            if len(entries) < page or window.held is None:
+                return None
             before = "(" + entries[0].id
-    return window if window.held is not None else None
 
 
 def _item(fields: list[bytes]) -> RoutingEvent | Skipped:

@@ -45,8 +45,17 @@ def test_history_to_a_pipe_loads_neither_typer_nor_redis_py_nor_rich(
     assert not loaded("tail", "--history", "5", "--model", "llama") & HEAVY
 
 
-def test_follow_still_goes_through_typer_and_redis_py(keys: tuple[str, str]) -> None:
+def test_since_still_goes_through_typer_and_redis_py(keys: tuple[str, str]) -> None:
     assert {"typer", "redis"} <= loaded("tail", "--history", "0", "--since", "1m")
+
+
+def test_history_longer_than_the_stream_is_left_to_the_full_path(
+    keys: tuple[str, str], redis_client: redis.Redis
+) -> None:
+    write(redis_client, keys[0], *(sollol_event(n=n) for n in range(5)))
+    assert "redis" in loaded("tail", "--history", "6")  # what lies before the stream is not its to answer
+    result = run("tail", "--history", "6", "-o", "json")
+    assert [line.count('"n":') for line in result.stdout.splitlines()] == [1] * 5
 
 
 @pytest.mark.parametrize(
