@@ -149,6 +149,8 @@ def main() -> None:
     theirs = [sys.executable, str(viewer / "routing_viewer.py"), "--redis-url", url]
     compileall.compile_dir(package_dir("sollol_otel", "sollol_otel is not installed"), quiet=1)
     history = ["--history", str(options.events)]
+    recent = options.events - options.events // 5  # the last 4/5 of the entries
+    matches = recent // len(MODELS)  # one model's events among them
     rows: list[tuple[str, list[str], list[str] | None]] = [
         ("`--help` (interpreter start and imports only)", [*ours, "--help"], [*theirs, "--help"]),
         (
@@ -157,7 +159,14 @@ def main() -> None:
             [*theirs, *history],
         ),
         (
-            "same, `--model model-3:7b` (an eighth shown)",
+            f"the same {matches} events, `--model {MODELS[3]}`: ours `--history {matches}` (the last "
+            f"matches, all in the stream), SOLLOL's `--history {recent}` (the last entries, filtered)",
+            [*ours, "tail", "--history", str(matches), "--model", MODELS[3], "--color", "always"],
+            [*theirs, "--history", str(recent), "--model", MODELS[3]],
+        ),
+        (
+            f"same, both `--history {options.events} --model {MODELS[3]}` (an eighth shown: the stream holds "
+            "fewer matches than asked for, so ours takes its full path, where older events would be found)",
             [*ours, "tail", *history, "--model", MODELS[3], "--color", "always"],
             [*theirs, *history, "--model", MODELS[3]],
         ),
