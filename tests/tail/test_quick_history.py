@@ -141,13 +141,3 @@ def test_notices_print_as_rich_prints_them(message: str, style: str, mode: Color
     text = io.StringIO()
     console_for(text, mode).print(Text(message, style=style))
     assert styled_line(message, style, color=mode is ColorMode.always) == text.getvalue()
-
-
-def test_a_key_that_is_not_a_stream_is_reported_by_the_redis_py_path(
-    keys: tuple[str, str], redis_client: redis.Redis
-) -> None:
-    redis_client.set(keys[0], "not a stream")
-    result = run("tail", "--history", "5")
-    assert result.returncode == 1
-    assert "WRONGTYPE" in result.stderr
-    assert result.stdout == ""
