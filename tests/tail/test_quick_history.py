@@ -141,3 +141,14 @@ def test_notices_print_as_rich_prints_them(message: str, style: str, mode: Color
     text = io.StringIO()
     console_for(text, mode).print(Text(message, style=style))
     assert styled_line(message, style, color=mode is ColorMode.always) == text.getvalue()
+
+
+@pytest.mark.parametrize(("variable", "coloured"), [("FORCE_COLOR", True), ("TTY_COMPATIBLE", False)])
+def test_colour_variables_rich_reads_still_decide_auto_colour_on_a_pipe(
+    keys: tuple[str, str], redis_client: redis.Redis, variable: str, coloured: bool
+) -> None:
+    write(redis_client, keys[0], sollol_event())
+    value = "1" if coloured else "0"
+    result = run("tail", "--history", "1", env={**environment(), variable: value})
+    assert ("\x1b[" in result.stdout) is coloured
+    assert ("\x1b[" in result.stderr) is coloured
