@@ -9,11 +9,17 @@ end right after) and capturing the timestamp and context. The log event is emitt
 background thread with that timestamp and context, so it is correlated exactly as if emitted
 inline; building and validating its record (most of an emit's cost) stays off the router's path.
 Nothing here raises into the router: every failure and every bounded value is counted.
+
+Recording never waits for a lock its own thread may hold. A signal handler runs on the thread
+it interrupts, maybe in the middle of a recording (holding a span's lock, a queue's): a
+recording started there is kept on the thread and done the moment the interrupted one ends.
+One thread-local flag tells the two apart.
 """
 
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import threading
 import time
@@ -32,6 +38,7 @@ from sollol_otel.attributes import (
     event_attributes,
     message_of,
     span_event_attributes,
+    to_wire_fields,
 )
 from sollol_otel.diagnostics import Trouble
 from sollol_otel.events import EventType
@@ -47,13 +54,71 @@ _EVENT_NAMES = {event_type: event_type.event_name for event_type in EventType}  
 _NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
 
 
-class _Decision(NamedTuple):
+class Decision(NamedTuple):
     """What the emitter thread needs: bounded attributes only, never the caller's own objects."""
 
     event_type: EventType
     attributes: dict[str, AttributeValue]
     timestamp: int
     context: Context
+
+
+def _finish(decision: Decision) -> str:
+    """Give the decision its event id (off the caller's thread) and return its message."""
+    decision.attributes[EVENT_ID] = new_event_id()
+    return truncate(message_of(decision.event_type, decision.attributes))
+
+
+def wire_fields(decision: Decision, resource: Mapping[str, Any]) -> dict[str, Any]:
+    """The decision as the wire event the bridge would write, without the OTel SDK (it may be shut down)."""
+    body = _finish(decision)
+    span = trace.get_current_span(decision.context).get_span_context()
+    return to_wire_fields(
+        decision.event_type,
+        timestamp_ns=decision.timestamp,
+        attributes=decision.attributes,
+        resource=resource,
+        body=body,
+        trace_id=span.trace_id,
+        span_id=span.span_id,
+    )
+
+
+class _ThisThread(threading.local):
+    """Whether this thread is inside a recording, and what was recorded while it was (re-entrant calls)."""
+
+    busy = False
+
+    def __init__(self) -> None:
+        self.deferred: collections.deque[Callable[[], None]] = collections.deque()
+
+
+_this_thread = _ThisThread()
+
+
+def exclusively(work: Callable[..., None], *args: Any) -> None:
+    """`work(*args)` (calls that take OTel's locks: a span's, a queue's) now, or, when this thread is in
+    the middle of a recording (a signal handler interrupted it), as soon as that recording ends."""
+    state = _this_thread
+    if state.busy:
+        state.deferred.append(functools.partial(work, *args))  # never waits on the interrupted frame
+        return
+    state.busy = True
+    try:
+        work(*args)
+    finally:
+        state.busy = False
+    if state.deferred:
+        _run_deferred(state)
+
+
+def _run_deferred(state: _ThisThread) -> None:
+    """What signal handlers recorded while this thread was recording, in order (each may defer more)."""
+    while state.deferred:
+        try:
+            exclusively(state.deferred.popleft())
+        except Exception:  # work queued here never raises into the router
+            _log.exception("sollol-otel: recording deferred from a signal handler failed")
 
 
 class RoutingLogger:
@@ -84,9 +149,12 @@ class RoutingLogger:
         self._console_switch = console_switch
         self._console = console_output
         self._max_keys = max_metadata_keys
-        self._emitter: Handoff[_Decision] | None = (
+        self._emitter: Handoff[Decision] | None = (
             None if otel_logger is None else Handoff(self._emit, name="sollol-otel-emitter")
         )
+        self._submit: Callable[[Decision], None] | None = None
+        if self._emitter is not None:
+            self._submit = self._emitter.submit
         self._start_counting()
         renew_after_fork(self._start_counting)
 
@@ -139,8 +207,22 @@ class RoutingLogger:
 
         Apart, so a caller's 10,000 keywords are not copied into a second dict on the way here.
         """
-        if self._emitter is None:
+        if self._submit is None:
             return
+        now = context.get_current()  # a signal handler's recording, deferred, keeps its own time and context
+        exclusively(self._record_at, event_type, model, backend, fields, metadata, time.time_ns(), now)
+
+    def _record_at(
+        self,
+        event_type: EventType,
+        model: Any,
+        backend: Any,
+        fields: Mapping[str, Any],
+        metadata: Mapping[str, Any],
+        timestamp: int,
+        at: Context,
+    ) -> None:
+        """The recording itself, at `timestamp`, in the context the call was made in."""
         try:
             attributes = event_attributes(
                 event_type,
@@ -151,11 +233,12 @@ class RoutingLogger:
                 max_keys=self._max_keys,
                 reject=self._reject,
             )
-            timestamp = time.time_ns()
-            span = trace.get_current_span()
+            span = trace.get_current_span(at)
             if span.is_recording():  # same timestamp as the log event: receivers merge the twins on it
                 span.add_event(_EVENT_NAMES[event_type], span_event_attributes(attributes), timestamp)
-            self._emitter.submit(_Decision(event_type, attributes, timestamp, context.get_current()))
+            submit = self._submit
+            if submit is not None:
+                submit(Decision(event_type, attributes, timestamp, at))
         except Exception:
             with self._counts_lock:
                 self._record_failed += 1
@@ -177,18 +260,17 @@ class RoutingLogger:
             reason,
         )
 
-    def _emit(self, decisions: Sequence[_Decision]) -> None:
+    def _emit(self, decisions: Sequence[Decision]) -> None:
         """On the emitter thread: one log event per decision, as if emitted by the caller."""
         assert self._logger is not None
         for decision in decisions:
-            decision.attributes[EVENT_ID] = new_event_id()  # here, not on the caller's thread
             try:
                 self._logger.emit(
                     timestamp=decision.timestamp,
                     context=decision.context,
                     event_name=_EVENT_NAMES[decision.event_type],
                     severity_number=_SEVERITY[decision.event_type],
-                    body=truncate(message_of(decision.event_type, decision.attributes)),
+                    body=_finish(decision),
                     attributes=decision.attributes,
                 )
             except Exception:
@@ -218,7 +300,7 @@ class RoutingLogger:
             return dict(self._rejected)
 
     @property
-    def emitter(self) -> Handoff[_Decision] | None:
+    def emitter(self) -> Handoff[Decision] | None:
         """The hand-off to the emitter thread, for the pipeline's ledger."""
         return self._emitter
 
@@ -226,9 +308,16 @@ class RoutingLogger:
         """Wait until every decision recorded so far has been emitted."""
         return True if self._emitter is None else self._emitter.flush(timeout)
 
-    def close(self, timeout: float) -> None:
+    def close(self, timeout: float, then: Callable[[Decision], None]) -> None:
+        """Emit what is queued (within `timeout`) and stop; decisions recorded from now on go to `then`."""
         if self._emitter is not None:
+            self._submit = then
             self._emitter.close(timeout)
+
+    def forward(self, decision: Decision) -> None:
+        """A decision another (shut down) logger recorded: this one emits it (dropped if recording is off)."""
+        if self._submit is not None:
+            self._submit(decision)
 
     # SOLLOL 0.9.66's API, same names and keyword arguments.
 

@@ -7,6 +7,11 @@ from the OTEL_* environment, with OTLP exporters when an endpoint is set) and wh
 `shutdown(timeout)` keeps to its timeout whatever Redis or an OTLP endpoint does (the providers
 we built are shut down on threads it stops waiting for), and says once what was not delivered.
 A forked child records like any other process: its stages start empty, with their own threads.
+
+The global tracer and meter providers we install are the process's for good (OpenTelemetry lets
+them be set once, and one shut down drops spans for good): a new configuration keeps them and puts
+its own OTLP span export in ours. Decisions a logger records after its pipeline shut down go to
+the current pipeline, are written at once at interpreter exit, or are counted as dropped.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import os
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -28,7 +34,7 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from sollol_otel.attributes import (
@@ -39,10 +45,11 @@ from sollol_otel.attributes import (
     RESOURCE_SERVICE,
 )
 from sollol_otel.identity import hostname, instance_id, renew_after_fork
+from sollol_otel.recording.after_shutdown import AfterShutdown
 from sollol_otel.recording.exporters.console import ConsoleRoutingExporter
 from sollol_otel.recording.exporters.decision_metrics import DecisionMetricsExporter
 from sollol_otel.recording.exporters.redis_bridge import RedisBridgeExporter
-from sollol_otel.recording.logger import RoutingLogger
+from sollol_otel.recording.logger import Decision, RoutingLogger
 from sollol_otel.recording.processors import RealtimeLogRecordProcessor
 from sollol_otel.redis import delivery
 from sollol_otel.redis.client import client_like
@@ -73,6 +80,8 @@ class _Pipeline:
     console: ConsoleRoutingExporter | None = None
     console_processor: RealtimeLogRecordProcessor | None = None
     owned: list[Any] = field(default_factory=list)  # providers we built, and so shut down
+    spans: BatchSpanProcessor | None = None  # this configuration's OTLP span export, in our TracerProvider
+    after: AfterShutdown | None = None  # what its logger records once it is shut down
 
     def set_console(self, on: bool) -> None:
         """Console output from the next decision on: what was recorded before is emitted first."""
@@ -109,7 +118,8 @@ class _Pipeline:
             upstream,
             emitter.pending + into.pending,
         )
-        return replace(stats, rejected=logger.rejected)
+        stats = replace(stats, rejected=logger.rejected)
+        return stats if self.after is None else self.after.added_to(stats)
 
     def shutdown(self, timeout: float) -> BridgeStats:
         """Deliver within `timeout` overall, then stop; say once what was not delivered, and why."""
@@ -118,7 +128,7 @@ class _Pipeline:
         def remaining() -> float:
             return max(0.0, deadline - time.monotonic())
 
-        self.logger.close(timeout)
+        self.logger.close(timeout, then=self._after_shutdown)
         for processor in (self.processor, self.console_processor):
             if processor is not None:
                 processor.handoff.flush(remaining())
@@ -130,7 +140,14 @@ class _Pipeline:
                 processor.shutdown()
         final = self.stats()
         _report_losses(final, self.writer.redis_state if self.writer else None, self.settings, timeout)
-        unfinished = _within(deadline, [provider.shutdown for provider in self.owned])
+        stops: list[Callable[[], object]] = [provider.shutdown for provider in self.owned]
+        if self.spans is not None:
+            if _tracing is not None and _tracing.current is self.spans:
+                _tracing.current = None
+            stops.append(self.spans.shutdown)
+        if _metering is not None:
+            stops.append(_metering.force_flush)
+        unfinished = _within(deadline, stops)
         if unfinished:
             _log.warning(
                 "OTLP export to %s did not finish within the %.1f s shutdown timeout; what it held is lost",
@@ -138,12 +155,19 @@ class _Pipeline:
             )  # fmt: skip
         return final
 
+    def _after_shutdown(self, decision: Decision) -> None:
+        """A decision its logger recorded after this pipeline shut down: to the current pipeline if there
+        is one (a logger held across a reconfiguration), else written at once at exit, else dropped."""
+        current = _pipeline
+        if current is not None and current is not self:
+            current.logger.forward(decision)
+        elif self.after is not None and _at_exit():
+            self.after.write(decision)
+        elif self.after is not None:
+            self.after.drop()
+
     def _after_fork(self) -> None:
-        """In a forked child: our resource names the child, and a multiprocessing worker delivers at exit."""
-        for provider in self.owned:  # the SDK's own fork hook updates the pid through _update_resource
-            update = getattr(provider, "_update_resource", None)
-            if isinstance(provider, LoggerProvider) and callable(update):
-                update(Resource({RESOURCE_INSTANCE_ID: instance_id(), RESOURCE_PID: os.getpid()}))
+        """In a forked child, a multiprocessing worker delivers at exit."""
         workers = sys.modules.get("multiprocessing.util")
         if workers is not None:  # a Pool worker runs these after clearing inherited finalizers
             workers.register_after_fork(self, _deliver_at_worker_exit)
@@ -203,9 +227,49 @@ def _otlp_endpoint() -> str:
 
 _lock = threading.RLock()
 _pipeline: _Pipeline | None = None
-_final: BridgeStats | None = None  # the ledger of the pipeline shut down last
+_final: _Pipeline | None = None  # the pipeline shut down last: its ledger, its logger at exit
 _observed_meters: set[int] = set()
 _exit_registered = False
+
+
+class _SpanExport(SpanProcessor):
+    """The OTLP span export inside the TracerProvider we install: each configuration puts its own here."""
+
+    current: BatchSpanProcessor | None = None
+
+    def on_end(self, span: ReadableSpan) -> None:
+        current = self.current
+        if current is not None:
+            current.on_end(span)
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        current = self.current
+        return current is None or current.force_flush(timeout_millis)
+
+
+_tracing: _SpanExport | None = None  # in the global TracerProvider, when we installed it
+_metering: MeterProvider | None = None  # the global MeterProvider, when we installed it
+
+
+def _at_exit() -> bool:
+    """Whether the interpreter is exiting: threading's shutdown has run, atexit hooks are running."""
+    return not threading.main_thread().is_alive()
+
+
+def _name_after_fork(provider: Any) -> None:
+    """In a forked child, `provider`'s resource names the child as SOLLOL does (`hostname_pid_8hex`).
+
+    Registered once the provider exists, so it runs after the SDK's own fork hook, which puts a bare
+    UUID in `service.instance.id`.
+    """
+    reference = weakref.ref(provider)
+
+    def rename() -> None:
+        update = getattr(reference(), "_update_resource", None)
+        if callable(update):
+            update(Resource({RESOURCE_INSTANCE_ID: instance_id(), RESOURCE_PID: os.getpid()}))
+
+    os.register_at_fork(after_in_child=rename)
 
 
 def _renew_lock() -> None:
@@ -258,8 +322,10 @@ def _providers(
     logger_provider: LoggerProvider | None,
     tracer_provider: Any,
     meter_provider: Any,
-) -> tuple[LoggerProvider, Any, list[Any]]:
-    """The application's providers where it has SDK ones, else ours (with OTLP when configured)."""
+) -> tuple[LoggerProvider, Any, list[Any], BatchSpanProcessor | None]:
+    """The application's providers where it has SDK ones, else ours (with OTLP when configured), and
+    this configuration's span export when the TracerProvider is ours."""
+    global _tracing, _metering
     owned: list[Any] = []
     found_logs = logger_provider or get_logger_provider()
     otlp = _otlp_exporters() if _otlp_wanted() else None
@@ -270,19 +336,25 @@ def _providers(
         if otlp:
             logs.add_log_record_processor(BatchLogRecordProcessor(otlp[0]))
         owned.append(logs)
-    if tracer_provider is None and otlp and not isinstance(trace.get_tracer_provider(), TracerProvider):
-        tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)  # ours, bounded
-        tracer_provider.add_span_processor(BatchSpanProcessor(otlp[1]))
-        trace.set_tracer_provider(tracer_provider)
-        owned.append(tracer_provider)
+        _name_after_fork(logs)
+    spans = None
+    if tracer_provider is None and otlp:
+        if _tracing is None and not isinstance(trace.get_tracer_provider(), TracerProvider):
+            tracing = TracerProvider(resource=resource, shutdown_on_exit=False)  # ours, bounded
+            _tracing = _SpanExport()
+            tracing.add_span_processor(_tracing)
+            trace.set_tracer_provider(tracing)
+            _name_after_fork(tracing)
+        if _tracing is not None:
+            spans = _tracing.current = BatchSpanProcessor(otlp[1])
     meters = meter_provider or metrics.get_meter_provider()
     if meter_provider is None and otlp and not isinstance(meters, MeterProvider):
-        meters = MeterProvider(
+        meters = _metering = MeterProvider(
             resource=resource, metric_readers=[PeriodicExportingMetricReader(otlp[2])], shutdown_on_exit=False
         )
         metrics.set_meter_provider(meters)
-        owned.append(meters)
-    return logs, meters, owned
+        _name_after_fork(meters)
+    return logs, meters, owned, spans
 
 
 def configure(
@@ -307,39 +379,52 @@ def configure(
         enabled=enabled, console=console,
     )  # fmt: skip
     with _lock:
-        if _pipeline is not None:
-            _pipeline.shutdown(timeout=2.0)
-            _pipeline = None
-        _final = None
-        sdk_disabled = OTEL_SDK_DISABLED.read()
-        if not settings.enabled or sdk_disabled:
-            _pipeline = _Pipeline(settings, RoutingLogger(None))
-            return _pipeline.logger
-        logs, meters, owned = _providers(
-            _resource(service_name), logger_provider, tracer_provider, meter_provider
-        )
-        client = client_like(redis_client) if redis_client is not None else None
-        writer = RedisWriter(settings, client=client)
-        processor = RealtimeLogRecordProcessor(
-            [RedisBridgeExporter(writer, identity), DecisionMetricsExporter(meter_provider)]
-        )
-        logs.add_log_record_processor(processor)
-        pipeline = _Pipeline(settings, RoutingLogger(None), logs, writer, processor, owned=owned)
-        pipeline.logger = RoutingLogger(
-            logs.get_logger(SCOPE),
-            console_switch=pipeline.set_console,
-            console_output=settings.console,
-            max_metadata_keys=max(0, min(MAX_METADATA_KEYS, _attribute_limit() - _OWN_ATTRIBUTES)),
-        )
-        renew_after_fork(pipeline._after_fork)
-        if settings.console:
-            pipeline.set_console(True)
-        if id(meters) not in _observed_meters:  # instruments live as long as their provider: register once
-            _observed_meters.add(id(meters))
-            delivery.observe(meters.get_meter(SCOPE), bridge_stats)
-        _pipeline = pipeline
-        _flush_at_exit()
+        previous = _pipeline
+        providers = (logger_provider, tracer_provider, meter_provider)
+        pipeline = _build(settings, service_name, *providers, redis_client)
+        _pipeline, _final = pipeline, None
+        if previous is not None:  # after the new one is in place: what its held logger records goes there
+            previous.shutdown(timeout=2.0)
+        if pipeline.provider is not None:
+            _flush_at_exit()
         return pipeline.logger
+
+
+def _build(
+    settings: Settings,
+    service_name: str | None,
+    logger_provider: LoggerProvider | None,
+    tracer_provider: Any,
+    meter_provider: Any,
+    redis_client: Any,
+) -> _Pipeline:
+    if not settings.enabled or OTEL_SDK_DISABLED.read():
+        return _Pipeline(settings, RoutingLogger(None))
+    resource = _resource(service_name)
+    logs, meters, owned, spans = _providers(resource, logger_provider, tracer_provider, meter_provider)
+    client = client_like(redis_client) if redis_client is not None else None
+    writer = RedisWriter(settings, client=client)
+    processor = RealtimeLogRecordProcessor(
+        [RedisBridgeExporter(writer, identity), DecisionMetricsExporter(meter_provider)]
+    )
+    logs.add_log_record_processor(processor)
+    after = AfterShutdown(settings, lambda: {**logs.resource.attributes, **identity()})
+    pipeline = _Pipeline(
+        settings, RoutingLogger(None), logs, writer, processor, owned=owned, spans=spans, after=after
+    )
+    pipeline.logger = RoutingLogger(
+        logs.get_logger(SCOPE),
+        console_switch=pipeline.set_console,
+        console_output=settings.console,
+        max_metadata_keys=max(0, min(MAX_METADATA_KEYS, _attribute_limit() - _OWN_ATTRIBUTES)),
+    )
+    renew_after_fork(pipeline._after_fork)
+    if settings.console:
+        pipeline.set_console(True)
+    if id(meters) not in _observed_meters:  # instruments live as long as their provider: register once
+        _observed_meters.add(id(meters))
+        delivery.observe(meters.get_meter(SCOPE), bridge_stats)
+    return pipeline
 
 
 def _attribute_limit() -> int:
@@ -369,6 +454,12 @@ def get_routing_logger(redis_client: Any = None, console_output: bool | None = N
     if pipeline is not None and redis_client is None and console_output is None:
         return pipeline.logger  # the decorators' per-call path: no lock
     with _lock:
+        if _pipeline is None and _at_exit():  # no thread may start now: the last logger writes at once
+            if _final is None:
+                configure(redis_client=redis_client, console=console_output)
+                shutdown(0.0)
+            assert _final is not None
+            return _final.logger
         if _pipeline is None:
             return configure(redis_client=redis_client, console=console_output)
         if console_output is not None:
@@ -387,9 +478,9 @@ def bridge_stats() -> BridgeStats:
     All zero, state "off", when none was configured or recording is off. Lock-free: the meter
     provider's reader calls it while `shutdown` holds the lock.
     """
-    pipeline = _pipeline
+    pipeline = _pipeline or _final
     if pipeline is None:
-        return _final or BridgeStats(exported=0, dropped=0, retried=0, backlog=0, connected=False)
+        return BridgeStats(exported=0, dropped=0, retried=0, backlog=0, connected=False)
     return pipeline.stats()
 
 
@@ -413,5 +504,5 @@ def shutdown(timeout: float = 5.0) -> None:
     global _pipeline, _final
     with _lock:
         if _pipeline is not None:
-            _final = _pipeline.shutdown(timeout)
-            _pipeline = None
+            _pipeline.shutdown(timeout)
+            _pipeline, _final = None, _pipeline
