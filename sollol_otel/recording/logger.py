@@ -51,7 +51,10 @@ _log = logging.getLogger(__name__)
 _WARNINGS = frozenset({EventType.FALLBACK_TRIGGERED, EventType.COORDINATOR_STOP})
 _SEVERITY = {t: SeverityNumber.WARN if t in _WARNINGS else SeverityNumber.INFO for t in EventType}
 _EVENT_NAMES = {event_type: event_type.event_name for event_type in EventType}  # not computed per call
-_NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
+_Fields = Mapping[str, Any]
+_NO_FIELDS: _Fields = MappingProxyType({})
+#: One logging call: event type, model, backend, the method's own fields, the caller's metadata.
+_Call = tuple[EventType, Any, Any, _Fields, _Fields]
 
 
 class Decision(NamedTuple):
@@ -196,12 +199,7 @@ class RoutingLogger:
         self._record(event_type, model, backend, _NO_FIELDS, fields)
 
     def _record(
-        self,
-        event_type: EventType,
-        model: Any,
-        backend: Any,
-        fields: Mapping[str, Any],
-        metadata: Mapping[str, Any],
+        self, event_type: EventType, model: Any, backend: Any, fields: _Fields, metadata: _Fields
     ) -> None:
         """`fields` are the method's own (always kept), `metadata` the caller's (bounded).
 
@@ -210,19 +208,11 @@ class RoutingLogger:
         if self._submit is None:
             return
         now = context.get_current()  # a signal handler's recording, deferred, keeps its own time and context
-        exclusively(self._record_at, event_type, model, backend, fields, metadata, time.time_ns(), now)
+        exclusively(self._record_at, (event_type, model, backend, fields, metadata), time.time_ns(), now)
 
-    def _record_at(
-        self,
-        event_type: EventType,
-        model: Any,
-        backend: Any,
-        fields: Mapping[str, Any],
-        metadata: Mapping[str, Any],
-        timestamp: int,
-        at: Context,
-    ) -> None:
+    def _record_at(self, call: _Call, timestamp: int, at: Context) -> None:
         """The recording itself, at `timestamp`, in the context the call was made in."""
+        event_type, model, backend, fields, metadata = call
         try:
             attributes = event_attributes(
                 event_type,

@@ -36,6 +36,7 @@ def run(script: str, **environment: str) -> dict[str, Any]:
     """Run `script` in a fresh interpreter; its last stdout line, as JSON."""
     process = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(script)],
+        check=False,  # the assertion below shows stderr
         env={**os.environ, **environment},
         capture_output=True,
         text=True,
@@ -108,7 +109,12 @@ def test_recording_from_a_signal_handler_that_interrupted_a_recording_never_hang
     outcome = run(SIGNALS.replace("RECORD", call), SOLLOL_ROUTING_STREAM_MAXLEN="100000")
     assert outcome["flushed"] and outcome["fired"] > 0, outcome
     recorded = outcome["calls"] + outcome["fired"]
-    assert outcome["ledger"] == {"recorded": recorded, "exported": recorded, "dropped_by": {}, "balanced": True}
+    assert outcome["ledger"] == {
+        "recorded": recorded,
+        "exported": recorded,
+        "dropped_by": {},
+        "balanced": True,
+    }
     models = [event["model"] for event in raw_stream(redis_client, keys[0])]
     assert models.count("from the handler") == outcome["fired"]
 
