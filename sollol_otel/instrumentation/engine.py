@@ -269,7 +269,7 @@ class Instrumentation:
         if self._emit:  # the event carries the timing; metrics take it from there, off this thread
             call.logger.record(event_type, model, backend, decision_ms=round(seconds * 1000, 3), **fields)
         else:
-            self._observe(seconds, event_type.value, backend)
+            exclusively(self._observe, seconds, event_type.value, backend)
         span = call.span or trace.get_current_span()
         if span.is_recording() and backend is not None:
             exclusively(_name_backend, span, backend, fields.get("node_url"))
@@ -288,7 +288,9 @@ class Instrumentation:
                 failure = {"from_backend": backend, "reason": reason, **timing}
                 call.logger.record(EventType.FALLBACK_TRIGGERED, frame.model, self._fallback_to, **failure)
             elif timing:
-                self._observe(call.seconds, EventType.FALLBACK_TRIGGERED.value, backend, error_type)
+                exclusively(
+                    self._observe, call.seconds, EventType.FALLBACK_TRIGGERED.value, backend, error_type
+                )
             frame.hand_up(error if self._failure_events or frame.reported is error else None, None)
         except Exception:
             _swallow("record a failed routing call")

@@ -186,11 +186,16 @@ def _within(deadline: float, calls: list[Callable[[], object]]) -> int:
         threading.Thread(target=_quietly, args=(call,), name="sollol-otel-shutdown", daemon=True)
         for call in calls
     ]
+    unstarted = 0
     for thread in threads:
-        thread.start()
+        try:
+            thread.start()
+        except RuntimeError:  # Python 3.12 at interpreter exit starts no thread: that call is given up
+            unstarted += 1
     for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    return sum(thread.is_alive() for thread in threads)
+        if thread.ident is not None:
+            thread.join(max(0.0, deadline - time.monotonic()))
+    return unstarted + sum(thread.is_alive() for thread in threads)
 
 
 def _quietly(call: Callable[[], object]) -> None:
@@ -454,11 +459,7 @@ def get_routing_logger(redis_client: Any = None, console_output: bool | None = N
     if pipeline is not None and redis_client is None and console_output is None:
         return pipeline.logger  # the decorators' per-call path: no lock
     with _lock:
-        if _pipeline is None and _at_exit():  # no thread may start now: the last logger writes at once
-            if _final is None:
-                configure(redis_client=redis_client, console=console_output)
-                shutdown(0.0)
-            assert _final is not None
+        if _pipeline is None and _final is not None and _at_exit():  # its logger writes at once now
             return _final.logger
         if _pipeline is None:
             return configure(redis_client=redis_client, console=console_output)

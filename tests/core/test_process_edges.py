@@ -69,10 +69,13 @@ from sollol_otel.instrumentation import record_decision, routing_span
 logger = sollol_otel.get_routing_logger()
 fired = 0
 
-def handler(signum, frame):
+def handler(signum, frame):  # records as the router does: through the logger, or a decorated call
     global fired
     fired += 1
-    logger.log_route_decision("from the handler", "ollama", "signal")
+    if fired % 2:
+        logger.log_route_decision("from the handler", "ollama", "signal")
+    else:
+        request("from the handler")
 
 @routing_span()
 def request(model):
