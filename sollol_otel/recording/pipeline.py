@@ -44,6 +44,7 @@ from sollol_otel.attributes import (
     RESOURCE_PID,
     RESOURCE_SERVICE,
 )
+from sollol_otel.diagnostics import Trouble
 from sollol_otel.identity import hostname, instance_id, renew_after_fork
 from sollol_otel.recording.after_shutdown import AfterShutdown
 from sollol_otel.recording.exporters.console import ConsoleRoutingExporter
@@ -234,6 +235,7 @@ _lock = threading.RLock()
 _pipeline: _Pipeline | None = None
 _final: _Pipeline | None = None  # the pipeline shut down last: its ledger, its logger at exit
 _observed_meters: set[int] = set()
+_unrecorded = Trouble(_log, unit="routing events")
 _exit_registered = False
 
 
@@ -459,8 +461,15 @@ def get_routing_logger(redis_client: Any = None, console_output: bool | None = N
     if pipeline is not None and redis_client is None and console_output is None:
         return pipeline.logger  # the decorators' per-call path: no lock
     with _lock:
-        if _pipeline is None and _final is not None and _at_exit():  # its logger writes at once now
-            return _final.logger
+        if _pipeline is None and _at_exit():  # no thread or executor may start now
+            if _final is not None:
+                return _final.logger  # it writes at once
+            _unrecorded.report(
+                "exit",
+                "routing events recorded at interpreter exit, before any recording was set up, are not "
+                "recorded: the OTel SDK cannot start then",
+            )
+            return RoutingLogger(None)
         if _pipeline is None:
             return configure(redis_client=redis_client, console=console_output)
         if console_output is not None:

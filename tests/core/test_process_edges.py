@@ -268,6 +268,35 @@ def test_a_forked_childs_instance_id_keeps_the_hostname_pid_8hex_form(
         assert event["pid"] == pid
 
 
+def test_a_forked_childs_otlp_resource_names_it_hostname_pid_8hex(
+    keys: tuple[str, str], otlp_sink: OtlpSink
+) -> None:
+    script = """
+import json, os
+import sollol_otel
+sollol_otel.get_routing_logger().log_route_decision("parent", "ollama", "r")
+pid = os.fork()
+if pid == 0:
+    sollol_otel.get_routing_logger().log_route_decision("child", "ollama", "r")
+    sollol_otel.shutdown(10)
+    os._exit(0)
+os.waitpid(pid, 0)
+print(json.dumps({"child": pid}))
+"""
+    outcome = run(script, OTEL_EXPORTER_OTLP_ENDPOINT=otlp_sink.url)
+    named = {
+        record.body.string_value: {a.key: a.value for a in resource.resource.attributes}
+        for body in otlp_sink.bodies("/v1/logs")
+        for resource in ExportLogsServiceRequest.FromString(body).resource_logs
+        for scope in resource.scope_logs
+        for record in scope.log_records
+    }
+    child = named["🎯 child → ollama | r"]
+    pattern = rf"{re.escape(socket.gethostname())}_{outcome['child']}_[0-9a-f]{{8}}"
+    assert re.fullmatch(pattern, child["service.instance.id"].string_value)
+    assert child["process.pid"].int_value == outcome["child"]
+
+
 def test_events_through_the_applications_own_provider_are_named_hostname_pid_8hex(
     recording: Recording, keys: tuple[str, str], redis_client: redis.Redis
 ) -> None:
