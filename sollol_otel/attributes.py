@@ -33,7 +33,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from opentelemetry.util.types import AttributeValue
@@ -83,6 +83,7 @@ _PRIMITIVES = (str, bool, int, float)
 #: The integers an OTel attribute carries (OTLP's int64); others become their text, on every path.
 _MIN_INT, _MAX_INT = -(2**63), 2**63 - 1
 _PAST_64_BITS = "integer past 64 bits"
+_T = TypeVar("_T")
 _CACHEABLE = frozenset({EventType.ROUTE_DECISION, EventType.CACHE_HIT})
 _DERIVING = frozenset({EventType.OLLAMA_NODE_SELECTED, EventType.FALLBACK_TRIGGERED})
 
@@ -99,10 +100,7 @@ def to_attribute_value(value: object, reject: Reject = _ignore) -> AttributeValu
         return text if len(text) <= MAX_STRING_CHARS and text.isascii() else clean_text(text, reject)
     if kind is bool:
         return value  # type: ignore[return-value]  # the common cases, on the caller's hot path
-    wire = to_wire_value(value, reject)
-    if type(wire) is int and not _MIN_INT <= wire <= _MAX_INT:  # to_wire_value keeps unsigned 64-bit
-        reject(_PAST_64_BITS)
-        return str(wire)
+    wire = _int64(to_wire_value(value, reject), reject)  # to_wire_value keeps unsigned 64-bit integers
     if isinstance(wire, list):
         wire = [_int64(item, reject) for item in wire]
         kinds = {type(item) for item in wire}
@@ -112,8 +110,9 @@ def to_attribute_value(value: object, reject: Reject = _ignore) -> AttributeValu
     return wire
 
 
-def _int64(item: object, reject: Reject) -> object:
-    if type(item) is int and not _MIN_INT <= item <= _MAX_INT:
+def _int64(item: _T, reject: Reject) -> _T | str:
+    """An integer OTLP's int64 cannot carry as its text (an int subclass too: IntEnum, IntFlag)."""
+    if isinstance(item, int) and not isinstance(item, bool) and not _MIN_INT <= item <= _MAX_INT:
         reject(_PAST_64_BITS)
         return str(item)
     return item
