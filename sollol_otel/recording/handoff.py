@@ -82,7 +82,11 @@ class Handoff(Generic[T]):
         with self._start_lock:
             if self._thread is None:
                 thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-                thread.start()
+                try:
+                    thread.start()
+                except RuntimeError:  # Python 3.12 at interpreter exit starts no thread: the work is done now
+                    self._drain()
+                    return
                 self._thread = thread
 
     @property
@@ -90,24 +94,28 @@ class Handoff(Generic[T]):
         return len(self._queue) + self._in_hand
 
     def _run(self) -> None:
-        queue, size = self._queue, self._batch_size
         while True:
             self._wake.wait()
             self._wake.clear()  # cleared before draining: an item appended after this wakes us again
-            self._idle.clear()
-            while queue:
-                count = min(size, len(queue))
-                self._in_hand = count
-                batch = [queue.popleft() for _ in range(count)]
-                try:
-                    self._handle(batch)
-                except Exception:
-                    _log.exception("sollol-otel background work failed for %d items", len(batch))
-                self.handled += count
-                self._in_hand = 0
-            self._idle.set()
+            self._drain()
             if self._stopping:
                 return
+
+    def _drain(self) -> None:
+        """Handle everything queued, in batches."""
+        queue, size = self._queue, self._batch_size
+        self._idle.clear()
+        while queue:
+            count = min(size, len(queue))
+            self._in_hand = count
+            batch = [queue.popleft() for _ in range(count)]
+            try:
+                self._handle(batch)
+            except Exception:
+                _log.exception("sollol-otel background work failed for %d items", len(batch))
+            self.handled += count
+            self._in_hand = 0
+        self._idle.set()
 
     def flush(self, timeout: float) -> bool:
         """Wait until everything submitted so far has been handled; False on timeout."""
