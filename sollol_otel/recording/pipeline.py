@@ -386,52 +386,48 @@ def configure(
         enabled=enabled, console=console,
     )  # fmt: skip
     with _lock:
-        previous = _pipeline
-        providers = (logger_provider, tracer_provider, meter_provider)
-        pipeline = _build(settings, service_name, *providers, redis_client)
-        _pipeline, _final = pipeline, None
-        if previous is not None:  # after the new one is in place: what its held logger records goes there
-            previous.shutdown(timeout=2.0)
-        if pipeline.provider is not None:
-            _flush_at_exit()
+        previous, _pipeline, _final = _pipeline, None, None  # shut down once the new one is in place
+        sdk_disabled = OTEL_SDK_DISABLED.read()
+        if not settings.enabled or sdk_disabled:
+            _pipeline = _Pipeline(settings, RoutingLogger(None))
+            _retire(previous)
+            return _pipeline.logger
+        logs, meters, owned, spans = _providers(
+            _resource(service_name), logger_provider, tracer_provider, meter_provider
+        )
+        client = client_like(redis_client) if redis_client is not None else None
+        writer = RedisWriter(settings, client=client)
+        processor = RealtimeLogRecordProcessor(
+            [RedisBridgeExporter(writer, identity), DecisionMetricsExporter(meter_provider)]
+        )
+        logs.add_log_record_processor(processor)
+        after = AfterShutdown(settings, lambda: {**logs.resource.attributes, **identity()})
+        pipeline = _Pipeline(
+            settings, RoutingLogger(None), logs, writer, processor, owned=owned, spans=spans, after=after
+        )
+        pipeline.logger = RoutingLogger(
+            logs.get_logger(SCOPE),
+            console_switch=pipeline.set_console,
+            console_output=settings.console,
+            max_metadata_keys=max(0, min(MAX_METADATA_KEYS, _attribute_limit() - _OWN_ATTRIBUTES)),
+        )
+        renew_after_fork(pipeline._after_fork)
+        if settings.console:
+            pipeline.set_console(True)
+        if id(meters) not in _observed_meters:  # instruments live as long as their provider: register once
+            _observed_meters.add(id(meters))
+            delivery.observe(meters.get_meter(SCOPE), bridge_stats)
+        _pipeline = pipeline
+        _retire(previous)
+        _flush_at_exit()
         return pipeline.logger
 
 
-def _build(
-    settings: Settings,
-    service_name: str | None,
-    logger_provider: LoggerProvider | None,
-    tracer_provider: Any,
-    meter_provider: Any,
-    redis_client: Any,
-) -> _Pipeline:
-    if not settings.enabled or OTEL_SDK_DISABLED.read():
-        return _Pipeline(settings, RoutingLogger(None))
-    resource = _resource(service_name)
-    logs, meters, owned, spans = _providers(resource, logger_provider, tracer_provider, meter_provider)
-    client = client_like(redis_client) if redis_client is not None else None
-    writer = RedisWriter(settings, client=client)
-    processor = RealtimeLogRecordProcessor(
-        [RedisBridgeExporter(writer, identity), DecisionMetricsExporter(meter_provider)]
-    )
-    logs.add_log_record_processor(processor)
-    after = AfterShutdown(settings, lambda: {**logs.resource.attributes, **identity()})
-    pipeline = _Pipeline(
-        settings, RoutingLogger(None), logs, writer, processor, owned=owned, spans=spans, after=after
-    )
-    pipeline.logger = RoutingLogger(
-        logs.get_logger(SCOPE),
-        console_switch=pipeline.set_console,
-        console_output=settings.console,
-        max_metadata_keys=max(0, min(MAX_METADATA_KEYS, _attribute_limit() - _OWN_ATTRIBUTES)),
-    )
-    renew_after_fork(pipeline._after_fork)
-    if settings.console:
-        pipeline.set_console(True)
-    if id(meters) not in _observed_meters:  # instruments live as long as their provider: register once
-        _observed_meters.add(id(meters))
-        delivery.observe(meters.get_meter(SCOPE), bridge_stats)
-    return pipeline
+def _retire(previous: _Pipeline | None) -> None:
+    """Shut the previous pipeline down after the new one is in place: what its held logger records
+    from then on goes to the new one."""
+    if previous is not None:
+        previous.shutdown(timeout=2.0)
 
 
 def _attribute_limit() -> int:
