@@ -122,8 +122,10 @@ class _Pipeline:
         stats = replace(stats, rejected=logger.rejected)
         return stats if self.after is None else self.after.added_to(stats)
 
-    def shutdown(self, timeout: float) -> BridgeStats:
-        """Deliver within `timeout` overall, then stop; say once what was not delivered, and why."""
+    def shutdown(self, timeout: float) -> _Pipeline:
+        """Deliver within `timeout` overall, then stop; say once what was not delivered, and why.
+
+        Returns itself, stopped: its ledger stays readable, its logger writes at exit."""
         deadline = time.monotonic() + timeout
 
         def remaining() -> float:
@@ -154,7 +156,7 @@ class _Pipeline:
                 "OTLP export to %s did not finish within the %.1f s shutdown timeout; what it held is lost",
                 _otlp_endpoint(), timeout,
             )  # fmt: skip
-        return final
+        return self
 
     def _after_shutdown(self, decision: Decision) -> None:
         """A decision its logger recorded after this pipeline shut down: to the current pipeline if there
@@ -510,5 +512,5 @@ def shutdown(timeout: float = 5.0) -> None:
     global _pipeline, _final
     with _lock:
         if _pipeline is not None:
-            _pipeline.shutdown(timeout)
-            _pipeline, _final = None, _pipeline
+            _final = _pipeline.shutdown(timeout)
+            _pipeline = None
