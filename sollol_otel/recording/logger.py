@@ -54,7 +54,7 @@ _EVENT_NAMES = {event_type: event_type.event_name for event_type in EventType}  
 _Fields = Mapping[str, Any]
 _NO_FIELDS: _Fields = MappingProxyType({})
 #: One logging call: event type, model, backend, the method's own fields, the caller's metadata.
-_Call = tuple[EventType, Any, Any, _Fields, _Fields]
+_Arguments = tuple[EventType, Any, Any, _Fields, _Fields]
 
 
 class Decision(NamedTuple):
@@ -111,8 +111,8 @@ def exclusively(work: Callable[..., None], *args: Any) -> None:
         work(*args)
     finally:
         state.busy = False
-    if state.deferred:
-        _run_deferred(state)
+        if state.deferred:  # also when `work` was interrupted by an exception (KeyboardInterrupt)
+            _run_deferred(state)
 
 
 def _run_deferred(state: _ThisThread) -> None:
@@ -210,9 +210,9 @@ class RoutingLogger:
         now = context.get_current()  # a signal handler's recording, deferred, keeps its own time and context
         exclusively(self._record_at, (event_type, model, backend, fields, metadata), time.time_ns(), now)
 
-    def _record_at(self, call: _Call, timestamp: int, at: Context) -> None:
+    def _record_at(self, arguments: _Arguments, timestamp: int, at: Context) -> None:
         """The recording itself, at `timestamp`, in the context the call was made in."""
-        event_type, model, backend, fields, metadata = call
+        event_type, model, backend, fields, metadata = arguments
         try:
             attributes = event_attributes(
                 event_type,

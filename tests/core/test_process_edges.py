@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -120,6 +121,31 @@ def test_recording_from_a_signal_handler_that_interrupted_a_recording_never_hang
     }
     models = [event["model"] for event in raw_stream(redis_client, keys[0])]
     assert models.count("from the handler") == outcome["fired"]
+
+
+def test_a_stop_handler_that_records_and_exits_in_the_middle_of_a_recording_keeps_its_decision(
+    recording: Recording, keys: tuple[str, str], redis_client: redis.Redis
+) -> None:
+    logger = recording()
+
+    def on_stop(signum: int, frame: object) -> None:  # a router's graceful stop: say so, then exit
+        logger.log_coordinator_stop("llama3.2:3b", reason="SIGUSR1")
+        raise SystemExit(0)
+
+    class Arrives:
+        def __str__(self) -> str:  # converted inside the recording: the signal lands there
+            signal.raise_signal(signal.SIGUSR1)
+            return "never"
+
+    previous = signal.signal(signal.SIGUSR1, on_stop)
+    try:
+        with pytest.raises(SystemExit):
+            logger.log_route_decision("interrupted", "ollama", "r", node=Arrives())
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert sollol_otel.force_flush(10.0)
+    assert [event["event_type"] for event in raw_stream(redis_client, keys[0])] == ["COORDINATOR_STOP"]
+    assert balanced(sollol_otel.bridge_stats())
 
 
 def test_decisions_recorded_in_an_atexit_handler_after_ours_reach_the_stream(
