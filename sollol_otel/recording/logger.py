@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from opentelemetry import context, trace
 from opentelemetry._logs import Logger, SeverityNumber
@@ -47,6 +47,7 @@ from sollol_otel.recording.handoff import Handoff
 from sollol_otel.wire import truncate
 
 _log = logging.getLogger(__name__)
+_R = TypeVar("_R")
 
 _WARNINGS = frozenset({EventType.FALLBACK_TRIGGERED, EventType.COORDINATOR_STOP})
 _SEVERITY = {t: SeverityNumber.WARN if t in _WARNINGS else SeverityNumber.INFO for t in EventType}
@@ -106,9 +107,19 @@ def exclusively(work: Callable[..., None], *args: Any) -> None:
     if state.busy:
         state.deferred.append(functools.partial(work, *args))  # never waits on the interrupted frame
         return
+    marked(work, *args)
+
+
+def marked(work: Callable[..., _R], *args: Any) -> _R:
+    """`work(*args)` now, as recording: what a signal handler records meanwhile is done once it ends.
+
+    For calls that take the locks a recording takes (flush, shutdown) and must answer now."""
+    state = _this_thread
+    if state.busy:  # called by a signal handler inside a recording: it answers now, it cannot wait
+        return work(*args)
     state.busy = True
     try:
-        work(*args)
+        return work(*args)
     finally:
         state.busy = False
         if state.deferred:  # also when `work` was interrupted by an exception (KeyboardInterrupt)
@@ -116,12 +127,20 @@ def exclusively(work: Callable[..., None], *args: Any) -> None:
 
 
 def _run_deferred(state: _ThisThread) -> None:
-    """What signal handlers recorded while this thread was recording, in order (each may defer more)."""
-    while state.deferred:
+    """What signal handlers recorded while this thread was recording, in order. The thread stays marked
+    meanwhile: a signal landing now queues behind them, never runs between an item and its span's end."""
+    deferred = state.deferred
+    while deferred:
+        state.busy = True
         try:
-            exclusively(state.deferred.popleft())
-        except Exception:  # work queued here never raises into the router
-            _log.exception("sollol-otel: recording deferred from a signal handler failed")
+            while deferred:
+                work = deferred.popleft()
+                try:
+                    work()
+                except Exception:  # work queued here never raises into the router
+                    _log.exception("sollol-otel: recording deferred from a signal handler failed")
+        finally:
+            state.busy = False
 
 
 class RoutingLogger:
@@ -189,7 +208,7 @@ class RoutingLogger:
     def console_output(self, value: bool) -> None:
         self._console = bool(value)
         if self._console_switch is not None:
-            self._console_switch(self._console)
+            marked(self._console_switch, self._console)  # it flushes: the locks a recording takes
 
     def record(self, event_type: EventType, model: Any = None, backend: Any = None, /, **fields: Any) -> None:
         """Record one decision of any type; never raises into the router.

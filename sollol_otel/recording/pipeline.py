@@ -50,7 +50,7 @@ from sollol_otel.recording.after_shutdown import AfterShutdown
 from sollol_otel.recording.exporters.console import ConsoleRoutingExporter
 from sollol_otel.recording.exporters.decision_metrics import DecisionMetricsExporter
 from sollol_otel.recording.exporters.redis_bridge import RedisBridgeExporter
-from sollol_otel.recording.logger import Decision, RoutingLogger
+from sollol_otel.recording.logger import Decision, RoutingLogger, marked
 from sollol_otel.recording.processors import RealtimeLogRecordProcessor
 from sollol_otel.redis import delivery
 from sollol_otel.redis.client import client_like
@@ -126,6 +126,9 @@ class _Pipeline:
         """Deliver within `timeout` overall, then stop; say once what was not delivered, and why.
 
         Returns itself, stopped: its ledger stays readable, its logger writes at exit."""
+        return marked(self._stop, timeout)  # it takes the locks a recording takes
+
+    def _stop(self, timeout: float) -> _Pipeline:
         deadline = time.monotonic() + timeout
 
         def remaining() -> float:
@@ -494,6 +497,10 @@ def bridge_stats() -> BridgeStats:
 
 def force_flush(timeout: float = 5.0) -> bool:
     """Wait until every decision recorded so far is in Redis; False if that took longer than `timeout`."""
+    return marked(_flush, timeout)  # it takes the locks a recording takes
+
+
+def _flush(timeout: float) -> bool:
     with _lock:
         pipeline = _pipeline
     if pipeline is None or pipeline.processor is None or pipeline.writer is None:
