@@ -462,17 +462,20 @@ def get_routing_logger(redis_client: Any = None, console_output: bool | None = N
     if pipeline is not None and redis_client is None and console_output is None:
         return pipeline.logger  # the decorators' per-call path: no lock
     with _lock:
-        if _pipeline is None and _at_exit():  # no thread or executor may start now
-            if _final is not None:
-                return _final.logger  # it writes at once
+        if _pipeline is None and _final is not None and _at_exit():
+            return _final.logger  # no thread may start now: it writes at once
+        if _pipeline is None:
+            try:
+                return configure(redis_client=redis_client, console=console_output)
+            except RuntimeError:
+                if not _at_exit():
+                    raise
             _unrecorded.report(
                 "exit",
                 "routing events recorded at interpreter exit, before any recording was set up, are not "
                 "recorded: the OTel SDK cannot start then",
             )
             return RoutingLogger(None)
-        if _pipeline is None:
-            return configure(redis_client=redis_client, console=console_output)
         if console_output is not None:
             _pipeline.logger.console_output = console_output
         return _pipeline.logger

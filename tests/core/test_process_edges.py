@@ -202,6 +202,24 @@ held = sollol_otel.get_routing_logger()
     assert outcome["stderr"].count("recorded at interpreter exit could not be written") == 1
 
 
+def test_a_first_use_at_exit_records_nothing_says_so_once_and_raises_nothing(keys: tuple[str, str]) -> None:
+    script = """
+import atexit, json
+from sollol_otel import bridge_stats, get_routing_logger
+
+def at_exit():  # the OTel SDK cannot start now: it detects its resource on an executor
+    for _ in range(3):
+        get_routing_logger().log_route_decision("first use at exit", "ollama", "r")
+    print(json.dumps({"state": bridge_stats().state}))
+
+atexit.register(at_exit)
+"""
+    outcome = run(script)
+    assert outcome["state"] == "off"
+    assert outcome["stderr"].count("before any recording was set up, are not recorded") == 1
+    assert "Traceback" not in outcome["stderr"], outcome["stderr"]
+
+
 def test_a_logger_held_across_shutdown_counts_what_it_records_as_dropped_and_says_so_once(
     recording: Recording, keys: tuple[str, str], caplog: pytest.LogCaptureFixture
 ) -> None:
