@@ -26,7 +26,7 @@ _log = logging.getLogger(__name__)
 class Handoff(Generic[T]):
     """Items submitted on any thread are handled, in order, by `handle(batch)` on a worker thread.
 
-    Every item submitted is, at rest, `handled`, `dropped` (queue full, or submitted after
+    Every item submitted is, at rest, `handled`, `dropped` (queue full), `late` (submitted after
     close), `abandoned` (still queued when close ran out of time) or `pending`.
     """
 
@@ -59,6 +59,7 @@ class Handoff(Generic[T]):
         self._in_hand = 0
         self.handled = 0
         self.dropped = 0
+        self.late = 0
         self.abandoned = 0
 
     def submit(self, item: T) -> None:
@@ -68,7 +69,7 @@ class Handoff(Generic[T]):
         else:
             with self._count_lock:  # near full, routers' threads race: count every drop exactly
                 if self._stopping:
-                    self.dropped += 1
+                    self.late += 1
                     return
                 if len(queue) == queue.maxlen:
                     self.dropped += 1  # the deque drops the oldest itself

@@ -46,7 +46,7 @@ from sollol_otel.attributes import (
 )
 from sollol_otel.diagnostics import Trouble
 from sollol_otel.identity import hostname, instance_id, renew_after_fork
-from sollol_otel.recording.after_shutdown import AfterShutdown
+from sollol_otel.recording.after_shutdown import AFTER_SHUTDOWN, AfterShutdown
 from sollol_otel.recording.exporters.console import ConsoleRoutingExporter
 from sollol_otel.recording.exporters.decision_metrics import DecisionMetricsExporter
 from sollol_otel.recording.exporters.redis_bridge import RedisBridgeExporter
@@ -103,9 +103,14 @@ class _Pipeline:
             return BridgeStats(exported=0, dropped=0, retried=0, backlog=0, connected=False)
         logger, emitter, into = self.logger, self.logger.emitter, self.processor.handoff
         assert emitter is not None
-        received = into.handled + into.dropped + into.abandoned + into.pending
+        received = into.handled + into.dropped + into.late + into.abandoned + into.pending
         recorded = (
-            logger.record_failed + emitter.handled + emitter.dropped + emitter.abandoned + emitter.pending
+            logger.record_failed
+            + emitter.handled
+            + emitter.dropped
+            + emitter.late
+            + emitter.abandoned
+            + emitter.pending
         )
         upstream = {
             delivery.RECORD_FAILED: logger.record_failed,
@@ -113,6 +118,7 @@ class _Pipeline:
             delivery.EMIT_FAILED: logger.emit_failed,
             delivery.NOT_PASSED_ON: max(0, logger.emitted - received),
             delivery.NOT_DELIVERED_AT_SHUTDOWN: emitter.abandoned + into.abandoned,
+            AFTER_SHUTDOWN: emitter.late + into.late,
         }
         stats = self.writer.stats().behind(
             recorded + max(0, received - logger.emitted),  # routing records others emitted through OTel

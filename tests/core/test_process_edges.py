@@ -235,6 +235,19 @@ def test_a_logger_held_across_shutdown_counts_what_it_records_as_dropped_and_say
     assert sum("recorded after shutdown() are dropped" in r.getMessage() for r in caplog.records) == 1
 
 
+def test_routing_records_others_emit_after_shutdown_are_counted_as_dropped_after_shutdown(
+    recording: Recording, keys: tuple[str, str]
+) -> None:
+    provider = LoggerProvider()  # the application's: our processor stays in it after shutdown
+    recording(logger_provider=provider).log_route_decision("before", "ollama", "r")
+    sollol_otel.shutdown(5.0)
+    provider.get_logger("other").emit(event_name="sollol.routing.route_decision", body="after")
+    stats = sollol_otel.bridge_stats()
+    assert (stats.recorded, stats.exported, stats.dropped_by) == (2, 1, {"after shutdown": 1})
+    assert balanced(stats)
+    provider.shutdown()
+
+
 def test_a_logger_held_across_a_reconfiguration_records_into_the_new_pipeline(
     recording: Recording, keys: tuple[str, str], redis_client: redis.Redis
 ) -> None:
