@@ -10,7 +10,7 @@ A forked child records like any other process: its stages start empty, with thei
 
 The global tracer and meter providers we install are the process's for good (OpenTelemetry lets
 them be set once, and one shut down drops spans for good): a new configuration keeps them and puts
-its own OTLP span export in ours. Decisions a logger records after its pipeline shut down go to
+its own OTLP span and metric exports in ours. Decisions a logger records after its pipeline shut down go to
 the current pipeline, are written at once at interpreter exit, or are counted as dropped.
 """
 
@@ -32,7 +32,12 @@ from opentelemetry._logs import get_logger_provider
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordLimits
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import (
+    MetricExporter,
+    MetricExportResult,
+    MetricsData,
+    PeriodicExportingMetricReader,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -82,6 +87,7 @@ class _Pipeline:
     console_processor: RealtimeLogRecordProcessor | None = None
     owned: list[Any] = field(default_factory=list)  # providers we built, and so shut down
     spans: BatchSpanProcessor | None = None  # this configuration's OTLP span export, in our TracerProvider
+    measures: MetricExporter | None = None  # this configuration's OTLP metric export, in our MeterProvider
     after: AfterShutdown | None = None  # what its logger records once it is shut down
 
     def set_console(self, on: bool) -> None:
@@ -158,7 +164,9 @@ class _Pipeline:
                 _tracing.current = None
             stops.append(self.spans.shutdown)
         if _metering is not None:
-            stops.append(_metering.force_flush)
+            stops.append(_metering.force_flush)  # through the current configuration's metric export
+        if self.measures is not None and (_measuring is None or _measuring.current is not self.measures):
+            stops.append(self.measures.shutdown)  # replaced by a later configuration's
         unfinished = _within(deadline, stops)
         if unfinished:
             _log.warning(
@@ -265,8 +273,28 @@ class _SpanExport(SpanProcessor):
         return current is None or current.force_flush(timeout_millis)
 
 
+class _MetricExport(MetricExporter):
+    """The OTLP metric export inside the MeterProvider we install: each configuration puts its own here."""
+
+    def __init__(self, first: MetricExporter) -> None:
+        super().__init__(first._preferred_temporality, first._preferred_aggregation)
+        self.current = first
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **_: Any
+    ) -> MetricExportResult:
+        return self.current.export(metrics_data, timeout_millis=timeout_millis)
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return self.current.force_flush(timeout_millis)
+
+    def shutdown(self, timeout_millis: float = 30_000, **_: Any) -> None:
+        self.current.shutdown(timeout_millis=timeout_millis)
+
+
 _tracing: _SpanExport | None = None  # in the global TracerProvider, when we installed it
 _metering: MeterProvider | None = None  # the global MeterProvider, when we installed it
+_measuring: _MetricExport | None = None  # in it
 
 
 def _at_exit() -> bool:
@@ -340,10 +368,10 @@ def _providers(
     logger_provider: LoggerProvider | None,
     tracer_provider: Any,
     meter_provider: Any,
-) -> tuple[LoggerProvider, Any, list[Any], BatchSpanProcessor | None]:
+) -> tuple[LoggerProvider, Any, list[Any], BatchSpanProcessor | None, MetricExporter | None]:
     """The application's providers where it has SDK ones, else ours (with OTLP when configured), and
-    this configuration's span export when the TracerProvider is ours."""
-    global _tracing, _metering
+    this configuration's span and metric exports where the providers are ours."""
+    global _tracing, _metering, _measuring
     owned: list[Any] = []
     found_logs = logger_provider or get_logger_provider()
     otlp = _otlp_exporters() if _otlp_wanted() else None
@@ -366,13 +394,23 @@ def _providers(
         if _tracing is not None:
             spans = _tracing.current = BatchSpanProcessor(otlp[1])
     meters = meter_provider or metrics.get_meter_provider()
-    if meter_provider is None and otlp and not isinstance(meters, MeterProvider):
-        meters = _metering = MeterProvider(
-            resource=resource, metric_readers=[PeriodicExportingMetricReader(otlp[2])], shutdown_on_exit=False
-        )
-        metrics.set_meter_provider(meters)
-        _name_after_fork(meters)
-    return logs, meters, owned, spans
+    measures = None
+    if meter_provider is None and otlp:
+        measures = otlp[2]
+        if _measuring is not None:
+            _measuring.current = measures
+        elif not isinstance(meters, MeterProvider):
+            _measuring = _MetricExport(measures)
+            meters = _metering = MeterProvider(
+                resource=resource,
+                metric_readers=[PeriodicExportingMetricReader(_measuring)],
+                shutdown_on_exit=False,
+            )
+            metrics.set_meter_provider(meters)
+            _name_after_fork(meters)
+        else:
+            measures = None  # the application's MeterProvider: it exports as it was set up to
+    return logs, meters, owned, spans, measures
 
 
 def configure(
@@ -403,7 +441,7 @@ def configure(
             _pipeline = _Pipeline(settings, RoutingLogger(None))
             _retire(previous)
             return _pipeline.logger
-        logs, meters, owned, spans = _providers(
+        logs, meters, owned, spans, measures = _providers(
             _resource(service_name), logger_provider, tracer_provider, meter_provider
         )
         client = client_like(redis_client) if redis_client is not None else None
@@ -412,10 +450,17 @@ def configure(
             [RedisBridgeExporter(writer, identity), DecisionMetricsExporter(meter_provider)]
         )
         logs.add_log_record_processor(processor)
-        after = AfterShutdown(settings, lambda: {**logs.resource.attributes, **identity()})
         pipeline = _Pipeline(
-            settings, RoutingLogger(None), logs, writer, processor, owned=owned, spans=spans, after=after
+            settings,
+            RoutingLogger(None),
+            logs,
+            writer,
+            processor,
+            owned=owned,
+            spans=spans,
+            measures=measures,
         )
+        pipeline.after = AfterShutdown(settings, lambda: {**logs.resource.attributes, **identity()})
         pipeline.logger = RoutingLogger(
             logs.get_logger(SCOPE),
             console_switch=pipeline.set_console,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -56,8 +57,8 @@ class OtlpSink:
         return [body for at, body in self.received if at == path]
 
 
-@pytest.fixture
-def otlp_sink() -> Iterator[OtlpSink]:
+@contextlib.contextmanager
+def _serving_sink() -> Iterator[OtlpSink]:
     sink = OtlpSink("")
 
     class Handler(BaseHTTPRequestHandler):
@@ -73,6 +74,20 @@ def otlp_sink() -> Iterator[OtlpSink]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     sink.url = f"http://127.0.0.1:{server.server_port}"
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield sink
-    server.shutdown()
-    server.server_close()
+    try:
+        yield sink
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def otlp_sink() -> Iterator[OtlpSink]:
+    with _serving_sink() as sink:
+        yield sink
+
+
+@pytest.fixture
+def other_otlp_sink() -> Iterator[OtlpSink]:
+    with _serving_sink() as sink:
+        yield sink

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import redis
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk._logs import LoggerProvider
 from redis_servers import RedisServer
@@ -260,11 +261,46 @@ def test_a_logger_held_across_a_reconfiguration_records_into_the_new_pipeline(
     assert (stats.recorded, stats.exported) == (1, 1) and balanced(stats)
 
 
-def test_configuring_again_keeps_traces_log_events_and_redis_delivery_working(
-    keys: tuple[str, str], redis_client: redis.Redis, private_redis: RedisServer, otlp_sink: OtlpSink
+def spans_in(sink: OtlpSink) -> dict[str, list[str]]:
+    """Each span's name, and the names of its events."""
+    return {
+        span.name: [event.name for event in span.events]
+        for body in sink.bodies("/v1/traces")
+        for resource in ExportTraceServiceRequest.FromString(body).resource_spans
+        for scope in resource.scope_spans
+        for span in scope.spans
+    }
+
+
+def log_bodies_in(sink: OtlpSink) -> list[str]:
+    return [
+        record.body.string_value
+        for body in sink.bodies("/v1/logs")
+        for resource in ExportLogsServiceRequest.FromString(body).resource_logs
+        for scope in resource.scope_logs
+        for record in scope.log_records
+    ]
+
+
+def metric_names_in(sink: OtlpSink) -> set[str]:
+    return {
+        metric.name
+        for body in sink.bodies("/v1/metrics")
+        for resource in ExportMetricsServiceRequest.FromString(body).resource_metrics
+        for scope in resource.scope_metrics
+        for metric in scope.metrics
+    }
+
+
+def test_configuring_again_keeps_traces_log_events_metrics_and_redis_delivery_working(
+    keys: tuple[str, str],
+    redis_client: redis.Redis,
+    private_redis: RedisServer,
+    otlp_sink: OtlpSink,
+    other_otlp_sink: OtlpSink,
 ) -> None:
     script = f"""
-import json
+import json, os
 from opentelemetry import trace
 import sollol_otel
 
@@ -272,6 +308,7 @@ tracer = trace.get_tracer("router")
 first = sollol_otel.configure()
 with tracer.start_as_current_span("request-1"):
     first.log_route_decision("first", "ollama", "r")
+os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = {other_otlp_sink.url!r}
 second = sollol_otel.configure(redis_url={private_redis.url!r})
 with tracer.start_as_current_span("request-2"):
     second.log_route_decision("second", "ollama", "r")
@@ -287,25 +324,12 @@ print(json.dumps({{"flushed": flushed, "recorded": s.recorded, "exported": s.exp
     other = redis.Redis.from_url(private_redis.url)
     assert [event["model"] for event in raw_stream(other, keys[0])] == ["second", "held"]
     other.close()
-    spans = {
-        span.name: [event.name for event in span.events]
-        for body in otlp_sink.bodies("/v1/traces")
-        for resource in ExportTraceServiceRequest.FromString(body).resource_spans
-        for scope in resource.scope_spans
-        for span in scope.spans
-    }
-    assert spans == {
-        "request-1": ["sollol.routing.route_decision"],
-        "request-2": ["sollol.routing.route_decision"] * 2,
-    }
-    logged = [
-        record.body.string_value
-        for body in otlp_sink.bodies("/v1/logs")
-        for resource in ExportLogsServiceRequest.FromString(body).resource_logs
-        for scope in resource.scope_logs
-        for record in scope.log_records
-    ]
-    assert sorted(logged) == sorted(f"🎯 {m} → ollama | r" for m in ("first", "second", "held"))
+    event = "sollol.routing.route_decision"
+    assert spans_in(otlp_sink) == {"request-1": [event]}
+    assert spans_in(other_otlp_sink) == {"request-2": [event, event]}
+    assert log_bodies_in(otlp_sink) == ["🎯 first → ollama | r"]
+    assert sorted(log_bodies_in(other_otlp_sink)) == ["🎯 held → ollama | r", "🎯 second → ollama | r"]
+    assert "sollol_otel.bridge.exported" in metric_names_in(other_otlp_sink)
 
 
 def test_a_forked_childs_instance_id_keeps_the_hostname_pid_8hex_form(
