@@ -278,18 +278,22 @@ class _MetricExport(MetricExporter):
 
     def __init__(self, first: MetricExporter) -> None:
         super().__init__(first._preferred_temporality, first._preferred_aggregation)
-        self.current = first
+        self.current: MetricExporter | None = first
 
     def export(
         self, metrics_data: MetricsData, timeout_millis: float = 10_000, **_: Any
     ) -> MetricExportResult:
-        return self.current.export(metrics_data, timeout_millis=timeout_millis)
+        current = self.current
+        if current is None:  # OTLP is off in the current configuration
+            return MetricExportResult.SUCCESS
+        return current.export(metrics_data, timeout_millis=timeout_millis)
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
-        return self.current.force_flush(timeout_millis)
+        current = self.current
+        return current is None or current.force_flush(timeout_millis)
 
     def shutdown(self, timeout_millis: float = 30_000, **_: Any) -> None:
-        self.current.shutdown(timeout_millis=timeout_millis)
+        """Our MeterProvider is never shut down; each configuration's exporter is, once replaced."""
 
 
 _tracing: _SpanExport | None = None  # in the global TracerProvider, when we installed it
@@ -394,22 +398,20 @@ def _providers(
         if _tracing is not None:
             spans = _tracing.current = BatchSpanProcessor(otlp[1])
     meters = meter_provider or metrics.get_meter_provider()
-    measures = None
-    if meter_provider is None and otlp:
-        measures = otlp[2]
-        if _measuring is not None:
-            _measuring.current = measures
-        elif not isinstance(meters, MeterProvider):
-            _measuring = _MetricExport(measures)
-            meters = _metering = MeterProvider(
-                resource=resource,
-                metric_readers=[PeriodicExportingMetricReader(_measuring)],
-                shutdown_on_exit=False,
-            )
-            metrics.set_meter_provider(meters)
-            _name_after_fork(meters)
-        else:
-            measures = None  # the application's MeterProvider: it exports as it was set up to
+    measures = otlp[2] if meter_provider is None and otlp else None
+    if _measuring is not None:
+        _measuring.current = measures  # this configuration's, or none: OTLP is off now
+    elif measures is not None and isinstance(meters, MeterProvider):
+        measures = None  # the application's MeterProvider exports as it was set up to
+    elif measures is not None:
+        _measuring = _MetricExport(measures)
+        meters = _metering = MeterProvider(
+            resource=resource,
+            metric_readers=[PeriodicExportingMetricReader(_measuring)],
+            shutdown_on_exit=False,
+        )
+        metrics.set_meter_provider(meters)
+        _name_after_fork(meters)
     return logs, meters, owned, spans, measures
 
 
