@@ -33,7 +33,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from opentelemetry.util.types import AttributeValue
@@ -80,6 +80,10 @@ _RESERVED = frozenset(HEADER_KEYS + TRAILER_KEYS) - {"model", "backend", "event_
 _PROTECTED = frozenset(HEADER_KEYS + TRAILER_KEYS + ("null_keys",))
 
 _PRIMITIVES = (str, bool, int, float)
+#: The integers an OTel attribute carries (OTLP's int64); others become their text, on every path.
+_MIN_INT, _MAX_INT = -(2**63), 2**63 - 1
+_PAST_64_BITS = "integer past 64 bits"
+_T = TypeVar("_T")
 _CACHEABLE = frozenset({EventType.ROUTE_DECISION, EventType.CACHE_HIT})
 _DERIVING = frozenset({EventType.OLLAMA_NODE_SELECTED, EventType.FALLBACK_TRIGGERED})
 
@@ -94,15 +98,24 @@ def to_attribute_value(value: object, reject: Reject = _ignore) -> AttributeValu
     if kind is str:
         text: str = value  # type: ignore[assignment]  # exactly str: checked by identity, the fastest test
         return text if len(text) <= MAX_STRING_CHARS and text.isascii() else clean_text(text, reject)
-    if kind is bool or kind is int:
+    if kind is bool:
         return value  # type: ignore[return-value]  # the common cases, on the caller's hot path
-    wire = to_wire_value(value, reject)
+    wire = _int64(to_wire_value(value, reject), reject)  # to_wire_value keeps unsigned 64-bit integers
     if isinstance(wire, list):
+        wire = [_int64(item, reject) for item in wire]
         kinds = {type(item) for item in wire}
         if len(kinds) == 1 and kinds <= set(_PRIMITIVES):
             return tuple(wire)
         return json.dumps(wire, ensure_ascii=False)
     return wire
+
+
+def _int64(item: _T, reject: Reject) -> _T | str:
+    """An integer OTLP's int64 cannot carry as its text (an int subclass too: IntEnum, IntFlag)."""
+    if isinstance(item, int) and not isinstance(item, bool) and not _MIN_INT <= item <= _MAX_INT:
+        reject(_PAST_64_BITS)
+        return str(item)
+    return item
 
 
 def _chars(value: AttributeValue) -> int:
@@ -166,7 +179,7 @@ def event_attributes(
         if kind is str and len(value) <= MAX_STRING_CHARS and value.isascii():  # type: ignore[arg-type,attr-defined]
             converted: AttributeValue | None = value  # type: ignore[assignment]  # the common case, inline
             chars += len(value)  # type: ignore[arg-type]
-        elif kind is bool or kind is int:
+        elif kind is bool or (kind is int and _MIN_INT <= value <= _MAX_INT):  # type: ignore[operator]
             converted = value  # type: ignore[assignment]
         else:
             converted = to_attribute_value(value, reject)

@@ -35,7 +35,7 @@ from sollol_otel.events import EventType
 from sollol_otel.identity import package_version
 from sollol_otel.instrumentation.extraction import Arguments, Extractor, Field
 from sollol_otel.recording.exporters.decision_metrics import SCOPE, DecisionMetrics, decision_metrics
-from sollol_otel.recording.logger import RoutingLogger
+from sollol_otel.recording.logger import RoutingLogger, exclusively
 from sollol_otel.recording.pipeline import get_routing_logger
 from sollol_otel.wire import truncate
 
@@ -285,7 +285,7 @@ class Instrumentation:
             if call.frame_token is not None:
                 _frames.reset(call.frame_token)
             if call.span is not None:
-                call.span.end()
+                exclusively(call.span.end)  # as recording does: never waits on a lock this thread holds
         except Exception:
             _swallow("end a routing span")
 
@@ -319,12 +319,10 @@ class Instrumentation:
         if self._emit:  # the event carries the timing; metrics take it from there, off this thread
             call.logger.record(event_type, model, backend, decision_ms=round(seconds * 1000, 3), **fields)
         else:
-            self._observe(seconds, event_type.value, backend)
+            exclusively(self._observe, seconds, event_type.value, backend)
         span = call.span or trace.get_current_span()
         if span.is_recording() and backend is not None:
-            span.set_attribute(NAMESPACE + "backend", str(backend))
-            if fields.get("node_url") is not None:
-                span.set_attribute(NAMESPACE + "node_url", str(fields["node_url"]))
+            exclusively(_name_backend, span, backend, fields.get("node_url"))
 
     def _fail(self, call: _Call, error: Exception) -> None:
         call.seconds = (time.perf_counter_ns() - call.started) / 1e9
@@ -332,9 +330,7 @@ class Instrumentation:
             frame = cast(_Frame, call.frame)
             error_type = type(error).__name__
             if call.span is not None:
-                call.span.record_exception(error)
-                call.span.set_status(Status(StatusCode.ERROR, truncate(f"{error_type}: {error}", 1024)))
-                call.span.set_attribute(ERROR_TYPE, f"{type(error).__module__}.{type(error).__qualname__}")
+                exclusively(_mark_failed, call.span, error)
             backend = self._failed_backend(call, frame)
             timing = {} if self._event_type is None else {"decision_ms": round(call.seconds * 1000, 3)}
             if self._failure_events and frame.reported is not error:
@@ -344,7 +340,9 @@ class Instrumentation:
                     failure["node_url"] = frame.node
                 call.logger.record(EventType.FALLBACK_TRIGGERED, frame.model, self._fallback_to, **failure)
             elif timing:
-                self._observe(call.seconds, EventType.FALLBACK_TRIGGERED.value, backend, error_type)
+                exclusively(
+                    self._observe, call.seconds, EventType.FALLBACK_TRIGGERED.value, backend, error_type
+                )
             frame.hand_up(error if self._failure_events or frame.reported is error else None, None)
         except Exception:
             _swallow("record a failed routing call")
@@ -363,6 +361,19 @@ class Instrumentation:
         if backend_field is not None:
             return self._extract(backend_field, call, None)
         return IMPLIED_BACKEND.get(self._event_type) if self._event_type is not None else None
+
+
+def _name_backend(span: Span, backend: object, node_url: object) -> None:
+    span.set_attribute(NAMESPACE + "backend", str(backend))
+    if node_url is not None:
+        span.set_attribute(NAMESPACE + "node_url", str(node_url))
+
+
+def _mark_failed(span: Span, error: Exception) -> None:
+    error_type = type(error).__name__
+    span.record_exception(error)
+    span.set_status(Status(StatusCode.ERROR, truncate(f"{error_type}: {error}", 1024)))
+    span.set_attribute(ERROR_TYPE, f"{type(error).__module__}.{type(error).__qualname__}")
 
 
 def event_type_named(value: EventType | str) -> EventType:

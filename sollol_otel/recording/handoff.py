@@ -26,7 +26,7 @@ _log = logging.getLogger(__name__)
 class Handoff(Generic[T]):
     """Items submitted on any thread are handled, in order, by `handle(batch)` on a worker thread.
 
-    Every item submitted is, at rest, `handled`, `dropped` (queue full, or submitted after
+    Every item submitted is, at rest, `handled`, `dropped` (queue full), `late` (submitted after
     close), `abandoned` (still queued when close ran out of time) or `pending`.
     """
 
@@ -59,6 +59,7 @@ class Handoff(Generic[T]):
         self._in_hand = 0
         self.handled = 0
         self.dropped = 0
+        self.late = 0
         self.abandoned = 0
 
     def submit(self, item: T) -> None:
@@ -68,7 +69,7 @@ class Handoff(Generic[T]):
         else:
             with self._count_lock:  # near full, routers' threads race: count every drop exactly
                 if self._stopping:
-                    self.dropped += 1
+                    self.late += 1
                     return
                 if len(queue) == queue.maxlen:
                     self.dropped += 1  # the deque drops the oldest itself
@@ -82,7 +83,11 @@ class Handoff(Generic[T]):
         with self._start_lock:
             if self._thread is None:
                 thread = threading.Thread(target=self._run, name=self._name, daemon=True)
-                thread.start()
+                try:
+                    thread.start()
+                except RuntimeError:  # Python 3.12 at interpreter exit starts no thread: the work is done now
+                    self._drain()
+                    return
                 self._thread = thread
 
     @property
@@ -90,24 +95,28 @@ class Handoff(Generic[T]):
         return len(self._queue) + self._in_hand
 
     def _run(self) -> None:
-        queue, size = self._queue, self._batch_size
         while True:
             self._wake.wait()
             self._wake.clear()  # cleared before draining: an item appended after this wakes us again
-            self._idle.clear()
-            while queue:
-                count = min(size, len(queue))
-                self._in_hand = count
-                batch = [queue.popleft() for _ in range(count)]
-                try:
-                    self._handle(batch)
-                except Exception:
-                    _log.exception("sollol-otel background work failed for %d items", len(batch))
-                self.handled += count
-                self._in_hand = 0
-            self._idle.set()
+            self._drain()
             if self._stopping:
                 return
+
+    def _drain(self) -> None:
+        """Handle everything queued, in batches."""
+        queue, size = self._queue, self._batch_size
+        self._idle.clear()
+        while queue:
+            count = min(size, len(queue))
+            self._in_hand = count
+            batch = [queue.popleft() for _ in range(count)]
+            try:
+                self._handle(batch)
+            except Exception:
+                _log.exception("sollol-otel background work failed for %d items", len(batch))
+            self.handled += count
+            self._in_hand = 0
+        self._idle.set()
 
     def flush(self, timeout: float) -> bool:
         """Wait until everything submitted so far has been handled; False on timeout."""

@@ -9,17 +9,23 @@ end right after) and capturing the timestamp and context. The log event is emitt
 background thread with that timestamp and context, so it is correlated exactly as if emitted
 inline; building and validating its record (most of an emit's cost) stays off the router's path.
 Nothing here raises into the router: every failure and every bounded value is counted.
+
+Recording never waits for a lock its own thread may hold. A signal handler runs on the thread
+it interrupts, maybe in the middle of a recording (holding a span's lock, a queue's): a
+recording started there is kept on the thread and done the moment the interrupted one ends.
+One thread-local flag tells the two apart.
 """
 
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from opentelemetry import context, trace
 from opentelemetry._logs import Logger, SeverityNumber
@@ -32,6 +38,7 @@ from sollol_otel.attributes import (
     event_attributes,
     message_of,
     span_event_attributes,
+    to_wire_fields,
 )
 from sollol_otel.diagnostics import Trouble
 from sollol_otel.events import EventType
@@ -40,20 +47,100 @@ from sollol_otel.recording.handoff import Handoff
 from sollol_otel.wire import truncate
 
 _log = logging.getLogger(__name__)
+_R = TypeVar("_R")
 
 _WARNINGS = frozenset({EventType.FALLBACK_TRIGGERED, EventType.COORDINATOR_STOP})
 _SEVERITY = {t: SeverityNumber.WARN if t in _WARNINGS else SeverityNumber.INFO for t in EventType}
 _EVENT_NAMES = {event_type: event_type.event_name for event_type in EventType}  # not computed per call
-_NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
+_Fields = Mapping[str, Any]
+_NO_FIELDS: _Fields = MappingProxyType({})
+#: One logging call: event type, model, backend, the method's own fields, the caller's metadata.
+_Arguments = tuple[EventType, Any, Any, _Fields, _Fields]
 
 
-class _Decision(NamedTuple):
+class Decision(NamedTuple):
     """What the emitter thread needs: bounded attributes only, never the caller's own objects."""
 
     event_type: EventType
     attributes: dict[str, AttributeValue]
     timestamp: int
     context: Context
+
+
+def _finish(decision: Decision) -> str:
+    """Give the decision its event id (off the caller's thread) and return its message."""
+    decision.attributes[EVENT_ID] = new_event_id()
+    return truncate(message_of(decision.event_type, decision.attributes))
+
+
+def wire_fields(decision: Decision, resource: Mapping[str, Any]) -> dict[str, Any]:
+    """The decision as the wire event the bridge would write, without the OTel SDK (it may be shut down)."""
+    body = _finish(decision)
+    span = trace.get_current_span(decision.context).get_span_context()
+    return to_wire_fields(
+        decision.event_type,
+        timestamp_ns=decision.timestamp,
+        attributes=decision.attributes,
+        resource=resource,
+        body=body,
+        trace_id=span.trace_id,
+        span_id=span.span_id,
+    )
+
+
+class _ThisThread(threading.local):
+    """Whether this thread is inside a recording, and what was recorded while it was (re-entrant calls)."""
+
+    busy = False
+
+    def __init__(self) -> None:
+        self.deferred: collections.deque[Callable[[], None]] = collections.deque()
+
+
+_this_thread = _ThisThread()
+
+
+def exclusively(work: Callable[..., None], *args: Any) -> None:
+    """`work(*args)` (calls that take OTel's locks: a span's, a queue's) now, or, when this thread is in
+    the middle of a recording (a signal handler interrupted it), as soon as that recording ends."""
+    state = _this_thread
+    if state.busy:
+        state.deferred.append(functools.partial(work, *args))  # never waits on the interrupted frame
+        return
+    marked(work, *args)
+
+
+def marked(work: Callable[..., _R], *args: Any) -> _R:
+    """`work(*args)` now, as recording: what a signal handler records meanwhile is done once it ends.
+
+    For calls that take the locks a recording takes (flush, shutdown) and must answer now."""
+    state = _this_thread
+    if state.busy:  # called by a signal handler inside a recording: it answers now, it cannot wait
+        return work(*args)
+    state.busy = True
+    try:
+        return work(*args)
+    finally:
+        state.busy = False
+        if state.deferred:  # also when `work` was interrupted by an exception (KeyboardInterrupt)
+            _run_deferred(state)
+
+
+def _run_deferred(state: _ThisThread) -> None:
+    """What signal handlers recorded while this thread was recording, in order. The thread stays marked
+    meanwhile: a signal landing now queues behind them, never runs between an item and its span's end."""
+    deferred = state.deferred
+    while deferred:
+        state.busy = True
+        try:
+            while deferred:
+                work = deferred.popleft()
+                try:
+                    work()
+                except Exception:  # work queued here never raises into the router
+                    _log.exception("sollol-otel: recording deferred from a signal handler failed")
+        finally:
+            state.busy = False
 
 
 class RoutingLogger:
@@ -84,9 +171,12 @@ class RoutingLogger:
         self._console_switch = console_switch
         self._console = console_output
         self._max_keys = max_metadata_keys
-        self._emitter: Handoff[_Decision] | None = (
+        self._emitter: Handoff[Decision] | None = (
             None if otel_logger is None else Handoff(self._emit, name="sollol-otel-emitter")
         )
+        self._submit: Callable[[Decision], None] | None = None
+        if self._emitter is not None:
+            self._submit = self._emitter.submit
         self._start_counting()
         renew_after_fork(self._start_counting)
 
@@ -118,7 +208,7 @@ class RoutingLogger:
     def console_output(self, value: bool) -> None:
         self._console = bool(value)
         if self._console_switch is not None:
-            self._console_switch(self._console)
+            marked(self._console_switch, self._console)  # it flushes: the locks a recording takes
 
     def record(self, event_type: EventType, model: Any = None, backend: Any = None, /, **fields: Any) -> None:
         """Record one decision of any type; never raises into the router.
@@ -128,19 +218,20 @@ class RoutingLogger:
         self._record(event_type, model, backend, _NO_FIELDS, fields)
 
     def _record(
-        self,
-        event_type: EventType,
-        model: Any,
-        backend: Any,
-        fields: Mapping[str, Any],
-        metadata: Mapping[str, Any],
+        self, event_type: EventType, model: Any, backend: Any, fields: _Fields, metadata: _Fields
     ) -> None:
         """`fields` are the method's own (always kept), `metadata` the caller's (bounded).
 
         Apart, so a caller's 10,000 keywords are not copied into a second dict on the way here.
         """
-        if self._emitter is None:
+        if self._submit is None:
             return
+        now = context.get_current()  # a signal handler's recording, deferred, keeps its own time and context
+        exclusively(self._record_at, (event_type, model, backend, fields, metadata), time.time_ns(), now)
+
+    def _record_at(self, arguments: _Arguments, timestamp: int, at: Context) -> None:
+        """The recording itself, at `timestamp`, in the context the call was made in."""
+        event_type, model, backend, fields, metadata = arguments
         try:
             attributes = event_attributes(
                 event_type,
@@ -151,11 +242,12 @@ class RoutingLogger:
                 max_keys=self._max_keys,
                 reject=self._reject,
             )
-            timestamp = time.time_ns()
-            span = trace.get_current_span()
+            span = trace.get_current_span(at)
             if span.is_recording():  # same timestamp as the log event: receivers merge the twins on it
                 span.add_event(_EVENT_NAMES[event_type], span_event_attributes(attributes), timestamp)
-            self._emitter.submit(_Decision(event_type, attributes, timestamp, context.get_current()))
+            submit = self._submit
+            if submit is not None:
+                submit(Decision(event_type, attributes, timestamp, at))
         except Exception:
             with self._counts_lock:
                 self._record_failed += 1
@@ -177,18 +269,17 @@ class RoutingLogger:
             reason,
         )
 
-    def _emit(self, decisions: Sequence[_Decision]) -> None:
+    def _emit(self, decisions: Sequence[Decision]) -> None:
         """On the emitter thread: one log event per decision, as if emitted by the caller."""
         assert self._logger is not None
         for decision in decisions:
-            decision.attributes[EVENT_ID] = new_event_id()  # here, not on the caller's thread
             try:
                 self._logger.emit(
                     timestamp=decision.timestamp,
                     context=decision.context,
                     event_name=_EVENT_NAMES[decision.event_type],
                     severity_number=_SEVERITY[decision.event_type],
-                    body=truncate(message_of(decision.event_type, decision.attributes)),
+                    body=_finish(decision),
                     attributes=decision.attributes,
                 )
             except Exception:
@@ -218,7 +309,7 @@ class RoutingLogger:
             return dict(self._rejected)
 
     @property
-    def emitter(self) -> Handoff[_Decision] | None:
+    def emitter(self) -> Handoff[Decision] | None:
         """The hand-off to the emitter thread, for the pipeline's ledger."""
         return self._emitter
 
@@ -226,9 +317,16 @@ class RoutingLogger:
         """Wait until every decision recorded so far has been emitted."""
         return True if self._emitter is None else self._emitter.flush(timeout)
 
-    def close(self, timeout: float) -> None:
+    def close(self, timeout: float, then: Callable[[Decision], None]) -> None:
+        """Emit what is queued (within `timeout`) and stop; decisions recorded from now on go to `then`."""
         if self._emitter is not None:
+            self._submit = then
             self._emitter.close(timeout)
+
+    def forward(self, decision: Decision) -> None:
+        """A decision another (shut down) logger recorded: this one emits it (dropped if recording is off)."""
+        if self._submit is not None:
+            self._submit(decision)
 
     # SOLLOL 0.9.66's API, same names and keyword arguments.
 

@@ -7,6 +7,11 @@ from the OTEL_* environment, with OTLP exporters when an endpoint is set) and wh
 `shutdown(timeout)` keeps to its timeout whatever Redis or an OTLP endpoint does (the providers
 we built are shut down on threads it stops waiting for), and says once what was not delivered.
 A forked child records like any other process: its stages start empty, with their own threads.
+
+The global tracer and meter providers we install are the process's for good (OpenTelemetry lets
+them be set once, and one shut down drops spans for good): a new configuration keeps them and puts
+its own OTLP span and metric exports in ours. Decisions a logger records after its pipeline shut down go to
+the current pipeline, are written at once at interpreter exit, or are counted as dropped.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import os
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -26,9 +32,14 @@ from opentelemetry._logs import get_logger_provider
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordLimits
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics.export import (
+    MetricExporter,
+    MetricExportResult,
+    MetricsData,
+    PeriodicExportingMetricReader,
+)
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from sollol_otel.attributes import (
@@ -38,12 +49,14 @@ from sollol_otel.attributes import (
     RESOURCE_PID,
     RESOURCE_SERVICE,
 )
+from sollol_otel.diagnostics import Trouble
 from sollol_otel.identity import hostname, instance_id, renew_after_fork
 from sollol_otel.recording import metrics_endpoint
+from sollol_otel.recording.after_shutdown import AFTER_SHUTDOWN, AfterShutdown
 from sollol_otel.recording.exporters.console import ConsoleRoutingExporter
 from sollol_otel.recording.exporters.decision_metrics import DecisionMetricsExporter
 from sollol_otel.recording.exporters.redis_bridge import RedisBridgeExporter
-from sollol_otel.recording.logger import RoutingLogger
+from sollol_otel.recording.logger import Decision, RoutingLogger, marked
 from sollol_otel.recording.processors import RealtimeLogRecordProcessor
 from sollol_otel.redis import delivery
 from sollol_otel.redis.client import client_like
@@ -74,6 +87,9 @@ class _Pipeline:
     console: ConsoleRoutingExporter | None = None
     console_processor: RealtimeLogRecordProcessor | None = None
     owned: list[Any] = field(default_factory=list)  # providers we built, and so shut down
+    spans: BatchSpanProcessor | None = None  # this configuration's OTLP span export, in our TracerProvider
+    measures: MetricExporter | None = None  # this configuration's OTLP metric export, in our MeterProvider
+    after: AfterShutdown | None = None  # what its logger records once it is shut down
 
     def set_console(self, on: bool) -> None:
         """Console output from the next decision on: what was recorded before is emitted first."""
@@ -94,9 +110,14 @@ class _Pipeline:
             return BridgeStats(exported=0, dropped=0, retried=0, backlog=0, connected=False)
         logger, emitter, into = self.logger, self.logger.emitter, self.processor.handoff
         assert emitter is not None
-        received = into.handled + into.dropped + into.abandoned + into.pending
+        received = into.handled + into.dropped + into.late + into.abandoned + into.pending
         recorded = (
-            logger.record_failed + emitter.handled + emitter.dropped + emitter.abandoned + emitter.pending
+            logger.record_failed
+            + emitter.handled
+            + emitter.dropped
+            + emitter.late
+            + emitter.abandoned
+            + emitter.pending
         )
         upstream = {
             delivery.RECORD_FAILED: logger.record_failed,
@@ -104,22 +125,29 @@ class _Pipeline:
             delivery.EMIT_FAILED: logger.emit_failed,
             delivery.NOT_PASSED_ON: max(0, logger.emitted - received),
             delivery.NOT_DELIVERED_AT_SHUTDOWN: emitter.abandoned + into.abandoned,
+            AFTER_SHUTDOWN: emitter.late + into.late,
         }
         stats = self.writer.stats().behind(
             recorded + max(0, received - logger.emitted),  # routing records others emitted through OTel
             upstream,
             emitter.pending + into.pending,
         )
-        return replace(stats, rejected=logger.rejected)
+        stats = replace(stats, rejected=logger.rejected)
+        return stats if self.after is None else self.after.added_to(stats)
 
-    def shutdown(self, timeout: float) -> BridgeStats:
-        """Deliver within `timeout` overall, then stop; say once what was not delivered, and why."""
+    def shutdown(self, timeout: float) -> _Pipeline:
+        """Deliver within `timeout` overall, then stop; say once what was not delivered, and why.
+
+        Returns itself, stopped: its ledger stays readable, its logger writes at exit."""
+        return marked(self._stop, timeout)  # it takes the locks a recording takes
+
+    def _stop(self, timeout: float) -> _Pipeline:
         deadline = time.monotonic() + timeout
 
         def remaining() -> float:
             return max(0.0, deadline - time.monotonic())
 
-        self.logger.close(timeout)
+        self.logger.close(timeout, then=self._after_shutdown)
         for processor in (self.processor, self.console_processor):
             if processor is not None:
                 processor.handoff.flush(remaining())
@@ -131,20 +159,36 @@ class _Pipeline:
                 processor.shutdown()
         final = self.stats()
         _report_losses(final, self.writer.redis_state if self.writer else None, self.settings, timeout)
-        unfinished = _within(deadline, [provider.shutdown for provider in self.owned])
+        stops: list[Callable[[], object]] = [provider.shutdown for provider in self.owned]
+        if self.spans is not None:
+            if _tracing is not None and _tracing.current is self.spans:
+                _tracing.current = None
+            stops.append(self.spans.shutdown)
+        if _metering is not None:
+            stops.append(_metering.force_flush)  # through the current configuration's metric export
+        if self.measures is not None and (_measuring is None or _measuring.current is not self.measures):
+            stops.append(self.measures.shutdown)  # replaced by a later configuration's
+        unfinished = _within(deadline, stops)
         if unfinished:
             _log.warning(
                 "OTLP export to %s did not finish within the %.1f s shutdown timeout; what it held is lost",
                 _otlp_endpoint(), timeout,
             )  # fmt: skip
-        return final
+        return self
+
+    def _after_shutdown(self, decision: Decision) -> None:
+        """A decision its logger recorded after this pipeline shut down: to the current pipeline if there
+        is one (a logger held across a reconfiguration), else written at once at exit, else dropped."""
+        current = _pipeline
+        if current is not None and current is not self:
+            current.logger.forward(decision)
+        elif self.after is not None and _at_exit():
+            self.after.write(decision)
+        elif self.after is not None:
+            self.after.drop()
 
     def _after_fork(self) -> None:
-        """In a forked child: our resource names the child, and a multiprocessing worker delivers at exit."""
-        for provider in self.owned:  # the SDK's own fork hook updates the pid through _update_resource
-            update = getattr(provider, "_update_resource", None)
-            if isinstance(provider, LoggerProvider) and callable(update):
-                update(Resource({RESOURCE_INSTANCE_ID: instance_id(), RESOURCE_PID: os.getpid()}))
+        """In a forked child, a multiprocessing worker delivers at exit."""
         workers = sys.modules.get("multiprocessing.util")
         if workers is not None:  # a Pool worker runs these after clearing inherited finalizers
             workers.register_after_fork(self, _deliver_at_worker_exit)
@@ -163,11 +207,16 @@ def _within(deadline: float, calls: list[Callable[[], object]]) -> int:
         threading.Thread(target=_quietly, args=(call,), name="sollol-otel-shutdown", daemon=True)
         for call in calls
     ]
+    unstarted = 0
     for thread in threads:
-        thread.start()
+        try:
+            thread.start()
+        except RuntimeError:  # Python 3.12 at interpreter exit starts no thread: that call is given up
+            unstarted += 1
     for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    return sum(thread.is_alive() for thread in threads)
+        if thread.ident is not None:
+            thread.join(max(0.0, deadline - time.monotonic()))
+    return unstarted + sum(thread.is_alive() for thread in threads)
 
 
 def _quietly(call: Callable[[], object]) -> None:
@@ -204,9 +253,74 @@ def _otlp_endpoint() -> str:
 
 _lock = threading.RLock()
 _pipeline: _Pipeline | None = None
-_final: BridgeStats | None = None  # the ledger of the pipeline shut down last
+_final: _Pipeline | None = None  # the pipeline shut down last: its ledger, its logger at exit
 _observed_meters: set[int] = set()
+_unrecorded = Trouble(_log, unit="routing events")
 _exit_registered = False
+
+
+class _SpanExport(SpanProcessor):
+    """The OTLP span export inside the TracerProvider we install: each configuration puts its own here."""
+
+    current: BatchSpanProcessor | None = None
+
+    def on_end(self, span: ReadableSpan) -> None:
+        current = self.current
+        if current is not None:
+            current.on_end(span)
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        current = self.current
+        return current is None or current.force_flush(timeout_millis)
+
+
+class _MetricExport(MetricExporter):
+    """The OTLP metric export inside the MeterProvider we install: each configuration puts its own here."""
+
+    def __init__(self, first: MetricExporter) -> None:
+        super().__init__(first._preferred_temporality, first._preferred_aggregation)
+        self.current: MetricExporter | None = first
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **_: Any
+    ) -> MetricExportResult:
+        current = self.current
+        if current is None:  # OTLP is off in the current configuration
+            return MetricExportResult.SUCCESS
+        return current.export(metrics_data, timeout_millis=timeout_millis)
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        current = self.current
+        return current is None or current.force_flush(timeout_millis)
+
+    def shutdown(self, timeout_millis: float = 30_000, **_: Any) -> None:
+        """Our MeterProvider is never shut down; each configuration's exporter is, once replaced."""
+
+
+_tracing: _SpanExport | None = None  # in the global TracerProvider, when we installed it
+_metering: MeterProvider | None = None  # the global MeterProvider, when we installed it
+_measuring: _MetricExport | None = None  # in it
+
+
+def _at_exit() -> bool:
+    """Whether the interpreter is exiting: threading's shutdown has run, atexit hooks are running."""
+    return not threading.main_thread().is_alive()
+
+
+def _name_after_fork(provider: Any) -> None:
+    """In a forked child, `provider`'s resource names the child as SOLLOL does (`hostname_pid_8hex`).
+
+    Registered once the provider exists, so it runs after the SDK's own fork hook, which puts a bare
+    UUID in `service.instance.id`.
+    """
+    reference = weakref.ref(provider)
+
+    def rename() -> None:
+        update = getattr(reference(), "_update_resource", None)
+        if callable(update):
+            update(Resource({RESOURCE_INSTANCE_ID: instance_id(), RESOURCE_PID: os.getpid()}))
+
+    os.register_at_fork(after_in_child=rename)
 
 
 def _renew_lock() -> None:
@@ -259,8 +373,10 @@ def _providers(
     logger_provider: LoggerProvider | None,
     tracer_provider: Any,
     meter_provider: Any,
-) -> tuple[LoggerProvider, Any, list[Any]]:
-    """The application's providers where it has SDK ones, else ours (with OTLP when configured)."""
+) -> tuple[LoggerProvider, Any, list[Any], BatchSpanProcessor | None, MetricExporter | None]:
+    """The application's providers where it has SDK ones, else ours (with OTLP when configured), and
+    this configuration's span and metric exports where the providers are ours."""
+    global _tracing, _metering, _measuring
     owned: list[Any] = []
     found_logs = logger_provider or get_logger_provider()
     otlp = _otlp_exporters() if _otlp_wanted() else None
@@ -271,19 +387,33 @@ def _providers(
         if otlp:
             logs.add_log_record_processor(BatchLogRecordProcessor(otlp[0]))
         owned.append(logs)
-    if tracer_provider is None and otlp and not isinstance(trace.get_tracer_provider(), TracerProvider):
-        tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)  # ours, bounded
-        tracer_provider.add_span_processor(BatchSpanProcessor(otlp[1]))
-        trace.set_tracer_provider(tracer_provider)
-        owned.append(tracer_provider)
+        _name_after_fork(logs)
+    spans = None
+    if tracer_provider is None and otlp:
+        if _tracing is None and not isinstance(trace.get_tracer_provider(), TracerProvider):
+            tracing = TracerProvider(resource=resource, shutdown_on_exit=False)  # ours, bounded
+            _tracing = _SpanExport()
+            tracing.add_span_processor(_tracing)
+            trace.set_tracer_provider(tracing)
+            _name_after_fork(tracing)
+        if _tracing is not None:
+            spans = _tracing.current = BatchSpanProcessor(otlp[1])
     meters = meter_provider or metrics.get_meter_provider()
-    if meter_provider is None and otlp and not isinstance(meters, MeterProvider):
-        meters = MeterProvider(
-            resource=resource, metric_readers=[PeriodicExportingMetricReader(otlp[2])], shutdown_on_exit=False
+    measures = otlp[2] if meter_provider is None and otlp else None
+    if _measuring is not None:
+        _measuring.current = measures  # this configuration's, or none: OTLP is off now
+    elif measures is not None and isinstance(meters, MeterProvider):
+        measures = None  # the application's MeterProvider exports as it was set up to
+    elif measures is not None:
+        _measuring = _MetricExport(measures)
+        meters = _metering = MeterProvider(
+            resource=resource,
+            metric_readers=[PeriodicExportingMetricReader(_measuring)],
+            shutdown_on_exit=False,
         )
         metrics.set_meter_provider(meters)
-        owned.append(meters)
-    return logs, meters, owned
+        _name_after_fork(meters)
+    return logs, meters, owned, spans, measures
 
 
 def configure(
@@ -309,16 +439,14 @@ def configure(
     )  # fmt: skip
     metrics_address = metrics_endpoint.address()
     with _lock:
-        if _pipeline is not None:
-            _pipeline.shutdown(timeout=2.0)
-            _pipeline = None
-        _final = None
+        previous, _pipeline, _final = _pipeline, None, None  # shut down once the new one is in place
         sdk_disabled = OTEL_SDK_DISABLED.read()
         if not settings.enabled or sdk_disabled:
             metrics_endpoint.stop()
             _pipeline = _Pipeline(settings, RoutingLogger(None))
+            _retire(previous)
             return _pipeline.logger
-        logs, meters, owned = _providers(
+        logs, meters, owned, spans, measures = _providers(
             _resource(service_name), logger_provider, tracer_provider, meter_provider
         )
         client = client_like(redis_client) if redis_client is not None else None
@@ -331,7 +459,17 @@ def configure(
             exporters.append(DecisionMetricsExporter(instruments=endpoint.instruments))
         processor = RealtimeLogRecordProcessor(exporters)
         logs.add_log_record_processor(processor)
-        pipeline = _Pipeline(settings, RoutingLogger(None), logs, writer, processor, owned=owned)
+        pipeline = _Pipeline(
+            settings,
+            RoutingLogger(None),
+            logs,
+            writer,
+            processor,
+            owned=owned,
+            spans=spans,
+            measures=measures,
+        )
+        pipeline.after = AfterShutdown(settings, lambda: {**logs.resource.attributes, **identity()})
         pipeline.logger = RoutingLogger(
             logs.get_logger(SCOPE),
             console_switch=pipeline.set_console,
@@ -345,8 +483,16 @@ def configure(
             _observed_meters.add(id(meters))
             delivery.observe(meters.get_meter(SCOPE), bridge_stats)
         _pipeline = pipeline
+        _retire(previous)
         _flush_at_exit()
         return pipeline.logger
+
+
+def _retire(previous: _Pipeline | None) -> None:
+    """Shut the previous pipeline down after the new one is in place: what its held logger records
+    from then on goes to the new one."""
+    if previous is not None:
+        previous.shutdown(timeout=2.0)
 
 
 def _attribute_limit() -> int:
@@ -376,8 +522,20 @@ def get_routing_logger(redis_client: Any = None, console_output: bool | None = N
     if pipeline is not None and redis_client is None and console_output is None:
         return pipeline.logger  # the decorators' per-call path: no lock
     with _lock:
+        if _pipeline is None and _final is not None and _at_exit():
+            return _final.logger  # no thread may start now: it writes at once
         if _pipeline is None:
-            return configure(redis_client=redis_client, console=console_output)
+            try:
+                return configure(redis_client=redis_client, console=console_output)
+            except RuntimeError:
+                if not _at_exit():
+                    raise
+            _unrecorded.report(
+                "exit",
+                "routing events recorded at interpreter exit, before any recording was set up, are not "
+                "recorded: the OTel SDK cannot start then",
+            )
+            return RoutingLogger(None)
         if console_output is not None:
             _pipeline.logger.console_output = console_output
         return _pipeline.logger
@@ -394,14 +552,18 @@ def bridge_stats() -> BridgeStats:
     All zero, state "off", when none was configured or recording is off. Lock-free: the meter
     provider's reader calls it while `shutdown` holds the lock.
     """
-    pipeline = _pipeline
+    pipeline = _pipeline or _final
     if pipeline is None:
-        return _final or BridgeStats(exported=0, dropped=0, retried=0, backlog=0, connected=False)
+        return BridgeStats(exported=0, dropped=0, retried=0, backlog=0, connected=False)
     return pipeline.stats()
 
 
 def force_flush(timeout: float = 5.0) -> bool:
     """Wait until every decision recorded so far is in Redis; False if that took longer than `timeout`."""
+    return marked(_flush, timeout)  # it takes the locks a recording takes
+
+
+def _flush(timeout: float) -> bool:
     with _lock:
         pipeline = _pipeline
     if pipeline is None or pipeline.processor is None or pipeline.writer is None:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -40,3 +44,50 @@ def balanced(stats: sollol_otel.BridgeStats) -> bool:
     return stats.recorded == stats.exported + stats.dropped + stats.backlog and stats.dropped == sum(
         stats.dropped_by.values()
     )
+
+
+@dataclass
+class OtlpSink:
+    """An OTLP/HTTP endpoint that answers 200 and keeps every request's body, by path."""
+
+    url: str
+    received: list[tuple[str, bytes]] = field(default_factory=list)
+
+    def bodies(self, path: str) -> list[bytes]:
+        return [body for at, body in self.received if at == path]
+
+
+@contextlib.contextmanager
+def _serving_sink() -> Iterator[OtlpSink]:
+    sink = OtlpSink("")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            sink.received.append((self.path, self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    sink.url = f"http://127.0.0.1:{server.server_port}"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield sink
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def otlp_sink() -> Iterator[OtlpSink]:
+    with _serving_sink() as sink:
+        yield sink
+
+
+@pytest.fixture
+def other_otlp_sink() -> Iterator[OtlpSink]:
+    with _serving_sink() as sink:
+        yield sink

@@ -58,11 +58,11 @@ def test_a_failing_handler_does_not_stop_the_worker() -> None:
     handoff.close()
 
 
-def test_items_submitted_after_close_are_counted_as_dropped() -> None:
+def test_items_submitted_after_close_are_counted_as_late() -> None:
     handoff: Handoff[int] = Handoff(lambda batch: None, name="worker")
     handoff.close()
     handoff.submit(1)
-    assert handoff.dropped == 1
+    assert (handoff.late, handoff.dropped) == (1, 0)
 
 
 def test_drops_are_counted_exactly_when_many_threads_submit_at_once() -> None:

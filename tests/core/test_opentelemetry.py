@@ -5,10 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import ClassVar
 
 import pytest
 import redis
@@ -22,7 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import sollol_otel
 from sollol_otel import RoutingLogger
 
-from .conftest import read_stream
+from .conftest import OtlpSink, read_stream
 
 Recording = Callable[..., RoutingLogger]
 
@@ -84,35 +81,18 @@ def test_a_fallback_names_its_error_type(
     assert span.events[0].attributes["error.type"] == "ollama_error"
 
 
-class _OtlpSink(BaseHTTPRequestHandler):
-    received: ClassVar[list[tuple[str, bytes]]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        _OtlpSink.received.append((self.path, body))
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-def test_with_an_otlp_endpoint_set_decisions_are_exported_over_otlp(keys: tuple[str, str]) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _OtlpSink)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+def test_with_an_otlp_endpoint_set_decisions_are_exported_over_otlp(
+    keys: tuple[str, str], otlp_sink: OtlpSink
+) -> None:
     script = (
         "import sollol_otel\n"
         "sollol_otel.configure().log_route_decision('llama3.2:3b', 'ollama', 'sufficient_resources')\n"
         "sollol_otel.shutdown()\n"
     )
-    env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{server.server_port}"}
-    try:
-        subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=15)  # no hang at exit
-    finally:
-        server.shutdown()
-    logs = [body for path, body in _OtlpSink.received if path == "/v1/logs"]
-    assert logs, [path for path, _ in _OtlpSink.received]
+    env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_sink.url}
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=15)  # no hang at exit
+    logs = otlp_sink.bodies("/v1/logs")
+    assert logs, [path for path, _ in otlp_sink.received]
     request = ExportLogsServiceRequest.FromString(logs[0])
     record = request.resource_logs[0].scope_logs[0].log_records[0]
     assert record.event_name == "sollol.routing.route_decision"

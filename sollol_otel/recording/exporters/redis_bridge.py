@@ -23,7 +23,9 @@ def wire_events(
     identity: Mapping[str, Any],
     failed: Callable[[Exception], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """The wire form of each routing record; `identity` fills resource keys the provider lacks.
+    """The wire form of each routing record, named by `identity`: this process records them, whatever
+    the provider's resource says (the SDK's gives `service.instance.id` a bare UUID, renewed at a fork,
+    and keeps the parent's pid); the resource adds the rest (the service name).
 
     A record that cannot be converted is left out alone and told to `failed`.
     """
@@ -37,7 +39,7 @@ def wire_events(
         try:
             resource = merged.get(id(record.resource))
             if resource is None:
-                resource = {**identity, **record.resource.attributes} if record.resource else identity
+                resource = {**record.resource.attributes, **identity} if record.resource else identity
                 merged[id(record.resource)] = resource
             events.append(
                 to_wire_fields(
