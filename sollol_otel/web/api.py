@@ -17,9 +17,17 @@ from sollol_otel.redis.client import CONNECTION_ERRORS, LazyClient
 from sollol_otel.redis.urls import redact_url
 from sollol_otel.web.backlog import recent
 from sollol_otel.web.config import MAX_BACKLOG
-from sollol_otel.web.counts import stats as window_stats
+from sollol_otel.web.counts import redis_now, redis_now_ms
+from sollol_otel.web.counts import stats as range_stats
 from sollol_otel.web.messages import event_message
-from sollol_otel.web.params import BadParameter, bounded_int, event_filter, stream_id, time_range
+from sollol_otel.web.params import (
+    BadParameter,
+    bounded_int,
+    event_filter,
+    stream_id,
+    time_range,
+    top_param,
+)
 from sollol_otel.web.state import state_of
 from sollol_otel.wire import decode
 
@@ -45,11 +53,11 @@ async def routing_events(request: Request) -> Response:
         limit = bounded_int(params, "limit", state.config.backlog, MAX_BACKLOG)
         before = stream_id(params, "before", above_zero=True)
         flt = event_filter(params)
-        span = time_range(params)
+        client = await state.client.get()
+        span = time_range(params, redis_now(await redis_now_ms(client)))
+        found = await recent(client, state.settings.stream, flt, limit, before, span)
     except BadParameter as exc:
         return error(400, str(exc))
-    try:
-        found = await recent(await state.client.get(), state.settings.stream, flt, limit, before, span)
     except CONNECTION_ERRORS as exc:
         return unavailable(exc)
     body = '{"events":[' + ",".join(m.json for m in found.messages) + "]"
@@ -85,24 +93,29 @@ def cache_key(name: str, request: Request) -> tuple[str, ...]:
 async def stats(request: Request) -> Response:
     """`GET /api/stats`: counts by event type, backend, model, node and instance over the time range
     (up to `last_id`, or the stream's end, which the answer's `last_id` names), recent rates, the top
-    fallback reasons, and hints when the filter matched nothing."""
+    fallback reasons, and hints when the filter matched nothing. Each dimension names its `top`
+    values; the rest are counted in `other` beside them."""
     state = state_of(request)
     params = request.query_params
-    try:
-        flt = event_filter(params)
-        span = time_range(params)
-        last_id = stream_id(params, "last_id")
-    except BadParameter as exc:
-        return error(400, str(exc))
     stream = state.settings.stream
+
+    async def compute() -> dict[str, Any]:
+        answer = await range_stats(client, stream, flt, span, now_ms, last_id=last_id, top=top)
+        return {**answer, "filter": flt.label(), "stream": stream}
+
     try:
         client = await state.client.get()
-        result = await state.cache.get(
-            cache_key("stats", request), lambda: window_stats(client, stream, flt, span, last_id)
-        )
+        now_ms = await redis_now_ms(client)
+        flt = event_filter(params)
+        span = time_range(params, redis_now(now_ms))
+        last_id = stream_id(params, "last_id")
+        top = top_param(params)
+        body = await state.cache.get(cache_key("stats", request), compute)
+    except BadParameter as exc:
+        return error(400, str(exc))
     except CONNECTION_ERRORS as exc:
         return unavailable(exc)
-    return JSONResponse({**result, "filter": flt.label(), "stream": stream})
+    return Response(body, media_type="application/json")
 
 
 async def config(request: Request) -> Response:

@@ -1,31 +1,32 @@
 """`GET /api/timeline`: how many events fell in each time bucket, split by one dimension.
 
 Exact over what the stream holds: every matching event in the range is counted once, in the
-bucket of the time Redis added it (its stream id), so the counts add up to the events. Buckets
-are aligned to multiples of their length since the epoch, which lets the page add live events
-to the same buckets, and run without holes from `since` to `until`.
+bucket of the time Redis added it (its stream id), so the counts (with `other`) add up to the
+events. A dimension with more than `top` values names the top ones over the whole range, and
+counts the rest in each bucket's `other`. Buckets are aligned to multiples of their length since
+the epoch, which lets the page add live events to the same buckets, and run without holes from
+`since` to `until`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections import Counter
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
-from sollol_otel.events import Dimension, RoutingEvent
+from sollol_otel.events import Dimension
 from sollol_otel.filters import EventFilter, TimeRange
 from sollol_otel.redis.client import CONNECTION_ERRORS
+from sollol_otel.redis.stream import StreamEntry
 from sollol_otel.settings import duration_seconds
 from sollol_otel.web.api import cache_key, error, unavailable
-from sollol_otel.web.counts import RawEntry, Window, entry_ms, read_window
-from sollol_otel.web.params import BadParameter, event_filter, stream_id, time_range
+from sollol_otel.web.counts import entry_ms, iso, redis_now, redis_now_ms, scan, top_values
+from sollol_otel.web.params import BadParameter, event_filter, stream_id, time_range, top_param
 from sollol_otel.web.state import DashboardState, state_of
-from sollol_otel.wire import decode
+from sollol_otel.wire import Skipped
 
 #: Bucket lengths chosen when the request names none: the smallest giving at most TARGET_BUCKETS.
 BUCKET_LADDER = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400)
@@ -61,34 +62,48 @@ def auto_bucket(span_ms: int) -> int:
     return BUCKET_LADDER[-1]
 
 
-def _iso(epoch_ms: int) -> str:
-    return datetime.fromtimestamp(epoch_ms / 1000, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+@dataclass
+class TimelineCount:
+    """(ms, value) of each matching entry, added page by page in a worker thread."""
+
+    event_filter: EventFilter
+    by: Dimension
+    counted: list[tuple[int, str]] = field(default_factory=list)
+    skipped: int = 0
+
+    def __call__(self, entries: list[StreamEntry]) -> None:
+        for entry in entries:
+            event = entry.item
+            if isinstance(event, Skipped):
+                self.skipped += 1
+            elif self.event_filter.matches(event):
+                self.counted.append((entry_ms(entry.id), event.value(self.by)))
 
 
-def count(
-    entries: list[RawEntry], event_filter: EventFilter, by: Dimension
-) -> tuple[list[tuple[int, str]], int]:
-    """(ms, value) of each matching entry, and how many entries were not events; pure, for a thread."""
-    counted: list[tuple[int, str]] = []
-    skipped = 0
-    for raw_id, fields in entries:
-        event = decode(fields)
-        if not isinstance(event, RoutingEvent):
-            skipped += 1
-        elif event_filter.matches(event):
-            counted.append((entry_ms(raw_id), event.value(by)))
-    return counted, skipped
-
-
-def bucketed(counted: list[tuple[int, str]], start_ms: int, end_ms: int, bucket: int) -> list[dict[str, Any]]:
-    """Buckets from the one holding `start_ms` to the one holding `end_ms - 1`, empty ones included."""
+def bucketed(
+    counted: list[tuple[int, str]], start_ms: int, end_ms: int, bucket: int, top: int
+) -> tuple[list[dict[str, Any]], dict[str, int] | None]:
+    """Buckets from the one holding `start_ms` to the one holding `end_ms - 1`, empty ones included,
+    each naming the `top` values of the whole range; the rest go to each bucket's `other` (a field
+    beside the names, so a value called "other" stays itself). Also what the rest were, in all."""
     size = bucket * 1000
     first = start_ms // size * size
     last = max(end_ms - 1, start_ms) // size * size
+    named, rest = top_values(Counter(value for _, value in counted), top)
     counts = [Counter[str]() for _ in range((last - first) // size + 1)]
+    others = [0] * len(counts)
     for ms, value in counted:
-        counts[(ms - first) // size][value] += 1
-    return [{"start": _iso(first + i * size), "counts": dict(c.most_common())} for i, c in enumerate(counts)]
+        index = (ms - first) // size
+        if value in named:
+            counts[index][value] += 1
+        else:
+            others[index] += 1
+    buckets: list[dict[str, Any]] = []
+    for i, c in enumerate(counts):
+        buckets.append({"start": iso(first + i * size), "counts": dict(c.most_common())})
+        if rest is not None:
+            buckets[-1]["other"] = others[i]
+    return buckets, rest
 
 
 async def compute(
@@ -98,51 +113,62 @@ async def compute(
     by: Dimension,
     bucket: int | None,
     last_id: str | None,
+    now_ms: int,
+    top: int,
 ) -> dict[str, Any]:
     """The answer; BadParameter when the bucket would make too many buckets."""
-    window: Window = await read_window(await state.client.get(), state.settings.stream, span, last_id)
-    now_ms = int(time.time() * 1000)
-    newest = entry_ms(window.entries[0][0]) if window.entries else now_ms
-    oldest = entry_ms(window.entries[-1][0]) if window.entries else now_ms
-    start_ms = span.since_ms if span.since_ms is not None and window.complete else oldest
-    end_ms = span.until_ms if span.until_ms is not None else max(now_ms, newest + 1)
+    counted = TimelineCount(flt, by)
+    client = await state.client.get()
+    done = await scan(client, state.settings.stream, span, last_id, now_ms, counted)
+    oldest = entry_ms(done.oldest_id) if done.oldest_id else now_ms
+    start_ms = span.since_ms if span.since_ms is not None and done.complete else oldest
+    # Scan.take left out ids after now, so the buckets end at now (or `until`) whatever ids say
+    end_ms = span.until_ms if span.until_ms is not None else now_ms + 1
     bucket = bucket or auto_bucket(end_ms - start_ms)
     buckets = (end_ms - start_ms) // (bucket * 1000) + 1
     if buckets > MAX_BUCKETS:
         raise BadParameter(
             f"bucket={bucket}s makes {buckets} buckets over this range (at most {MAX_BUCKETS}): use longer"
         )
-    counted, skipped = await asyncio.to_thread(count, window.entries, flt, by)
+    rows, rest = bucketed(counted.counted, start_ms, end_ms, bucket, top)
     return {
         "bucket_seconds": bucket,
         "by": by.value,
-        "since": _iso(start_ms),
-        "until": _iso(end_ms),
-        "events": len(counted),
-        "skipped": skipped,
-        "complete": window.complete,
-        "last_id": window.last_id,
+        "since": iso(start_ms),
+        "until": iso(end_ms),
+        "events": len(counted.counted),
+        "skipped": counted.skipped,
+        "complete": done.complete,
+        "bounds": done.bounds(),
+        "later": done.later,
+        "last_id": done.last_id,
         "filter": flt.label(),
-        "buckets": bucketed(counted, start_ms, end_ms, bucket),
+        "top": top,
+        "bounded": rest is not None,
+        "other": rest,
+        "buckets": rows,
     }
 
 
 async def timeline(request: Request) -> Response:
-    """`GET /api/timeline?since=&until=&bucket=&by=` plus the filters every endpoint takes, and
+    """`GET /api/timeline?since=&until=&bucket=&by=&top=` plus the filters every endpoint takes, and
     `last_id` (count up to this stream id; the answer names the one it used)."""
     state = state_of(request)
     params = request.query_params
     try:
+        now_ms = await redis_now_ms(await state.client.get())
         flt = event_filter(params)
-        span = time_range(params)
+        span = time_range(params, redis_now(now_ms))
         by = dimension(params.get("by"))
         bucket = bucket_seconds(params.get("bucket"))
         last_id = stream_id(params, "last_id")
-        result = await state.cache.get(
-            cache_key("timeline", request), lambda: compute(state, flt, span, by, bucket, last_id)
+        top = top_param(params)
+        body = await state.cache.get(
+            cache_key("timeline", request),
+            lambda: compute(state, flt, span, by, bucket, last_id, now_ms, top),
         )
     except BadParameter as exc:
         return error(400, str(exc))
     except CONNECTION_ERRORS as exc:
         return unavailable(exc)
-    return JSONResponse(result)
+    return Response(body, media_type="application/json")
