@@ -14,10 +14,11 @@ from starlette.responses import JSONResponse, Response
 from sollol_otel.events import MISSING, RoutingEvent
 from sollol_otel.identity import package_version
 from sollol_otel.redis.client import CONNECTION_ERRORS, LazyClient
+from sollol_otel.redis.clock import redis_now_ms
 from sollol_otel.redis.urls import redact_url
 from sollol_otel.web.backlog import recent
 from sollol_otel.web.config import MAX_BACKLOG
-from sollol_otel.web.counts import redis_now, redis_now_ms
+from sollol_otel.web.counts import redis_now
 from sollol_otel.web.counts import stats as range_stats
 from sollol_otel.web.messages import event_message
 from sollol_otel.web.params import (

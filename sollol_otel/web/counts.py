@@ -26,6 +26,7 @@ from cachetools import TTLCache
 
 from sollol_otel.events import MISSING, Dimension, EventType
 from sollol_otel.filters import EventFilter, Explainer, TimeRange
+from sollol_otel.redis.clock import id_ms
 from sollol_otel.redis.stream import MAX_ID_PART, StreamEntry, StreamReader, stream_key
 from sollol_otel.web.backlog import range_bounds
 from sollol_otel.web.params import TOP
@@ -46,19 +47,8 @@ RATE_WINDOWS = (10, 60)
 PER_SECOND = 60
 
 
-def entry_ms(raw_id: bytes | str) -> int:
-    """The epoch milliseconds Redis stamped on an entry (the first half of its id)."""
-    return stream_key(as_text(raw_id))[0]
-
-
 def iso(epoch_ms: int) -> str:
     return datetime.fromtimestamp(epoch_ms / 1000, tz=timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-async def redis_now_ms(client: redis.asyncio.Redis) -> int:
-    """Redis's clock (TIME), in epoch milliseconds: the one every entry's id was stamped by."""
-    seconds, micros = await client.time()
-    return int(seconds) * 1000 + int(micros) // 1000
 
 
 def redis_now(now_ms: int) -> datetime:
@@ -97,7 +87,7 @@ class Scan:
 
     def take(self, page: list[StreamEntry]) -> list[StreamEntry]:
         """The part of a page (oldest first) the answer counts, noting what it leaves out."""
-        kept = [entry for entry in page if entry_ms(entry.id) <= self.now_ms]
+        kept = [entry for entry in page if id_ms(entry.id) <= self.now_ms]
         self.later += len(page) - len(kept)
         room = MAX_SCAN - self.entries
         if len(kept) > room:
@@ -114,7 +104,7 @@ class Scan:
         if not self.complete and self.oldest_id is not None:
             said.append(
                 f"only the newest {self.entries} entries of the range were counted (from "
-                f"{iso(entry_ms(self.oldest_id))}); older ones in the range were not"
+                f"{iso(id_ms(self.oldest_id))}); older ones in the range were not"
             )
         if self.later:
             said.append(
@@ -201,7 +191,7 @@ class StatsCount:
                 counter[event.value(dimension)] += 1
             if event.event_type == EventType.FALLBACK_TRIGGERED:
                 self.fallback_reasons[event.text("reason") or MISSING] += 1
-            added_ms = entry_ms(entry.id)  # never after now: Scan.take left those out
+            added_ms = id_ms(entry.id)  # never after now: Scan.take left those out
             for seconds in RATE_WINDOWS:
                 if self.now_ms - added_ms <= seconds * 1000:
                     self.recent[seconds] += 1

@@ -20,10 +20,11 @@ from starlette.responses import Response
 from sollol_otel.events import Dimension
 from sollol_otel.filters import EventFilter, TimeRange
 from sollol_otel.redis.client import CONNECTION_ERRORS
+from sollol_otel.redis.clock import id_ms, redis_now_ms
 from sollol_otel.redis.stream import StreamEntry
 from sollol_otel.settings import duration_seconds
 from sollol_otel.web.api import cache_key, error, unavailable
-from sollol_otel.web.counts import entry_ms, iso, redis_now, redis_now_ms, scan, top_values
+from sollol_otel.web.counts import iso, redis_now, scan, top_values
 from sollol_otel.web.params import BadParameter, event_filter, stream_id, time_range, top_param
 from sollol_otel.web.state import DashboardState, state_of
 from sollol_otel.wire import Skipped
@@ -77,7 +78,7 @@ class TimelineCount:
             if isinstance(event, Skipped):
                 self.skipped += 1
             elif self.event_filter.matches(event):
-                self.counted.append((entry_ms(entry.id), event.value(self.by)))
+                self.counted.append((id_ms(entry.id), event.value(self.by)))
 
 
 def bucketed(
@@ -120,7 +121,7 @@ async def compute(
     counted = TimelineCount(flt, by)
     client = await state.client.get()
     done = await scan(client, state.settings.stream, span, last_id, now_ms, counted)
-    oldest = entry_ms(done.oldest_id) if done.oldest_id else now_ms
+    oldest = id_ms(done.oldest_id) if done.oldest_id else now_ms
     start_ms = span.since_ms if span.since_ms is not None and done.complete else oldest
     # Scan.take left out ids after now, so the buckets end at now (or `until`) whatever ids say
     end_ms = span.until_ms if span.until_ms is not None else now_ms + 1
