@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, TextIO
 
 import redis
@@ -24,8 +24,10 @@ from sollol_otel.display import EVENT_STYLES, ColorMode, console_for, safe_text
 from sollol_otel.events import MISSING, Dimension, EventType, RoutingEvent
 from sollol_otel.filters import EventFilter, Explainer, TimeRange
 from sollol_otel.redis.client import CONNECTION_ERRORS, async_client
+from sollol_otel.redis.clock import id_ms
 from sollol_otel.redis.stream import StreamReader, id_for_time
 from sollol_otel.redis.urls import redact_url
+from sollol_otel.web.counts import top_values
 from sollol_otel.wire import Skipped
 
 _PAGE = 5000
@@ -114,11 +116,12 @@ class Stats:
     #: Why nothing matched, when nothing did.
     hints: list[str] = field(default_factory=list)
 
-    def add(self, event: RoutingEvent) -> None:
+    def add(self, event: RoutingEvent, added_ms: int) -> None:
+        """`added_ms`: when Redis added it (its stream id), the time every range is read by."""
         self.events += 1
-        if event.time is not None:
-            self.first = event.time if self.first is None else min(self.first, event.time)
-            self.last = event.time if self.last is None else max(self.last, event.time)
+        added = datetime.fromtimestamp(added_ms / 1000, tz=timezone.utc)
+        self.first = added if self.first is None else min(self.first, added)
+        self.last = added if self.last is None else max(self.last, added)
         self.by_event_type[event.value(Dimension.EVENT_TYPE)] += 1
         self.by_backend[event.value(Dimension.BACKEND)] += 1
         self.by_model[event.value(Dimension.MODEL)] += 1
@@ -140,6 +143,18 @@ class Stats:
         return self.fallbacks / self.decisions if self.decisions else None
 
     def to_json(self, top: int) -> dict[str, Any]:
+        """Each dimension's `top` values by name, the events of the rest in `other` beside them."""
+        named: dict[str, dict[str, int]] = {}
+        other: dict[str, int] = {}
+        for key, counter in (
+            ("by_event_type", self.by_event_type),
+            ("by_backend", self.by_backend),
+            ("by_model", self.by_model),
+            ("by_instance", self.by_instance),
+        ):
+            named[key], rest = top_values(counter, top)
+            if rest is not None:
+                other[key] = rest
         return {
             "window": {
                 "first": self.first.isoformat() if self.first else None,
@@ -147,10 +162,10 @@ class Stats:
             },
             "events": self.events,
             "skipped": self.skipped,
-            "by_event_type": dict(self.by_event_type.most_common()),
-            "by_backend": dict(self.by_backend.most_common()),
-            "by_model": dict(self.by_model.most_common()),
-            "by_instance": dict(self.by_instance.most_common()),
+            **named,
+            "top": top,
+            "bounded": bool(other),
+            "other": other,
             "routing_decisions": self.decisions,
             "fallbacks": self.fallbacks,
             "fallback_rate": self.fallback_rate,
@@ -175,7 +190,7 @@ async def collect(client: Any, stream: str, since: datetime | None, event_filter
             if not event_filter.is_empty:
                 explainer.add(entry.item)
             if event_filter.matches(entry.item):
-                stats.add(entry.item)
+                stats.add(entry.item, id_ms(entry.id))
     if stats.events == 0:
         stats.hints = explainer.hints(TimeRange(since=since))
     return stats

@@ -146,16 +146,13 @@ async def scan(
     return done
 
 
-def top_values(counter: Counter[str], top: int) -> tuple[dict[str, int], dict[str, int] | None]:
-    """The `top` most frequent values (ties by name, so every process names the same ones), and
-    `{"values", "events"}` for the rest, None when nothing was left out."""
+def top_values(counter: Counter[str], top: int) -> tuple[dict[str, int], int | None]:
+    """The `top` most frequent values (ties by name, so every process names the same ones), and how
+    many events the rest hold, None when no value was left out."""
     named = heapq.nsmallest(top, counter.items(), key=lambda item: (-item[1], item[0]))
     if len(named) == len(counter):
         return dict(named), None
-    return dict(named), {
-        "values": len(counter) - len(named),
-        "events": counter.total() - sum(n for _, n in named),
-    }
+    return dict(named), counter.total() - sum(n for _, n in named)
 
 
 @dataclass
@@ -201,7 +198,7 @@ class StatsCount:
 
     def answer(self, time_range: TimeRange, top: int) -> dict[str, Any]:
         named: dict[str, Any] = {}
-        other: dict[str, Any] = {}
+        other: dict[str, int] = {}
         for key, counter in (
             *((f"by_{dimension.value}", self.counts[dimension]) for dimension in Dimension),
             ("top_fallback_reasons", self.fallback_reasons),

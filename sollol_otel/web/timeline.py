@@ -83,10 +83,10 @@ class TimelineCount:
 
 def bucketed(
     counted: list[tuple[int, str]], start_ms: int, end_ms: int, bucket: int, top: int
-) -> tuple[list[dict[str, Any]], dict[str, int] | None]:
+) -> tuple[list[dict[str, Any]], int | None]:
     """Buckets from the one holding `start_ms` to the one holding `end_ms - 1`, empty ones included,
     each naming the `top` values of the whole range; the rest go to each bucket's `other` (a field
-    beside the names, so a value called "other" stays itself). Also what the rest were, in all."""
+    beside the names, so a value called "other" stays itself). Also how many events the rest hold."""
     size = bucket * 1000
     first = start_ms // size * size
     last = max(end_ms - 1, start_ms) // size * size

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
 import redis
 from redis_servers import free_port
@@ -89,3 +90,26 @@ def test_emit_test_records_every_event_type_through_the_pipeline(keys: tuple[str
 def test_emit_test_fails_clearly_when_redis_is_unreachable(keys: tuple[str, str]) -> None:
     result = run("emit-test", "--redis-url", f"redis://:pw-123@127.0.0.1:{free_port()}")
     assert result.returncode == 1 and "cannot reach" in result.stderr and "pw-123" not in result.stderr
+
+
+def test_stats_window_is_read_from_stream_ids_not_the_writers_clock(
+    keys: tuple[str, str], redis_client: redis.Redis
+) -> None:
+    now_ms = int(redis_client.time()[0]) * 1000
+    redis_client.xadd(
+        keys[0], {"event": json.dumps(sollol_event(timestamp="1999-01-01T00:00:00"))}, id=f"{now_ms}-0"
+    )
+    window = json.loads(run("stats", "-o", "json").stdout)["window"]
+    assert window["first"] == window["last"] and window["first"].startswith(
+        datetime.fromtimestamp(now_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+    )
+
+
+def test_stats_name_the_top_instances_and_count_the_rest_beside_them(
+    keys: tuple[str, str], redis_client: redis.Redis
+) -> None:
+    write(redis_client, keys[0], *(sollol_event(instance_id=f"host_{n}_aaaa") for n in range(8)),
+          *(sollol_event(instance_id="other") for _ in range(3)))  # fmt: skip
+    stats = json.loads(run("stats", "--top", "3", "-o", "json").stdout)
+    assert len(stats["by_instance"]) == 3 and stats["by_instance"]["other"] == 3
+    assert (stats["bounded"], stats["other"]) == (True, {"by_instance": 6})
