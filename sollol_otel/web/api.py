@@ -18,7 +18,7 @@ from sollol_otel.redis.clock import redis_now_ms
 from sollol_otel.redis.urls import redact_url
 from sollol_otel.web.backlog import recent
 from sollol_otel.web.config import MAX_BACKLOG
-from sollol_otel.web.counts import redis_now
+from sollol_otel.web.counts import at_ms
 from sollol_otel.web.counts import stats as range_stats
 from sollol_otel.web.messages import event_message
 from sollol_otel.web.params import (
@@ -55,7 +55,7 @@ async def routing_events(request: Request) -> Response:
         before = stream_id(params, "before", above_zero=True)
         flt = event_filter(params)
         client = await state.client.get()
-        span = time_range(params, redis_now(await redis_now_ms(client)))
+        span = time_range(params, at_ms(await redis_now_ms(client)))
         found = await recent(client, state.settings.stream, flt, limit, before, span)
     except BadParameter as exc:
         return error(400, str(exc))
@@ -108,7 +108,7 @@ async def stats(request: Request) -> Response:
         client = await state.client.get()
         now_ms = await redis_now_ms(client)
         flt = event_filter(params)
-        span = time_range(params, redis_now(now_ms))
+        span = time_range(params, at_ms(now_ms))
         last_id = stream_id(params, "last_id")
         top = top_param(params)
         body = await state.cache.get(cache_key("stats", request), compute)

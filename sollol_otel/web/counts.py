@@ -17,7 +17,7 @@ import heapq
 from collections import Counter
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -25,7 +25,7 @@ import redis.asyncio
 from cachetools import TTLCache
 
 from sollol_otel.events import MISSING, Dimension, EventType
-from sollol_otel.filters import EventFilter, Explainer, TimeRange
+from sollol_otel.filters import EPOCH, EventFilter, Explainer, TimeRange
 from sollol_otel.redis.clock import id_ms
 from sollol_otel.redis.stream import MAX_ID_PART, StreamEntry, StreamReader, stream_key
 from sollol_otel.web.backlog import range_bounds
@@ -51,8 +51,9 @@ def iso(epoch_ms: int) -> str:
     return datetime.fromtimestamp(epoch_ms / 1000, tz=timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def redis_now(now_ms: int) -> datetime:
-    return datetime.fromtimestamp(now_ms / 1000, tz=timezone.utc)
+def at_ms(epoch_ms: int) -> datetime:
+    """A moment from epoch milliseconds, exactly (a float of seconds can lose the last one)."""
+    return EPOCH + timedelta(milliseconds=epoch_ms)
 
 
 async def stream_end(client: redis.asyncio.Redis, stream: str) -> str:
@@ -112,15 +113,6 @@ class Scan:
                 "unknown, so they are in no range"
             )
         return said
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "entries": self.entries,
-            "first_id": self.oldest_id,
-            "last_id": self.newest_id,
-            "complete": self.complete,
-            "later": self.later,
-        }
 
 
 async def scan(
@@ -262,7 +254,7 @@ class ResultCache:
         return body
 
 
-async def stats(
+async def stream_stats(
     client: redis.asyncio.Redis,
     stream: str,
     event_filter: EventFilter,
@@ -272,13 +264,13 @@ async def stats(
     last_id: str | None = None,
     top: int = TOP,
 ) -> dict[str, Any]:
-    """The counts over the range, up to `last_id` (the stream's end when None)."""
+    """The counts over the range from the stream alone, up to `last_id` (the stream's end when None)."""
     counted = StatsCount(event_filter, now_ms)
     done = await scan(client, stream, time_range, last_id, now_ms, counted)
     return {
         **counted.answer(time_range, top),
-        "window": done.summary(),
         "complete": done.complete,
+        "later": done.later,
         "bounds": done.bounds(),
         "last_id": done.last_id,
     }

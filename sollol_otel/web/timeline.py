@@ -24,7 +24,7 @@ from sollol_otel.redis.clock import id_ms, redis_now_ms
 from sollol_otel.redis.stream import StreamEntry
 from sollol_otel.settings import duration_seconds
 from sollol_otel.web.api import cache_key, error, unavailable
-from sollol_otel.web.counts import iso, redis_now, scan, top_values
+from sollol_otel.web.counts import at_ms, iso, scan, top_values
 from sollol_otel.web.params import BadParameter, event_filter, stream_id, time_range, top_param
 from sollol_otel.web.state import DashboardState, state_of
 from sollol_otel.wire import Skipped
@@ -159,7 +159,7 @@ async def timeline(request: Request) -> Response:
     try:
         now_ms = await redis_now_ms(await state.client.get())
         flt = event_filter(params)
-        span = time_range(params, redis_now(now_ms))
+        span = time_range(params, at_ms(now_ms))
         by = dimension(params.get("by"))
         bucket = bucket_seconds(params.get("bucket"))
         last_id = stream_id(params, "last_id")

@@ -1,0 +1,180 @@
+"""Answers over any range: from the history (Parquet segments plus the stream's newest entries) once an
+indexer has committed some, else from the stream alone, saying so when that leaves events out.
+
+The history is asked up to a millisecond bound, never "whatever is there now": an answer's `last_id`
+is the largest id of its last millisecond (`{ms}-{2^64-1}`), so a page that counts live events after
+it counts none twice, whichever worker answered. An answer says where its parts came from only when
+that matters: a gap in the history, or a stream that no longer holds the whole range.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import redis.asyncio
+
+from sollol_otel.events import Dimension
+from sollol_otel.filters import MAX_DISTINCT, EventFilter, Explainer, TimeRange
+from sollol_otel.history.query import History
+from sollol_otel.redis.clock import id_ms
+from sollol_otel.redis.stream import MAX_ID_PART, Gap, stream_key
+from sollol_otel.web.counts import PER_SECOND, RATE_WINDOWS, at_ms, iso, stream_stats
+from sollol_otel.web.params import TOP
+
+#: The keys of a stats answer that name values, each with the rest's events in `other`.
+NAMED = (*(f"by_{dimension.value}" for dimension in Dimension), "top_fallback_reasons")
+
+
+async def open_history(client: redis.asyncio.Redis, stream: str) -> History | None:
+    """The stream's history; None before an indexer has committed any."""
+    return await History.open(client, stream)
+
+
+def bounded_range(time_range: TimeRange, now_ms: int, last_id: str | None) -> tuple[TimeRange, str]:
+    """The range cut at Redis's now (ids after it have no known time) or at `last_id`'s millisecond,
+    and the `last_id` the answer names: the largest id of the last millisecond it covers."""
+    end_ms = now_ms + 1
+    if last_id is not None:
+        ms, seq = stream_key(last_id)
+        end_ms = min(end_ms, ms + 1 if seq == MAX_ID_PART else ms)
+    if time_range.until_ms is not None:
+        end_ms = min(end_ms, time_range.until_ms)
+    since = time_range.since if time_range.since_ms is None or time_range.since_ms < end_ms else at_ms(end_ms)
+    return TimeRange(since, at_ms(end_ms)), f"{end_ms - 1}-{MAX_ID_PART}"
+
+
+def gap_bounds(gaps: Iterable[dict[str, Any]]) -> list[str]:
+    """The history's gaps in range, each said as a reader says a gap, with when it happened."""
+    return [
+        f"{iso(gap['at_ms'])}: "
+        + Gap(gap["after_id"], gap["first_id"], gap["missed"], bool(gap.get("reset"))).explain()
+        for gap in gaps
+    ]
+
+
+def flat(answer: dict[str, Any]) -> tuple[dict[str, dict[str, int]], dict[str, int]]:
+    """History's `{"counts", "other", "bounded"}` per dimension as the API's names and `other`."""
+    named = {key: dict(answer[key]["counts"]) for key in NAMED}
+    other = {key: int(answer[key]["other"]) for key in NAMED if answer[key]["bounded"]}
+    return named, other
+
+
+async def history_hints(
+    history: History, event_filter: EventFilter, time_range: TimeRange, shown: TimeRange, now_ms: int
+) -> list[str]:
+    """Why nothing matched, judged as the stream reader judges it: each part of the filter against
+    the values the range holds, `q` and `trace_id` by the events they match alone."""
+    explainer = Explainer(event_filter)
+    everything = await history.stats(EventFilter(), time_range, now_ms=now_ms, top=MAX_DISTINCT)
+    explainer.events = int(everything["events"])
+    for dimension in Dimension:
+        explainer.values[dimension] = set(everything[f"by_{dimension.value}"]["counts"])
+    if event_filter.q is not None:
+        alone = await history.stats(EventFilter(q=event_filter.q), time_range, now_ms=now_ms, top=1)
+        explainer.q_matches = int(alone["events"])
+    if event_filter.trace_id is not None:
+        alone = await history.stats(EventFilter(trace_id=event_filter.trace_id), time_range, now_ms=now_ms, top=1)
+        explainer.trace_matches = int(alone["events"])
+    return explainer.hints(shown)
+
+
+async def recent_counts(
+    history: History, event_filter: EventFilter, time_range: TimeRange, now_ms: int
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Rates over the last RATE_WINDOWS seconds and per-second counts for the last PER_SECOND, within
+    the range, counted as the stream reader counts them (an event `s` seconds old or less is recent)."""
+
+    def within(start_ms: int) -> TimeRange:
+        since_ms = max(start_ms, time_range.since_ms or 0)
+        return TimeRange(at_ms(min(since_ms, now_ms + 1)), time_range.until)
+
+    rates = {}
+    for seconds in RATE_WINDOWS:
+        answer = await history.stats(event_filter, within(now_ms - seconds * 1000), now_ms=now_ms, top=1)
+        rates[f"{seconds}s"] = round(int(answer["events"]) / seconds, 2)
+    last_second = now_ms // 1000
+    first_second = last_second - PER_SECOND + 1
+    timeline = await history.timeline(
+        event_filter, within(first_second * 1000), bucket_ms=1000, by=Dimension.EVENT_TYPE.value, top=1
+    )
+    per_second = [0] * PER_SECOND
+    for bucket in timeline["buckets"]:
+        index = int(bucket["start_ms"]) // 1000 - first_second
+        if 0 <= index < PER_SECOND:
+            per_second[index] += sum(bucket["counts"].values()) + int(bucket.get("other", 0))
+    return rates, {"last": last_second, "counts": per_second}
+
+
+async def history_stats(
+    history: History,
+    event_filter: EventFilter,
+    time_range: TimeRange,
+    now_ms: int,
+    *,
+    last_id: str | None = None,
+    top: int = TOP,
+) -> dict[str, Any]:
+    """The counts over the range, exactly, from the segments and the stream's newest entries."""
+    span, answer_last_id = bounded_range(time_range, now_ms, last_id)
+    answer = await history.stats(event_filter, span, now_ms=now_ms, top=top)
+    named, other = flat(answer)
+    rates, per_second = await recent_counts(history, event_filter, span, now_ms)
+    hints: list[str] = []
+    if answer["events"] == 0:
+        hints = await history_hints(history, event_filter, span, time_range, now_ms)
+    return {
+        "events": answer["events"],
+        "skipped": answer["skipped"],
+        **named,
+        "top": top,
+        "bounded": bool(other),
+        "other": other,
+        "rate_per_second": rates,
+        "per_second": per_second,
+        "hints": hints,
+        "complete": True,
+        "later": 0,
+        "bounds": gap_bounds(answer["gaps"]),
+        "last_id": answer_last_id,
+    }
+
+
+async def stream_only_bound(client: redis.asyncio.Redis, stream: str, time_range: TimeRange) -> list[str]:
+    """Without a history, what the stream no longer holds of the range, when it lost some."""
+    try:
+        info: dict[str, Any] = await client.xinfo_stream(stream)
+    except redis.ResponseError:  # nothing written yet: nothing lost either
+        return []
+    first = info.get("first-entry")
+    added = info.get("entries-added")
+    trimmed = None if added is None else int(added) - int(info["length"])
+    if not first or trimmed == 0:
+        return []
+    first_ms = id_ms(first[0])
+    if time_range.since_ms is not None and time_range.since_ms >= first_ms:
+        return []
+    lost = "any older events trimmed from it" if trimmed is None else f"the {trimmed} events trimmed before it"
+    return [
+        f"no history yet (no indexer has committed one): counted what the stream holds, from "
+        f"{iso(first_ms)}; {lost} are not in this answer"
+    ]
+
+
+async def stats(
+    client: redis.asyncio.Redis,
+    stream: str,
+    event_filter: EventFilter,
+    time_range: TimeRange,
+    now_ms: int,
+    *,
+    last_id: str | None = None,
+    top: int = TOP,
+) -> dict[str, Any]:
+    """The counts over the range, from the history once there is one, else from the stream."""
+    history = await open_history(client, stream)
+    if history is not None:
+        return await history_stats(history, event_filter, time_range, now_ms, last_id=last_id, top=top)
+    answer = await stream_stats(client, stream, event_filter, time_range, now_ms, last_id=last_id, top=top)
+    answer["bounds"] += await stream_only_bound(client, stream, time_range)
+    return answer
