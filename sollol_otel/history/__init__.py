@@ -1,0 +1,6 @@
+"""History at any range: an indexer copies the routing stream, exactly once, into immutable Parquet
+segments, and `History` answers over those segments plus the stream's newest entries.
+
+Below `web/` and `cli/`, above `redis/`; the recording path never imports it. DuckDB is imported
+only when a segment is written or queried, so `tail` of the hot window does not pay for it.
+"""
