@@ -22,12 +22,21 @@ from sollol_otel.cli.exit_codes import EXIT_OK, EXIT_REDIS
 from sollol_otel.cli.output import OutputFormat, json_text
 from sollol_otel.display import EVENT_STYLES, ColorMode, console_for, safe_text
 from sollol_otel.events import MISSING, Dimension, EventType, RoutingEvent
-from sollol_otel.filters import EventFilter, Explainer, TimeRange
+from sollol_otel.filters import MAX_DISTINCT, EventFilter, Explainer, TimeRange
+from sollol_otel.history.query import History
 from sollol_otel.redis.client import CONNECTION_ERRORS, async_client
-from sollol_otel.redis.clock import id_ms
+from sollol_otel.redis.clock import id_ms, redis_now_ms
 from sollol_otel.redis.stream import StreamReader, id_for_time
 from sollol_otel.redis.urls import redact_url
-from sollol_otel.web.counts import top_values
+from sollol_otel.web.counts import at_ms, top_values
+from sollol_otel.web.from_history import (
+    bounded_range,
+    flat,
+    gap_bounds,
+    history_hints,
+    open_history,
+    stream_only_bound,
+)
 from sollol_otel.wire import Skipped
 
 _PAGE = 5000
@@ -99,6 +108,15 @@ async def stream_memory(client: Any, stream: str) -> StreamMemory | None:
     return StreamMemory(int(used or 0), entries, rate)
 
 
+def history_sizing(status: dict[str, Any]) -> str:
+    """What the history holds and what a day of it costs on disk at the current rate."""
+    text = f"history: {status.get('events', 0)} events, {_size(status.get('bytes', 0))} on disk"
+    per_day = status.get("bytes_per_day")
+    if per_day is not None:
+        text += f"; a day at the current rate takes ≈ {_size(per_day)}"
+    return text
+
+
 @dataclass
 class Stats:
     """Counts over one window; `add` one event at a time, in any order."""
@@ -115,6 +133,12 @@ class Stats:
     memory: StreamMemory | None = None
     #: Why nothing matched, when nothing did.
     hints: list[str] = field(default_factory=list)
+    #: Events of values the source did not name (history names its top MAX_DISTINCT), per `by_*` key.
+    unnamed: dict[str, int] = field(default_factory=dict)
+    #: How the answer is partial (a gap in the history, a stream without one that lost events).
+    bounds: list[str] = field(default_factory=list)
+    #: What the history holds and costs (History.status), when there is one.
+    history: dict[str, Any] | None = None
 
     def add(self, event: RoutingEvent, added_ms: int) -> None:
         """`added_ms`: when Redis added it (its stream id), the time every range is read by."""
@@ -153,8 +177,8 @@ class Stats:
             ("by_instance", self.by_instance),
         ):
             named[key], rest = top_values(counter, top)
-            if rest is not None:
-                other[key] = rest
+            if rest is not None or key in self.unnamed:
+                other[key] = (rest or 0) + self.unnamed.get(key, 0)
         return {
             "window": {
                 "first": self.first.isoformat() if self.first else None,
@@ -174,11 +198,17 @@ class Stats:
             ],
             "redis_memory": None if self.memory is None else self.memory.to_json(),
             "hints": self.hints,
+            "bounds": self.bounds,
+            "history": self.history,
         }
 
 
 async def collect(client: Any, stream: str, since: datetime | None, event_filter: EventFilter) -> Stats:
-    """The stats of every matching event in the stream since `since` (or all it holds)."""
+    """The stats of every matching event since `since` (or all there is): from the history once an
+    indexer has committed one, else from the stream, saying what that leaves out."""
+    history = await open_history(client, stream)
+    if history is not None:
+        return await _from_history(history, await redis_now_ms(client), since, event_filter)
     stats = Stats()
     reader = StreamReader(client, stream)
     explainer = Explainer(event_filter)
@@ -193,6 +223,33 @@ async def collect(client: Any, stream: str, since: datetime | None, event_filter
                 stats.add(entry.item, id_ms(entry.id))
     if stats.events == 0:
         stats.hints = explainer.hints(TimeRange(since=since))
+    stats.bounds = await stream_only_bound(client, stream, TimeRange(since=since))
+    return stats
+
+
+async def _from_history(
+    history: History, now_ms: int, since: datetime | None, event_filter: EventFilter
+) -> Stats:
+    span, _ = bounded_range(TimeRange(since=since), now_ms, None)
+    answer = await history.stats(event_filter, span, now_ms=now_ms, top=MAX_DISTINCT)
+    named, other = flat(answer)
+    stats = Stats(
+        events=int(answer["events"]),
+        skipped=int(answer["skipped"]),
+        by_event_type=Counter(named["by_event_type"]),
+        by_backend=Counter(named["by_backend"]),
+        by_model=Counter(named["by_model"]),
+        by_instance=Counter(named["by_instance"]),
+        fallback_reasons=Counter(named["top_fallback_reasons"]),
+        unnamed=other,
+        bounds=gap_bounds(answer["gaps"]),
+        history=history.status(),
+    )
+    newest = await history.page(event_filter, span, limit=1)
+    if newest and answer.get("start_ms") is not None:
+        stats.first, stats.last = at_ms(int(answer["start_ms"])), at_ms(id_ms(newest[0].id))
+    if stats.events == 0:
+        stats.hints = await history_hints(history, event_filter, span, TimeRange(since=since), now_ms)
     return stats
 
 
@@ -221,8 +278,14 @@ def render_text(stats: Stats, console: Console, top: int) -> None:
     console.print(
         Text(f"fallback rate: {rate} ({stats.fallbacks} fallbacks / {stats.decisions} routing decisions)")
     )
+    for said in stats.bounds:
+        console.print(Text(f"partial: {safe_text(said)}", style="yellow"))
     if stats.memory is not None:
         console.print(Text(stats.memory.sizing(), style="dim"))
+    if stats.history is not None:
+        console.print(Text(history_sizing(stats.history), style="dim"))
+        if stats.history.get("trim_warning"):
+            console.print(Text(f"⚠ {safe_text(stats.history['trim_warning'])}", style="bold yellow"))
     for title, counts, rows, styles in (
         ("by event type", stats.by_event_type, len(stats.by_event_type), dict(EVENT_STYLES)),
         ("by backend", stats.by_backend, top, None),

@@ -16,7 +16,7 @@ import signal
 import sys
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TextIO
 
 import redis
@@ -26,14 +26,16 @@ from rich.text import Text
 from sollol_otel.cli.exit_codes import EXIT_OK, EXIT_REDIS
 from sollol_otel.cli.output import OutputFormat, json_text
 from sollol_otel.display import ColorMode, colours, console_for, render_ansi, safe_text
-from sollol_otel.filters import EventFilter, Explainer, TimeRange
+from sollol_otel.filters import EPOCH, EventFilter, Explainer, TimeRange
 from sollol_otel.redis.client import CONNECTION_ERRORS
+from sollol_otel.redis.clock import id_ms
 from sollol_otel.redis.stream import (
     Gap,
     ReaderLost,
     StreamEntry,
     StreamReader,
     id_for_time,
+    next_id,
     reader_client,
     stream_key,
 )
@@ -157,12 +159,14 @@ class Output:
             self.notice(f"⚠ lost Redis ({safe_text(detail)}); reconnecting…", style="bold yellow")
 
 
-async def _history(reader: StreamReader, options: TailOptions, output: Output) -> None:
+async def _history(
+    client: redis.asyncio.Redis, reader: StreamReader, options: TailOptions, output: Output
+) -> None:
     """The last N matching events (all since --since when no N), oldest first.
 
     Reading back finds where they start: the Nth match from the end. What was read is printed
     from memory when it fits in MAX_HELD entries; otherwise the range is read again forwards and
-    printed page by page.
+    printed page by page. What the stream no longer holds comes first, from the history.
     """
     since = id_for_time(options.since) if options.since else None
     wanted = options.history
@@ -189,6 +193,9 @@ async def _history(reader: StreamReader, options: TailOptions, output: Output) -
                 held = held if len(held) <= MAX_HELD else None
             if matched == wanted:
                 break
+    edge = start or next_id(reader.position.last_id)
+    if (wanted is None or matched < wanted) and await _stream_starts_after(client, options):
+        await _older(client, options, output, edge, None if wanted is None else wanted - matched)
     if start is not None and end is not None:
         if held is not None:
             first = stream_key(start)
@@ -197,6 +204,44 @@ async def _history(reader: StreamReader, options: TailOptions, output: Output) -
             async for entries in reader.pages_forward(page, start=start, end=end):
                 output.entries(list(entries))
     output.explain(options.since)
+
+
+async def _stream_starts_after(client: redis.asyncio.Redis, options: TailOptions) -> bool:
+    """Whether the stream begins after --since (or at all): only then is the history asked, so
+    `tail` of the hot window never loads the history engine."""
+    first: Any = await client.xrange(options.stream, count=1)
+    if not first or options.since is None:
+        return True
+    return id_ms(first[0][0]) > int(options.since.timestamp() * 1000)
+
+
+async def _older(
+    client: redis.asyncio.Redis, options: TailOptions, output: Output, edge: str, wanted: int | None
+) -> None:
+    """Matching events before the id `edge` (the oldest the stream gave) from the history: the
+    newest `wanted` of them, or all since --since; oldest first."""
+    from sollol_otel.history.query import History  # DuckDB only when the stream does not reach back
+
+    history = await History.open(client, options.stream)
+    if history is None:
+        return
+    since = TimeRange(since=options.since)
+    if wanted is not None:
+        output.entries(
+            list(reversed(await history.page(options.event_filter, since, before=edge, limit=wanted)))
+        )
+        return
+    limit = stream_key(edge)
+    until = EPOCH + timedelta(milliseconds=limit[0] + 1)
+    batch: list[StreamEntry | Gap] = []
+    async for entry in history.events(options.event_filter, TimeRange(options.since, until)):
+        if stream_key(entry.id) >= limit:
+            break
+        batch.append(entry)
+        if len(batch) >= MIN_PAGE:
+            output.entries(batch)
+            batch = []
+    output.entries(batch)
 
 
 async def _run(options: TailOptions, output: Output) -> int:
@@ -209,7 +254,7 @@ async def _run(options: TailOptions, output: Output) -> int:
             if options.history is None and options.since is None:
                 await reader.start_live()
             else:
-                await _history(reader, options, output)
+                await _history(client, reader, options, output)
         except CONNECTION_ERRORS as exc:
             output.notice(f"cannot read {where}: {safe_text(exc)}", style="bold red")
             return EXIT_REDIS

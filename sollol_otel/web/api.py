@@ -16,10 +16,10 @@ from sollol_otel.identity import package_version
 from sollol_otel.redis.client import CONNECTION_ERRORS, LazyClient
 from sollol_otel.redis.clock import redis_now_ms
 from sollol_otel.redis.urls import redact_url
-from sollol_otel.web.backlog import recent
 from sollol_otel.web.config import MAX_BACKLOG
 from sollol_otel.web.counts import at_ms
-from sollol_otel.web.counts import stats as range_stats
+from sollol_otel.web.from_history import events_page, one_event
+from sollol_otel.web.from_history import stats as range_stats
 from sollol_otel.web.messages import event_message
 from sollol_otel.web.params import (
     BadParameter,
@@ -56,7 +56,7 @@ async def routing_events(request: Request) -> Response:
         flt = event_filter(params)
         client = await state.client.get()
         span = time_range(params, at_ms(await redis_now_ms(client)))
-        found = await recent(client, state.settings.stream, flt, limit, before, span)
+        found = await events_page(client, state.settings.stream, flt, limit, before, span)
     except BadParameter as exc:
         return error(400, str(exc))
     except CONNECTION_ERRORS as exc:
@@ -76,9 +76,12 @@ async def routing_event(request: Request) -> Response:
     try:
         client = await state.client.get()
         found: Any = await client.xrange(state.settings.stream, entry_id, entry_id, count=1)
+        event = decode(found[0][1]) if found else None
+        if not found:
+            kept = await one_event(client, state.settings.stream, entry_id)
+            found, event = kept is not None, None if kept is None else kept.item
     except CONNECTION_ERRORS as exc:
         return unavailable(exc)
-    event = decode(found[0][1]) if found else None
     if not isinstance(event, RoutingEvent):
         why = "is not a routing event" if found else "is not in the stream (trimmed, or never written)"
         return error(404, f"{entry_id} {why}")

@@ -27,7 +27,7 @@ from cachetools import TTLCache
 from sollol_otel.events import MISSING, Dimension, EventType
 from sollol_otel.filters import EPOCH, EventFilter, Explainer, TimeRange
 from sollol_otel.redis.clock import id_ms
-from sollol_otel.redis.stream import MAX_ID_PART, StreamEntry, StreamReader, stream_key
+from sollol_otel.redis.stream import StreamEntry, StreamReader, next_id
 from sollol_otel.web.backlog import range_bounds
 from sollol_otel.web.params import TOP
 from sollol_otel.wire import Skipped, as_text
@@ -63,12 +63,6 @@ async def stream_end(client: redis.asyncio.Redis, stream: str) -> str:
     except redis.ResponseError:  # no such key yet
         return "0-0"
     return as_text(info["last-generated-id"])
-
-
-def _next_id(stream_id: str) -> str:
-    """The smallest id after `stream_id`: an exclusive bound that includes it."""
-    ms, seq = stream_key(stream_id)
-    return f"{ms}-{seq + 1}" if seq < MAX_ID_PART else f"{ms + 1}-0"
 
 
 @dataclass
@@ -126,7 +120,7 @@ async def scan(
     """Feeds `count`, in a worker thread, each page of the range up to `last_id` (the stream's end
     when None), newest page first, at most MAX_SCAN entries in all."""
     done = Scan(last_id or await stream_end(client, stream), now_ms)
-    since, before = range_bounds(time_range, _next_id(done.last_id))
+    since, before = range_bounds(time_range, next_id(done.last_id))
     pages = StreamReader(client, stream).pages_back(PAGE, since=since, before=before)
     async with contextlib.aclosing(pages):
         async for page in pages:

@@ -18,8 +18,10 @@ from sollol_otel.events import Dimension
 from sollol_otel.filters import MAX_DISTINCT, EventFilter, Explainer, TimeRange
 from sollol_otel.history.query import History
 from sollol_otel.redis.clock import id_ms
-from sollol_otel.redis.stream import MAX_ID_PART, Gap, stream_key
+from sollol_otel.redis.stream import MAX_ID_PART, Gap, StreamEntry, next_id, stream_key
+from sollol_otel.web.backlog import Recent, recent
 from sollol_otel.web.counts import PER_SECOND, RATE_WINDOWS, at_ms, iso, stream_stats
+from sollol_otel.web.messages import batch_messages
 from sollol_otel.web.params import TOP
 
 #: The keys of a stats answer that name values, each with the rest's events in `other`.
@@ -74,7 +76,9 @@ async def history_hints(
         alone = await history.stats(EventFilter(q=event_filter.q), time_range, now_ms=now_ms, top=1)
         explainer.q_matches = int(alone["events"])
     if event_filter.trace_id is not None:
-        alone = await history.stats(EventFilter(trace_id=event_filter.trace_id), time_range, now_ms=now_ms, top=1)
+        alone = await history.stats(
+            EventFilter(trace_id=event_filter.trace_id), time_range, now_ms=now_ms, top=1
+        )
         explainer.trace_matches = int(alone["events"])
     return explainer.hints(shown)
 
@@ -154,7 +158,9 @@ async def stream_only_bound(client: redis.asyncio.Redis, stream: str, time_range
     first_ms = id_ms(first[0])
     if time_range.since_ms is not None and time_range.since_ms >= first_ms:
         return []
-    lost = "any older events trimmed from it" if trimmed is None else f"the {trimmed} events trimmed before it"
+    lost = (
+        "any older events trimmed from it" if trimmed is None else f"the {trimmed} events trimmed before it"
+    )
     return [
         f"no history yet (no indexer has committed one): counted what the stream holds, from "
         f"{iso(first_ms)}; {lost} are not in this answer"
@@ -178,3 +184,36 @@ async def stats(
     answer = await stream_stats(client, stream, event_filter, time_range, now_ms, last_id=last_id, top=top)
     answer["bounds"] += await stream_only_bound(client, stream, time_range)
     return answer
+
+
+async def events_page(
+    client: redis.asyncio.Redis,
+    stream: str,
+    event_filter: EventFilter,
+    limit: int,
+    before: str | None,
+    time_range: TimeRange,
+) -> Recent:
+    """The newest matching events before `before`, oldest first: from the stream, and once paging
+    reaches the stream's start, on into the history (continuing before the oldest event the stream
+    gave, so none comes twice or goes missing at the seam)."""
+    found = await recent(client, stream, event_filter, limit, before, time_range)
+    if found.next_before is not None or len(found.messages) >= limit:
+        return found
+    history = await open_history(client, stream)
+    if history is None:
+        return found
+    need = limit - len(found.messages)
+    edge = found.messages[0].id if found.messages else before
+    entries = await history.page(event_filter, time_range, before=edge, limit=need)
+    older = [message for message, _ in batch_messages(list(reversed(entries)), None)]
+    return Recent(older + found.messages, found.position, entries[-1].id if len(entries) == need else None)
+
+
+async def one_event(client: redis.asyncio.Redis, stream: str, entry_id: str) -> StreamEntry | None:
+    """The entry with this id, from the history when the stream no longer holds it."""
+    history = await open_history(client, stream)
+    if history is None:
+        return None
+    found = await history.page(EventFilter(), TimeRange(), before=next_id(entry_id), limit=1)
+    return found[0] if found and found[0].id == entry_id else None

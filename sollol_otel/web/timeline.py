@@ -14,17 +14,20 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis.asyncio
 from starlette.requests import Request
 from starlette.responses import Response
 
 from sollol_otel.events import Dimension
 from sollol_otel.filters import EventFilter, TimeRange
+from sollol_otel.history.query import History
 from sollol_otel.redis.client import CONNECTION_ERRORS
 from sollol_otel.redis.clock import id_ms, redis_now_ms
 from sollol_otel.redis.stream import StreamEntry
 from sollol_otel.settings import duration_seconds
 from sollol_otel.web.api import cache_key, error, unavailable
 from sollol_otel.web.counts import at_ms, iso, scan, top_values
+from sollol_otel.web.from_history import bounded_range, gap_bounds, open_history, stream_only_bound
 from sollol_otel.web.params import BadParameter, event_filter, stream_id, time_range, top_param
 from sollol_otel.web.state import DashboardState, state_of
 from sollol_otel.wire import Skipped
@@ -81,30 +84,132 @@ class TimelineCount:
                 self.counted.append((id_ms(entry.id), event.value(self.by)))
 
 
-def bucketed(
-    counted: list[tuple[int, str]], start_ms: int, end_ms: int, bucket: int, top: int
-) -> tuple[list[dict[str, Any]], int | None]:
-    """Buckets from the one holding `start_ms` to the one holding `end_ms - 1`, empty ones included,
-    each naming the `top` values of the whole range; the rest go to each bucket's `other` (a field
-    beside the names, so a value called "other" stays itself). Also how many events the rest hold."""
-    size = bucket * 1000
-    first = start_ms // size * size
-    last = max(end_ms - 1, start_ms) // size * size
-    named, rest = top_values(Counter(value for _, value in counted), top)
-    counts = [Counter[str]() for _ in range((last - first) // size + 1)]
-    others = [0] * len(counts)
-    for ms, value in counted:
-        index = (ms - first) // size
+@dataclass(frozen=True)
+class Grid:
+    """Buckets of `bucket` seconds from the one holding `start_ms` to the one holding `end_ms - 1`."""
+
+    start_ms: int
+    end_ms: int
+    bucket: int
+
+    @classmethod
+    def plan(cls, start_ms: int, end_ms: int, bucket: int | None) -> Grid:
+        """BadParameter when the bucket would make too many buckets."""
+        bucket = bucket or auto_bucket(end_ms - start_ms)
+        buckets = (end_ms - start_ms) // (bucket * 1000) + 1
+        if buckets > MAX_BUCKETS:
+            raise BadParameter(
+                f"bucket={bucket}s makes {buckets} buckets over this range "
+                f"(at most {MAX_BUCKETS}): use longer"
+            )
+        return cls(start_ms, end_ms, bucket)
+
+    @property
+    def size(self) -> int:
+        return self.bucket * 1000
+
+    @property
+    def first(self) -> int:
+        return self.start_ms // self.size * self.size
+
+    def __len__(self) -> int:
+        return (max(self.end_ms - 1, self.start_ms) // self.size * self.size - self.first) // self.size + 1
+
+    def index(self, ms: int) -> int:
+        return (ms - self.first) // self.size
+
+    def answer(
+        self, counts: list[Counter[str]], others: list[int], rest: int | None, by: Dimension, top: int
+    ) -> dict[str, Any]:
+        """The buckets, empty ones included, each naming the `top` values of the whole range; when
+        values were left out, each bucket's `other` counts them (a field beside the names, so a
+        value called "other" stays itself)."""
+        buckets: list[dict[str, Any]] = []
+        for i, named in enumerate(counts):
+            buckets.append({"start": iso(self.first + i * self.size), "counts": dict(named.most_common())})
+            if rest is not None:
+                buckets[-1]["other"] = others[i]
+        return {
+            "bucket_seconds": self.bucket,
+            "by": by.value,
+            "since": iso(self.start_ms),
+            "until": iso(self.end_ms),
+            "events": sum(c.total() for c in counts) + sum(others),
+            "top": top,
+            "bounded": rest is not None,
+            "other": rest,
+            "buckets": buckets,
+        }
+
+
+async def stream_timeline(
+    client: redis.asyncio.Redis,
+    stream: str,
+    flt: EventFilter,
+    span: TimeRange,
+    by: Dimension,
+    bucket: int | None,
+    last_id: str | None,
+    now_ms: int,
+    top: int,
+) -> dict[str, Any]:
+    """The answer from the stream alone."""
+    counted = TimelineCount(flt, by)
+    done = await scan(client, stream, span, last_id, now_ms, counted)
+    oldest = id_ms(done.oldest_id) if done.oldest_id else now_ms
+    start_ms = span.since_ms if span.since_ms is not None and done.complete else oldest
+    # Scan.take left out ids after now, so the buckets end at now (or `until`) whatever ids say
+    grid = Grid.plan(start_ms, span.until_ms if span.until_ms is not None else now_ms + 1, bucket)
+    named, rest = top_values(Counter(value for _, value in counted.counted), top)
+    counts = [Counter[str]() for _ in range(len(grid))]
+    others = [0] * len(grid)
+    for ms, value in counted.counted:
         if value in named:
-            counts[index][value] += 1
+            counts[grid.index(ms)][value] += 1
         else:
-            others[index] += 1
-    buckets: list[dict[str, Any]] = []
-    for i, c in enumerate(counts):
-        buckets.append({"start": iso(first + i * size), "counts": dict(c.most_common())})
-        if rest is not None:
-            buckets[-1]["other"] = others[i]
-    return buckets, rest
+            others[grid.index(ms)] += 1
+    return {
+        **grid.answer(counts, others, rest, by, top),
+        "skipped": counted.skipped,
+        "complete": done.complete,
+        "later": done.later,
+        "bounds": done.bounds() + await stream_only_bound(client, stream, span),
+        "last_id": done.last_id,
+    }
+
+
+async def history_timeline(
+    history: History,
+    flt: EventFilter,
+    span: TimeRange,
+    by: Dimension,
+    bucket: int | None,
+    last_id: str | None,
+    now_ms: int,
+    top: int,
+) -> dict[str, Any]:
+    """The answer from the segments and the stream's newest entries."""
+    bounded, answer_last_id = bounded_range(span, now_ms, last_id)
+    end_ms = bounded.until_ms or now_ms + 1
+    totals = await history.stats(flt, bounded, now_ms=now_ms, top=1)
+    start_ms = bounded.since_ms if bounded.since_ms is not None else totals.get("start_ms") or end_ms - 1
+    grid = Grid.plan(start_ms, end_ms, bucket)
+    found = await history.timeline(
+        flt, TimeRange(at_ms(start_ms), bounded.until), bucket_ms=grid.size, by=by.value, top=top
+    )
+    counts = [Counter[str]() for _ in range(len(grid))]
+    others = [0] * len(grid)
+    for row in found["buckets"]:
+        counts[grid.index(int(row["start_ms"]))].update(row["counts"])
+        others[grid.index(int(row["start_ms"]))] += int(row.get("other", 0))
+    return {
+        **grid.answer(counts, others, sum(others) if found["bounded"] else None, by, top),
+        "skipped": totals["skipped"],
+        "complete": True,
+        "later": 0,
+        "bounds": gap_bounds(found["gaps"]),
+        "last_id": answer_last_id,
+    }
 
 
 async def compute(
@@ -117,38 +222,15 @@ async def compute(
     now_ms: int,
     top: int,
 ) -> dict[str, Any]:
-    """The answer; BadParameter when the bucket would make too many buckets."""
-    counted = TimelineCount(flt, by)
+    """From the history once there is one, else from the stream; BadParameter for too many buckets."""
     client = await state.client.get()
-    done = await scan(client, state.settings.stream, span, last_id, now_ms, counted)
-    oldest = id_ms(done.oldest_id) if done.oldest_id else now_ms
-    start_ms = span.since_ms if span.since_ms is not None and done.complete else oldest
-    # Scan.take left out ids after now, so the buckets end at now (or `until`) whatever ids say
-    end_ms = span.until_ms if span.until_ms is not None else now_ms + 1
-    bucket = bucket or auto_bucket(end_ms - start_ms)
-    buckets = (end_ms - start_ms) // (bucket * 1000) + 1
-    if buckets > MAX_BUCKETS:
-        raise BadParameter(
-            f"bucket={bucket}s makes {buckets} buckets over this range (at most {MAX_BUCKETS}): use longer"
-        )
-    rows, rest = bucketed(counted.counted, start_ms, end_ms, bucket, top)
-    return {
-        "bucket_seconds": bucket,
-        "by": by.value,
-        "since": iso(start_ms),
-        "until": iso(end_ms),
-        "events": len(counted.counted),
-        "skipped": counted.skipped,
-        "complete": done.complete,
-        "bounds": done.bounds(),
-        "later": done.later,
-        "last_id": done.last_id,
-        "filter": flt.label(),
-        "top": top,
-        "bounded": rest is not None,
-        "other": rest,
-        "buckets": rows,
-    }
+    stream = state.settings.stream
+    history = await open_history(client, stream)
+    if history is None:
+        answer = await stream_timeline(client, stream, flt, span, by, bucket, last_id, now_ms, top)
+    else:
+        answer = await history_timeline(history, flt, span, by, bucket, last_id, now_ms, top)
+    return {**answer, "filter": flt.label()}
 
 
 async def timeline(request: Request) -> Response:
