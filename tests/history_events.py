@@ -104,7 +104,10 @@ def index_all(redis_url: str, stream: str, root: Path) -> str:
 
 
 def seed(client: redis.Redis, redis_url: str, stream: str, root: Path) -> Seeded:
-    """INDEXED events over the last two hours, indexed; UNINDEXED newer ones; the stream trimmed to KEPT."""
+    """INDEXED events over the last two hours, indexed; UNINDEXED newer ones; the stream trimmed to KEPT.
+
+    Readers find the history at `root`: set SOLLOL_HISTORY_DIR to it (the indexer has stopped, so
+    its lease no longer names the folder)."""
     now_ms = int(client.time()[0]) * 1000
     start = now_ms - (INDEXED + UNINDEXED) * STEP_MS - 5000
     entries = write_events(client, stream, ((n, start + n * STEP_MS) for n in range(INDEXED)))

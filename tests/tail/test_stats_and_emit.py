@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from pathlib import Path
 
+import pytest
 import redis
+from history_events import STEP_MS, Seeded, seed
 from redis_servers import free_port
 from sollol_events import sollol_event, write
 from tail.tail_cli import environment, json_lines, run
 
 from sollol_otel.events import EventType
+from sollol_otel.filters import EventFilter
 
 
 def test_stats_counts_by_type_backend_model_and_instance(
@@ -113,3 +117,45 @@ def test_stats_name_the_top_instances_and_count_the_rest_beside_them(
     stats = json.loads(run("stats", "--top", "3", "-o", "json").stdout)
     assert len(stats["by_instance"]) == 3 and stats["by_instance"]["other"] == 3
     assert (stats["bounded"], stats["other"]) == (True, {"by_instance": 6})
+
+
+@pytest.fixture
+def seeded(
+    redis_client: redis.Redis,
+    redis_url: str,
+    keys: tuple[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Seeded:
+    monkeypatch.setenv("SOLLOL_HISTORY_DIR", str(tmp_path))
+    return seed(redis_client, redis_url, keys[0], tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("args", "event_filter"),
+    [((), EventFilter()), (("--model", "llama"), EventFilter(model="llama")),
+     (("--backend", "Ollama", "--event-type", "fallback_triggered"),
+      EventFilter.build(backend="Ollama", event_types="FALLBACK_TRIGGERED"))],
+)  # fmt: skip
+def test_stats_over_history_equal_a_full_scan(
+    seeded: Seeded, args: tuple[str, ...], event_filter: EventFilter
+) -> None:
+    stats = json.loads(run("stats", *args, "--top", "1000", "-o", "json").stdout)
+    expected = seeded.counts(event_filter)
+    assert stats["events"] == sum(expected["event_type"].values()) > 0
+    for key in ("event_type", "backend", "model", "instance"):
+        assert stats[f"by_{key}"] == dict(expected[key]), key
+    assert (stats["bounds"], stats["history"]["bytes"] > 0) == ([], True)
+
+
+def test_stats_since_over_history_count_from_that_stream_id(seeded: Seeded) -> None:
+    since_ms = int(seeded.entries[1000][0].partition("-")[0]) - STEP_MS // 2
+    since = datetime.fromtimestamp(since_ms / 1000, tz=timezone.utc).isoformat()
+    stats = json.loads(run("stats", "--since", since, "-o", "json").stdout)
+    assert stats["events"] == len(seeded.matching(EventFilter(), since_ms))
+
+
+def test_stats_text_says_what_a_day_of_history_costs_on_disk(seeded: Seeded) -> None:
+    result = run("stats", "--color", "never")
+    assert result.returncode == 0, result.stderr
+    assert "a day at the current rate takes ≈" in result.stdout and "on disk" in result.stdout
