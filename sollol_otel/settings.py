@@ -237,8 +237,8 @@ HISTORY_DIR = Variable[str | None](
     "SOLLOL_HISTORY_DIR",
     None,
     optional_text,
-    "where history's Parquet segments live, one folder per stream (default: $XDG_DATA_HOME/sollol-otel/history; "
-    "shared storage serves several hosts)",
+    "where history's Parquet segments live, one folder per stream "
+    "(default: $XDG_DATA_HOME/sollol-otel/history; shared storage serves several hosts)",
 )
 HISTORY_RETENTION = Variable[float | None](
     "SOLLOL_HISTORY_RETENTION", 30 * 86400.0, duration, "history kept by age (`7d`, `30d`)"

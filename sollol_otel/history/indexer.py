@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import importlib.util
 import logging
 import math
 import threading
@@ -66,6 +67,7 @@ class State(str, enum.Enum):
     STORAGE_FAILED = "storage_failed"  # the folder refused a write: nothing is written until it works
     REDIS_DOWN = "redis_down"
     STOPPED = "stopped"
+    UNAVAILABLE = "unavailable"  # the history extra is not installed
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,9 @@ class Indexer:
 
     async def run(self) -> None:
         """Index until `stop()`: take the lease whenever it is free, survive Redis going away."""
+        if importlib.util.find_spec("duckdb") is None:
+            self._set(State.UNAVAILABLE, "DuckDB is not installed: pip install 'sollol-otel[history]'")
+            return
         while not self._stopping.is_set():
             try:
                 if await self._lease.acquire():
@@ -463,30 +468,32 @@ class IndexerThread:
         self._redis_url, self._stream, self._root, self._options = redis_url, stream, root, options
         self.indexer: Indexer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._ready = threading.Event()
+        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._main, name=f"history-indexer {stream}", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
-        self._ready.wait(timeout=10)
 
     def _main(self) -> None:
         asyncio.run(self._run())
 
     async def _run(self) -> None:
         client = await async_client(self._redis_url, key=self._stream)
-        self.indexer = Indexer(client, self._stream, self._root, self._options)
-        self._loop = asyncio.get_running_loop()
-        self._ready.set()
         try:
-            await self.indexer.run()
+            self.indexer = Indexer(client, self._stream, self._root, self._options)
+            self._loop = asyncio.get_running_loop()
+            if not self._stopping.is_set():
+                await self.indexer.run()
         finally:
             await client.aclose()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Commit what is buffered, give the lease up, and end the thread."""
-        if self._loop is not None and self.indexer is not None:
-            self._loop.call_soon_threadsafe(self.indexer.stop)
+        self._stopping.set()
+        loop, indexer = self._loop, self.indexer
+        if loop is not None and indexer is not None:
+            with contextlib.suppress(RuntimeError):  # the loop has already ended
+                loop.call_soon_threadsafe(indexer.stop)
         self._thread.join(timeout)
 
     def status(self) -> dict[str, Any]:
