@@ -13,6 +13,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -133,7 +134,8 @@ def run(host: str, port: int, rate: float, out: TextIO, redis_url: str | None = 
         config = DashboardConfig.from_env()
         with _redis(settings, redis_url, console) as settings, _cluster(settings, rate):
             console.print(_instructions(settings, host, port))
-            serve(settings, config, host=host, port=port, log_level="warning")
+            with tempfile.TemporaryDirectory(prefix="sollol-otel-demo-history-") as history:
+                serve(settings, config, host=host, port=port, log_level="warning", history_dir=Path(history))
     except (embedded_redis.EmbeddedRedisError, NoRedis) as exc:
         console.print(f"[red]{exc}[/]")
         return False

@@ -142,6 +142,12 @@ async def _ping(client: LazyClient) -> None:
     await (await client.get()).ping()
 
 
+def _history_status(request: Request) -> dict[str, Any] | None:
+    """This worker's history indexer, if it runs one; its state never fails the check."""
+    indexer = getattr(request.app.state, "history_indexer", None)
+    return None if indexer is None else dict(indexer.status())
+
+
 async def healthz(request: Request) -> Response:
     """`GET /healthz`: 200 when Redis answers and the stream reader runs, else 503; the state either way."""
     state = state_of(request)
@@ -168,6 +174,8 @@ async def healthz(request: Request) -> Response:
             },
             "clients": hub.clients,
             "worker": os.getpid(),
+            # The history indexer's own state (trust-servers' component hook will carry it later).
+            "history": _history_status(request),
         },
         status_code=status,
         headers={"Cache-Control": "no-store"},
