@@ -28,9 +28,8 @@ from sollol_otel.redis.client import CONNECTION_ERRORS, async_client
 from sollol_otel.redis.clock import id_ms, redis_now_ms
 from sollol_otel.redis.stream import StreamReader, id_for_time
 from sollol_otel.redis.urls import redact_url
-from sollol_otel.web.counts import at_ms, top_values
+from sollol_otel.web.counts import at_ms, bounded_range, top_values
 from sollol_otel.web.from_history import (
-    bounded_range,
     flat,
     gap_bounds,
     history_hints,

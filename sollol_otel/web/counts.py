@@ -27,15 +27,17 @@ from cachetools import TTLCache
 from sollol_otel.events import MISSING, Dimension, EventType
 from sollol_otel.filters import EPOCH, EventFilter, Explainer, TimeRange
 from sollol_otel.redis.clock import id_ms
-from sollol_otel.redis.stream import StreamEntry, StreamReader, next_id
+from sollol_otel.redis.stream import MAX_ID_PART, StreamEntry, StreamReader, next_id
 from sollol_otel.web.backlog import range_bounds
 from sollol_otel.web.params import TOP
-from sollol_otel.wire import Skipped, as_text
+from sollol_otel.wire import Skipped
 
 #: Entries fetched per round trip.
 PAGE = 5000
 #: Most stream entries one answer reads; past it the answer says what it left out.
 MAX_SCAN = 100_000
+#: Most entries with ids after Redis's now counted one by one.
+MAX_LATER = 10_000
 #: Seconds a result is reused for the same query.
 CACHE_SECONDS = 2.0
 #: Most bytes of answers kept for reuse (an answer over 100,000 nodes is megabytes).
@@ -56,13 +58,32 @@ def at_ms(epoch_ms: int) -> datetime:
     return EPOCH + timedelta(milliseconds=epoch_ms)
 
 
-async def stream_end(client: redis.asyncio.Redis, stream: str) -> str:
-    """The newest id the stream ever had (`0-0` before the first write)."""
-    try:
-        info: dict[str, Any] = await client.xinfo_stream(stream)
-    except redis.ResponseError:  # no such key yet
-        return "0-0"
-    return as_text(info["last-generated-id"])
+def bounded_range(time_range: TimeRange, now_ms: int, last_id: str | None) -> tuple[TimeRange, str]:
+    """The range cut at Redis's now (ids after it have no known time), at `until`, and at `last_id`'s
+    millisecond; and the `last_id` the answer names: the largest id of the last millisecond it
+    covers. Both sources count exactly this, so an answer is the same whichever gave it."""
+    end_ms = now_ms + 1
+    if last_id is not None:
+        end_ms = min(end_ms, id_ms(last_id) + 1)
+    if time_range.until_ms is not None:
+        end_ms = min(end_ms, time_range.until_ms)
+    since = time_range.since
+    if time_range.since_ms is not None and time_range.since_ms > end_ms:
+        since = at_ms(end_ms)
+    return TimeRange(since, at_ms(end_ms)), f"{end_ms - 1}-{MAX_ID_PART}"
+
+
+async def later_entries(client: redis.asyncio.Redis, stream: str, now_ms: int) -> list[str]:
+    """What to say of entries whose ids lie after Redis's now (a writer that set its own ids): their
+    time is unknown, so no range holds them."""
+    later: Any = await client.xrange(stream, min=f"{now_ms + 1}-0", max="+", count=MAX_LATER + 1)
+    if not later:
+        return []
+    count = f"more than {MAX_LATER}" if len(later) > MAX_LATER else str(len(later))
+    return [
+        f"{count} entries carry ids after Redis's clock ({iso(now_ms)}): their time is unknown, "
+        "so they are in no range"
+    ]
 
 
 @dataclass
@@ -71,56 +92,42 @@ class Scan:
 
     #: Everything up to this id, and nothing after it, was considered: a page counts live events after it.
     last_id: str
-    now_ms: int
     entries: int = 0
-    #: Entries whose ids lie after Redis's now: their time is unknown, so no range holds them.
-    later: int = 0
     oldest_id: str | None = None
-    newest_id: str | None = None
     #: False when MAX_SCAN stopped the reading before the range's start.
     complete: bool = True
 
     def take(self, page: list[StreamEntry]) -> list[StreamEntry]:
-        """The part of a page (oldest first) the answer counts, noting what it leaves out."""
-        kept = [entry for entry in page if id_ms(entry.id) <= self.now_ms]
-        self.later += len(page) - len(kept)
+        """The part of a page (oldest first) the answer counts, within MAX_SCAN."""
         room = MAX_SCAN - self.entries
-        if len(kept) > room:
-            kept, self.complete = kept[len(kept) - room :], False
-        if kept:
-            self.oldest_id = kept[0].id
-            self.newest_id = self.newest_id or kept[-1].id
-        self.entries += len(kept)
-        return kept
+        if len(page) > room:
+            page, self.complete = page[len(page) - room :], False
+        if page:
+            self.oldest_id = page[0].id
+        self.entries += len(page)
+        return page
 
     def bounds(self) -> list[str]:
         """Sentences saying how the answer is partial; none when it covers the whole range."""
-        said = []
-        if not self.complete and self.oldest_id is not None:
-            said.append(
-                f"only the newest {self.entries} entries of the range were counted (from "
-                f"{iso(id_ms(self.oldest_id))}); older ones in the range were not"
-            )
-        if self.later:
-            said.append(
-                f"{self.later} entries carry ids after Redis's clock ({iso(self.now_ms)}): their time is "
-                "unknown, so they are in no range"
-            )
-        return said
+        if self.complete or self.oldest_id is None:
+            return []
+        return [
+            f"only the newest {self.entries} entries of the range were counted (from "
+            f"{iso(id_ms(self.oldest_id))}); older ones in the range were not"
+        ]
 
 
 async def scan(
     client: redis.asyncio.Redis,
     stream: str,
     time_range: TimeRange,
-    last_id: str | None,
-    now_ms: int,
+    last_id: str,
     count: Callable[[list[StreamEntry]], None],
 ) -> Scan:
-    """Feeds `count`, in a worker thread, each page of the range up to `last_id` (the stream's end
-    when None), newest page first, at most MAX_SCAN entries in all."""
-    done = Scan(last_id or await stream_end(client, stream), now_ms)
-    since, before = range_bounds(time_range, next_id(done.last_id))
+    """Feeds `count`, in a worker thread, each page of the range up to `last_id`, newest page first,
+    at most MAX_SCAN entries in all."""
+    done = Scan(last_id)
+    since, before = range_bounds(time_range, next_id(last_id))
     pages = StreamReader(client, stream).pages_back(PAGE, since=since, before=before)
     async with contextlib.aclosing(pages):
         async for page in pages:
@@ -174,7 +181,7 @@ class StatsCount:
                 counter[event.value(dimension)] += 1
             if event.event_type == EventType.FALLBACK_TRIGGERED:
                 self.fallback_reasons[event.text("reason") or MISSING] += 1
-            added_ms = id_ms(entry.id)  # never after now: Scan.take left those out
+            added_ms = id_ms(entry.id)  # never after now: the range ends there
             for seconds in RATE_WINDOWS:
                 if self.now_ms - added_ms <= seconds * 1000:
                     self.recent[seconds] += 1
@@ -258,13 +265,13 @@ async def stream_stats(
     last_id: str | None = None,
     top: int = TOP,
 ) -> dict[str, Any]:
-    """The counts over the range from the stream alone, up to `last_id` (the stream's end when None)."""
+    """The counts over the range from the stream alone."""
+    span, answer_last_id = bounded_range(time_range, now_ms, last_id)
     counted = StatsCount(event_filter, now_ms)
-    done = await scan(client, stream, time_range, last_id, now_ms, counted)
+    done = await scan(client, stream, span, answer_last_id, counted)
     return {
         **counted.answer(time_range, top),
         "complete": done.complete,
-        "later": done.later,
-        "bounds": done.bounds(),
-        "last_id": done.last_id,
+        "bounds": done.bounds() + await later_entries(client, stream, now_ms),
+        "last_id": answer_last_id,
     }

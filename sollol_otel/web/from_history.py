@@ -18,9 +18,17 @@ from sollol_otel.events import Dimension
 from sollol_otel.filters import MAX_DISTINCT, EventFilter, Explainer, TimeRange
 from sollol_otel.history.query import History
 from sollol_otel.redis.clock import id_ms
-from sollol_otel.redis.stream import MAX_ID_PART, Gap, StreamEntry, next_id, stream_key
+from sollol_otel.redis.stream import Gap, StreamEntry, next_id
 from sollol_otel.web.backlog import Recent, recent
-from sollol_otel.web.counts import PER_SECOND, RATE_WINDOWS, at_ms, iso, stream_stats
+from sollol_otel.web.counts import (
+    PER_SECOND,
+    RATE_WINDOWS,
+    at_ms,
+    bounded_range,
+    iso,
+    later_entries,
+    stream_stats,
+)
 from sollol_otel.web.messages import batch_messages
 from sollol_otel.web.params import TOP
 
@@ -31,19 +39,6 @@ NAMED = (*(f"by_{dimension.value}" for dimension in Dimension), "top_fallback_re
 async def open_history(client: redis.asyncio.Redis, stream: str) -> History | None:
     """The stream's history; None before an indexer has committed any."""
     return await History.open(client, stream)
-
-
-def bounded_range(time_range: TimeRange, now_ms: int, last_id: str | None) -> tuple[TimeRange, str]:
-    """The range cut at Redis's now (ids after it have no known time) or at `last_id`'s millisecond,
-    and the `last_id` the answer names: the largest id of the last millisecond it covers."""
-    end_ms = now_ms + 1
-    if last_id is not None:
-        ms, seq = stream_key(last_id)
-        end_ms = min(end_ms, ms + 1 if seq == MAX_ID_PART else ms)
-    if time_range.until_ms is not None:
-        end_ms = min(end_ms, time_range.until_ms)
-    since = time_range.since if time_range.since_ms is None or time_range.since_ms < end_ms else at_ms(end_ms)
-    return TimeRange(since, at_ms(end_ms)), f"{end_ms - 1}-{MAX_ID_PART}"
 
 
 def gap_bounds(gaps: Iterable[dict[str, Any]]) -> list[str]:
@@ -111,6 +106,8 @@ async def recent_counts(
 
 
 async def history_stats(
+    client: redis.asyncio.Redis,
+    stream: str,
     history: History,
     event_filter: EventFilter,
     time_range: TimeRange,
@@ -138,8 +135,7 @@ async def history_stats(
         "per_second": per_second,
         "hints": hints,
         "complete": True,
-        "later": 0,
-        "bounds": gap_bounds(answer["gaps"]),
+        "bounds": gap_bounds(answer["gaps"]) + await later_entries(client, stream, now_ms),
         "last_id": answer_last_id,
     }
 
@@ -180,7 +176,9 @@ async def stats(
     """The counts over the range, from the history once there is one, else from the stream."""
     history = await open_history(client, stream)
     if history is not None:
-        return await history_stats(history, event_filter, time_range, now_ms, last_id=last_id, top=top)
+        return await history_stats(
+            client, stream, history, event_filter, time_range, now_ms, last_id=last_id, top=top
+        )
     answer = await stream_stats(client, stream, event_filter, time_range, now_ms, last_id=last_id, top=top)
     answer["bounds"] += await stream_only_bound(client, stream, time_range)
     return answer

@@ -26,8 +26,8 @@ from sollol_otel.redis.clock import id_ms, redis_now_ms
 from sollol_otel.redis.stream import StreamEntry
 from sollol_otel.settings import duration_seconds
 from sollol_otel.web.api import cache_key, error, unavailable
-from sollol_otel.web.counts import at_ms, iso, scan, top_values
-from sollol_otel.web.from_history import bounded_range, gap_bounds, open_history, stream_only_bound
+from sollol_otel.web.counts import at_ms, bounded_range, iso, later_entries, scan, top_values
+from sollol_otel.web.from_history import gap_bounds, open_history, stream_only_bound
 from sollol_otel.web.params import BadParameter, event_filter, stream_id, time_range, top_param
 from sollol_otel.web.state import DashboardState, state_of
 from sollol_otel.wire import Skipped
@@ -154,12 +154,14 @@ async def stream_timeline(
     top: int,
 ) -> dict[str, Any]:
     """The answer from the stream alone."""
+    bounded, answer_last_id = bounded_range(span, now_ms, last_id)
     counted = TimelineCount(flt, by)
-    done = await scan(client, stream, span, last_id, now_ms, counted)
-    oldest = id_ms(done.oldest_id) if done.oldest_id else now_ms
-    start_ms = span.since_ms if span.since_ms is not None and done.complete else oldest
-    # Scan.take left out ids after now, so the buckets end at now (or `until`) whatever ids say
-    grid = Grid.plan(start_ms, span.until_ms if span.until_ms is not None else now_ms + 1, bucket)
+    done = await scan(client, stream, bounded, answer_last_id, counted)
+    end_ms = bounded.until_ms or now_ms + 1
+    start_ms = bounded.since_ms if bounded.since_ms is not None and done.complete else None
+    if start_ms is None:
+        start_ms = id_ms(done.oldest_id) if done.oldest_id else end_ms - 1
+    grid = Grid.plan(start_ms, end_ms, bucket)
     named, rest = top_values(Counter(value for _, value in counted.counted), top)
     counts = [Counter[str]() for _ in range(len(grid))]
     others = [0] * len(grid)
@@ -172,9 +174,8 @@ async def stream_timeline(
         **grid.answer(counts, others, rest, by, top),
         "skipped": counted.skipped,
         "complete": done.complete,
-        "later": done.later,
         "bounds": done.bounds() + await stream_only_bound(client, stream, span),
-        "last_id": done.last_id,
+        "last_id": answer_last_id,
     }
 
 
@@ -206,7 +207,6 @@ async def history_timeline(
         **grid.answer(counts, others, sum(others) if found["bounded"] else None, by, top),
         "skipped": totals["skipped"],
         "complete": True,
-        "later": 0,
         "bounds": gap_bounds(found["gaps"]),
         "last_id": answer_last_id,
     }
@@ -230,6 +230,7 @@ async def compute(
         answer = await stream_timeline(client, stream, flt, span, by, bucket, last_id, now_ms, top)
     else:
         answer = await history_timeline(history, flt, span, by, bucket, last_id, now_ms, top)
+    answer["bounds"] += await later_entries(client, stream, now_ms)
     return {**answer, "filter": flt.label()}
 
 
