@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
+from history_events import Seeded, seed
 from redis_servers import BINARY_ENV, RedisServer, answers
 
 #: Where the machine's shared Redis answers; point it at a free port to try the no-Redis path.
@@ -81,3 +83,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="save the dashboard screenshot the page tests take to docs/dashboard.png (the README shows it)",
     )
+
+
+@pytest.fixture
+def seeded(
+    redis_client: redis.Redis,
+    redis_url: str,
+    keys: tuple[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Seeded:
+    """A stream whose older events are in a real history only (history_events.seed), found by
+    every reader through SOLLOL_HISTORY_DIR."""
+    monkeypatch.setenv("SOLLOL_HISTORY_DIR", str(tmp_path))
+    return seed(redis_client, redis_url, keys[0], tmp_path)

@@ -17,7 +17,7 @@ from sollol_otel.redis.client import CONNECTION_ERRORS, LazyClient
 from sollol_otel.redis.clock import redis_now_ms
 from sollol_otel.redis.urls import redact_url
 from sollol_otel.web.config import MAX_BACKLOG
-from sollol_otel.web.counts import at_ms
+from sollol_otel.web.counts import at_ms, question
 from sollol_otel.web.from_history import events_page, one_event
 from sollol_otel.web.from_history import stats as range_stats
 from sollol_otel.web.messages import event_message
@@ -27,7 +27,6 @@ from sollol_otel.web.params import (
     event_filter,
     stream_id,
     time_range,
-    top_param,
 )
 from sollol_otel.web.state import state_of
 from sollol_otel.wire import decode
@@ -104,16 +103,13 @@ async def stats(request: Request) -> Response:
     stream = state.settings.stream
 
     async def compute() -> dict[str, Any]:
-        answer = await range_stats(client, stream, flt, span, now_ms, last_id=last_id, top=top)
-        return {**answer, "filter": flt.label(), "stream": stream}
+        answer = await range_stats(client, stream, asked)
+        return {**answer, "filter": asked.event_filter.label(), "stream": stream}
 
     try:
         client = await state.client.get()
         now_ms = await redis_now_ms(client)
-        flt = event_filter(params)
-        span = time_range(params, at_ms(now_ms))
-        last_id = stream_id(params, "last_id")
-        top = top_param(params)
+        asked = question(params, now_ms)
         body = await state.cache.get(cache_key("stats", request), compute)
     except BadParameter as exc:
         return error(400, str(exc))

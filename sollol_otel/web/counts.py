@@ -23,13 +23,14 @@ from typing import Any
 import orjson
 import redis.asyncio
 from cachetools import TTLCache
+from starlette.datastructures import QueryParams
 
 from sollol_otel.events import MISSING, Dimension, EventType
 from sollol_otel.filters import EPOCH, EventFilter, Explainer, TimeRange
 from sollol_otel.redis.clock import id_ms
 from sollol_otel.redis.stream import MAX_ID_PART, StreamEntry, StreamReader, next_id
 from sollol_otel.web.backlog import range_bounds
-from sollol_otel.web.params import TOP
+from sollol_otel.web.params import TOP, event_filter, stream_id, time_range, top_param
 from sollol_otel.wire import Skipped
 
 #: Entries fetched per round trip.
@@ -71,6 +72,33 @@ def bounded_range(time_range: TimeRange, now_ms: int, last_id: str | None) -> tu
     if time_range.since_ms is not None and time_range.since_ms > end_ms:
         since = at_ms(end_ms)
     return TimeRange(since, at_ms(end_ms)), f"{end_ms - 1}-{MAX_ID_PART}"
+
+
+@dataclass(frozen=True)
+class Question:
+    """What one answer is asked: the filter, the range, Redis's now, up to which id, and how many
+    values of each dimension to name."""
+
+    event_filter: EventFilter
+    time_range: TimeRange
+    now_ms: int
+    last_id: str | None = None
+    top: int = TOP
+
+    def bounded(self) -> tuple[TimeRange, str]:
+        return bounded_range(self.time_range, self.now_ms, self.last_id)
+
+
+def question(params: QueryParams, now_ms: int) -> Question:
+    """What a request asks: its filters, range (durations back from Redis's now), `last_id`, `top`;
+    BadParameter names a bad one."""
+    return Question(
+        event_filter(params),
+        time_range(params, at_ms(now_ms)),
+        now_ms,
+        stream_id(params, "last_id"),
+        top_param(params),
+    )
 
 
 async def later_entries(client: redis.asyncio.Redis, stream: str, now_ms: int) -> list[str]:
@@ -255,23 +283,14 @@ class ResultCache:
         return body
 
 
-async def stream_stats(
-    client: redis.asyncio.Redis,
-    stream: str,
-    event_filter: EventFilter,
-    time_range: TimeRange,
-    now_ms: int,
-    *,
-    last_id: str | None = None,
-    top: int = TOP,
-) -> dict[str, Any]:
+async def stream_stats(client: redis.asyncio.Redis, stream: str, question: Question) -> dict[str, Any]:
     """The counts over the range from the stream alone."""
-    span, answer_last_id = bounded_range(time_range, now_ms, last_id)
-    counted = StatsCount(event_filter, now_ms)
+    span, answer_last_id = question.bounded()
+    counted = StatsCount(question.event_filter, question.now_ms)
     done = await scan(client, stream, span, answer_last_id, counted)
     return {
-        **counted.answer(time_range, top),
+        **counted.answer(question.time_range, question.top),
         "complete": done.complete,
-        "bounds": done.bounds() + await later_entries(client, stream, now_ms),
+        "bounds": done.bounds() + await later_entries(client, stream, question.now_ms),
         "last_id": answer_last_id,
     }

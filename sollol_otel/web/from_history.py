@@ -23,14 +23,13 @@ from sollol_otel.web.backlog import Recent, recent
 from sollol_otel.web.counts import (
     PER_SECOND,
     RATE_WINDOWS,
+    Question,
     at_ms,
-    bounded_range,
     iso,
     later_entries,
     stream_stats,
 )
 from sollol_otel.web.messages import batch_messages
-from sollol_otel.web.params import TOP
 
 #: The keys of a stats answer that name values, each with the rest's events in `other`.
 NAMED = (*(f"by_{dimension.value}" for dimension in Dimension), "top_fallback_reasons")
@@ -106,29 +105,22 @@ async def recent_counts(
 
 
 async def history_stats(
-    client: redis.asyncio.Redis,
-    stream: str,
-    history: History,
-    event_filter: EventFilter,
-    time_range: TimeRange,
-    now_ms: int,
-    *,
-    last_id: str | None = None,
-    top: int = TOP,
+    client: redis.asyncio.Redis, stream: str, history: History, question: Question
 ) -> dict[str, Any]:
     """The counts over the range, exactly, from the segments and the stream's newest entries."""
-    span, answer_last_id = bounded_range(time_range, now_ms, last_id)
-    answer = await history.stats(event_filter, span, now_ms=now_ms, top=top)
+    span, answer_last_id = question.bounded()
+    flt, now_ms = question.event_filter, question.now_ms
+    answer = await history.stats(flt, span, now_ms=now_ms, top=question.top)
     named, other = flat(answer)
-    rates, per_second = await recent_counts(history, event_filter, span, now_ms)
+    rates, per_second = await recent_counts(history, flt, span, now_ms)
     hints: list[str] = []
     if answer["events"] == 0:
-        hints = await history_hints(history, event_filter, span, time_range, now_ms)
+        hints = await history_hints(history, flt, span, question.time_range, now_ms)
     return {
         "events": answer["events"],
         "skipped": answer["skipped"],
         **named,
-        "top": top,
+        "top": question.top,
         "bounded": bool(other),
         "other": other,
         "rate_per_second": rates,
@@ -163,24 +155,13 @@ async def stream_only_bound(client: redis.asyncio.Redis, stream: str, time_range
     ]
 
 
-async def stats(
-    client: redis.asyncio.Redis,
-    stream: str,
-    event_filter: EventFilter,
-    time_range: TimeRange,
-    now_ms: int,
-    *,
-    last_id: str | None = None,
-    top: int = TOP,
-) -> dict[str, Any]:
+async def stats(client: redis.asyncio.Redis, stream: str, question: Question) -> dict[str, Any]:
     """The counts over the range, from the history once there is one, else from the stream."""
     history = await open_history(client, stream)
     if history is not None:
-        return await history_stats(
-            client, stream, history, event_filter, time_range, now_ms, last_id=last_id, top=top
-        )
-    answer = await stream_stats(client, stream, event_filter, time_range, now_ms, last_id=last_id, top=top)
-    answer["bounds"] += await stream_only_bound(client, stream, time_range)
+        return await history_stats(client, stream, history, question)
+    answer = await stream_stats(client, stream, question)
+    answer["bounds"] += await stream_only_bound(client, stream, question.time_range)
     return answer
 
 

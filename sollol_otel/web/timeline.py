@@ -26,9 +26,9 @@ from sollol_otel.redis.clock import id_ms, redis_now_ms
 from sollol_otel.redis.stream import StreamEntry
 from sollol_otel.settings import duration_seconds
 from sollol_otel.web.api import cache_key, error, unavailable
-from sollol_otel.web.counts import at_ms, bounded_range, iso, later_entries, scan, top_values
+from sollol_otel.web.counts import Question, at_ms, iso, later_entries, question, scan, top_values
 from sollol_otel.web.from_history import gap_bounds, open_history, stream_only_bound
-from sollol_otel.web.params import BadParameter, event_filter, stream_id, time_range, top_param
+from sollol_otel.web.params import BadParameter
 from sollol_otel.web.state import DashboardState, state_of
 from sollol_otel.wire import Skipped
 
@@ -143,26 +143,18 @@ class Grid:
 
 
 async def stream_timeline(
-    client: redis.asyncio.Redis,
-    stream: str,
-    flt: EventFilter,
-    span: TimeRange,
-    by: Dimension,
-    bucket: int | None,
-    last_id: str | None,
-    now_ms: int,
-    top: int,
+    client: redis.asyncio.Redis, stream: str, question: Question, by: Dimension, bucket: int | None
 ) -> dict[str, Any]:
     """The answer from the stream alone."""
-    bounded, answer_last_id = bounded_range(span, now_ms, last_id)
-    counted = TimelineCount(flt, by)
+    bounded, answer_last_id = question.bounded()
+    counted = TimelineCount(question.event_filter, by)
     done = await scan(client, stream, bounded, answer_last_id, counted)
-    end_ms = bounded.until_ms or now_ms + 1
+    end_ms = bounded.until_ms or question.now_ms + 1
     start_ms = bounded.since_ms if bounded.since_ms is not None and done.complete else None
     if start_ms is None:
         start_ms = id_ms(done.oldest_id) if done.oldest_id else end_ms - 1
     grid = Grid.plan(start_ms, end_ms, bucket)
-    named, rest = top_values(Counter(value for _, value in counted.counted), top)
+    named, rest = top_values(Counter(value for _, value in counted.counted), question.top)
     counts = [Counter[str]() for _ in range(len(grid))]
     others = [0] * len(grid)
     for ms, value in counted.counted:
@@ -171,32 +163,26 @@ async def stream_timeline(
         else:
             others[grid.index(ms)] += 1
     return {
-        **grid.answer(counts, others, rest, by, top),
+        **grid.answer(counts, others, rest, by, question.top),
         "skipped": counted.skipped,
         "complete": done.complete,
-        "bounds": done.bounds() + await stream_only_bound(client, stream, span),
+        "bounds": done.bounds() + await stream_only_bound(client, stream, question.time_range),
         "last_id": answer_last_id,
     }
 
 
 async def history_timeline(
-    history: History,
-    flt: EventFilter,
-    span: TimeRange,
-    by: Dimension,
-    bucket: int | None,
-    last_id: str | None,
-    now_ms: int,
-    top: int,
+    history: History, question: Question, by: Dimension, bucket: int | None
 ) -> dict[str, Any]:
     """The answer from the segments and the stream's newest entries."""
-    bounded, answer_last_id = bounded_range(span, now_ms, last_id)
+    bounded, answer_last_id = question.bounded()
+    flt, now_ms = question.event_filter, question.now_ms
     end_ms = bounded.until_ms or now_ms + 1
     totals = await history.stats(flt, bounded, now_ms=now_ms, top=1)
     start_ms = bounded.since_ms if bounded.since_ms is not None else totals.get("start_ms") or end_ms - 1
     grid = Grid.plan(start_ms, end_ms, bucket)
     found = await history.timeline(
-        flt, TimeRange(at_ms(start_ms), bounded.until), bucket_ms=grid.size, by=by.value, top=top
+        flt, TimeRange(at_ms(start_ms), bounded.until), bucket_ms=grid.size, by=by.value, top=question.top
     )
     counts = [Counter[str]() for _ in range(len(grid))]
     others = [0] * len(grid)
@@ -204,7 +190,7 @@ async def history_timeline(
         counts[grid.index(int(row["start_ms"]))].update(row["counts"])
         others[grid.index(int(row["start_ms"]))] += int(row.get("other", 0))
     return {
-        **grid.answer(counts, others, sum(others) if found["bounded"] else None, by, top),
+        **grid.answer(counts, others, sum(others) if found["bounded"] else None, by, question.top),
         "skipped": totals["skipped"],
         "complete": True,
         "bounds": gap_bounds(found["gaps"]),
@@ -213,25 +199,18 @@ async def history_timeline(
 
 
 async def compute(
-    state: DashboardState,
-    flt: EventFilter,
-    span: TimeRange,
-    by: Dimension,
-    bucket: int | None,
-    last_id: str | None,
-    now_ms: int,
-    top: int,
+    state: DashboardState, question: Question, by: Dimension, bucket: int | None
 ) -> dict[str, Any]:
     """From the history once there is one, else from the stream; BadParameter for too many buckets."""
     client = await state.client.get()
     stream = state.settings.stream
     history = await open_history(client, stream)
     if history is None:
-        answer = await stream_timeline(client, stream, flt, span, by, bucket, last_id, now_ms, top)
+        answer = await stream_timeline(client, stream, question, by, bucket)
     else:
-        answer = await history_timeline(history, flt, span, by, bucket, last_id, now_ms, top)
-    answer["bounds"] += await later_entries(client, stream, now_ms)
-    return {**answer, "filter": flt.label()}
+        answer = await history_timeline(history, question, by, bucket)
+    answer["bounds"] += await later_entries(client, stream, question.now_ms)
+    return {**answer, "filter": question.event_filter.label()}
 
 
 async def timeline(request: Request) -> Response:
@@ -241,15 +220,11 @@ async def timeline(request: Request) -> Response:
     params = request.query_params
     try:
         now_ms = await redis_now_ms(await state.client.get())
-        flt = event_filter(params)
-        span = time_range(params, at_ms(now_ms))
+        asked = question(params, now_ms)
         by = dimension(params.get("by"))
         bucket = bucket_seconds(params.get("bucket"))
-        last_id = stream_id(params, "last_id")
-        top = top_param(params)
         body = await state.cache.get(
-            cache_key("timeline", request),
-            lambda: compute(state, flt, span, by, bucket, last_id, now_ms, top),
+            cache_key("timeline", request), lambda: compute(state, asked, by, bucket)
         )
     except BadParameter as exc:
         return error(400, str(exc))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,10 +12,12 @@ import pytest
 import redis
 from dashboard.conftest import ServerFactory
 from dashboard.dashboard_harness import DashboardServer
-from history_events import INDEXED, STEP_MS, Seeded, seed
+from history_events import INDEXED, STEP_MS, Seeded
+from starlette.datastructures import QueryParams
 
 from sollol_otel.events import Dimension
 from sollol_otel.filters import EventFilter
+from sollol_otel.web.params import event_filter
 
 #: Each filter the API takes, as query parameters (the events hold every one of these values).
 FILTERS: dict[str, dict[str, str]] = {
@@ -33,31 +34,11 @@ FILTERS: dict[str, dict[str, str]] = {
 
 
 def the_filter(params: dict[str, str]) -> EventFilter:
-    return EventFilter.build(
-        model=params.get("model"),
-        backend=params.get("backend"),
-        event_types=params.get("event_type"),
-        instance=params.get("instance"),
-        node=params.get("node"),
-        q=params.get("q"),
-        trace_id=params.get("trace_id"),
-    )
+    return event_filter(QueryParams(params))
 
 
 def iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-@pytest.fixture
-def seeded(
-    redis_client: redis.Redis,
-    redis_url: str,
-    keys: tuple[str, str],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Seeded:
-    monkeypatch.setenv("SOLLOL_HISTORY_DIR", str(tmp_path))
-    return seed(redis_client, redis_url, keys[0], tmp_path)
 
 
 @pytest.fixture

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
-import redis
-from history_events import STEP_MS, Seeded, seed
+from history_events import STEP_MS, Seeded
 from tail.tail_cli import Running, json_lines, run
 
 from sollol_otel.filters import EventFilter, parse_since
@@ -38,18 +36,6 @@ def test_an_iso_time_without_an_offset_is_local_time() -> None:
 def test_anything_else_is_refused_with_the_accepted_forms(value: str) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_since(value, NOW)
-
-
-@pytest.fixture
-def seeded(
-    redis_client: redis.Redis,
-    redis_url: str,
-    keys: tuple[str, str],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Seeded:
-    monkeypatch.setenv("SOLLOL_HISTORY_DIR", str(tmp_path))
-    return seed(redis_client, redis_url, keys[0], tmp_path)
 
 
 @pytest.mark.parametrize(

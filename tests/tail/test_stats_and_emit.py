@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 import redis
-from history_events import STEP_MS, Seeded, seed
+from history_events import STEP_MS, Seeded
 from redis_servers import free_port
 from sollol_events import sollol_event, write
 from tail.tail_cli import environment, json_lines, run
@@ -117,18 +116,6 @@ def test_stats_name_the_top_instances_and_count_the_rest_beside_them(
     stats = json.loads(run("stats", "--top", "3", "-o", "json").stdout)
     assert len(stats["by_instance"]) == 3 and stats["by_instance"]["other"] == 3
     assert (stats["bounded"], stats["other"]) == (True, {"by_instance": 6})
-
-
-@pytest.fixture
-def seeded(
-    redis_client: redis.Redis,
-    redis_url: str,
-    keys: tuple[str, str],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Seeded:
-    monkeypatch.setenv("SOLLOL_HISTORY_DIR", str(tmp_path))
-    return seed(redis_client, redis_url, keys[0], tmp_path)
 
 
 @pytest.mark.parametrize(

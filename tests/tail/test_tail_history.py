@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import redis
-from history_events import Seeded, seed
+from history_events import Seeded
 from sollol_events import sollol_event, write
 from tail.tail_cli import environment, json_lines, run
 
@@ -136,18 +135,6 @@ def test_a_key_that_is_not_a_stream_is_a_clear_error(
     result = run("tail", "--history", "10")
     assert result.returncode == 1
     assert "WRONGTYPE" in result.stderr and keys[0] in result.stderr
-
-
-@pytest.fixture
-def seeded(
-    redis_client: redis.Redis,
-    redis_url: str,
-    keys: tuple[str, str],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> Seeded:
-    monkeypatch.setenv("SOLLOL_HISTORY_DIR", str(tmp_path))
-    return seed(redis_client, redis_url, keys[0], tmp_path)
 
 
 @pytest.mark.parametrize(
