@@ -23,6 +23,8 @@ from sollol_otel.cli.output import OutputFormat, json_text
 from sollol_otel.display import EVENT_STYLES, ColorMode, console_for, safe_text
 from sollol_otel.events import MISSING, Dimension, EventType, RoutingEvent
 from sollol_otel.filters import MAX_DISTINCT, EventFilter, Explainer, TimeRange
+from sollol_otel.history.indexer import FLUSH_SECONDS
+from sollol_otel.history.lease import LEASE_MS
 from sollol_otel.history.query import History
 from sollol_otel.redis.client import CONNECTION_ERRORS, async_client
 from sollol_otel.redis.clock import id_ms, redis_now_ms
@@ -284,7 +286,7 @@ def render_text(stats: Stats, console: Console, top: int) -> None:
     if stats.history is not None:
         console.print(Text(history_sizing(stats.history), style="dim"))
         if stats.history.get("trim_warning"):
-            console.print(Text(f"⚠ {safe_text(stats.history['trim_warning'])}", style="bold yellow"))
+            console.print(Text(f"⚠ {stats.history['trim_warning']}", style="bold yellow"))
     for title, counts, rows, styles in (
         ("by event type", stats.by_event_type, len(stats.by_event_type), dict(EVENT_STYLES)),
         ("by backend", stats.by_backend, top, None),
@@ -297,11 +299,27 @@ def render_text(stats: Stats, console: Console, top: int) -> None:
             console.print(_table(title, counts, rows, styles))
 
 
+def trim_warning(memory: StreamMemory) -> str | None:
+    """Whether the stream would trim entries before the indexer reads them: it must hold at least
+    the rate times (the indexer's flush time + a lease takeover)."""
+    lag = FLUSH_SECONDS + LEASE_MS / 1000
+    rate = memory.events_per_second
+    if rate is None or memory.entries >= rate * lag:
+        return None
+    return (
+        f"the stream keeps {memory.entries} entries, fewer than {rate:.0f}/s × {lag:.0f}s (the indexer's "
+        "flush and a takeover): entries may be trimmed before they are indexed; "
+        "raise SOLLOL_ROUTING_STREAM_MAXLEN"
+    )
+
+
 async def _run(url: str, stream: str, since: datetime | None, event_filter: EventFilter) -> Stats:
     client = await async_client(url, key=stream)
     try:
         stats = await collect(client, stream, since, event_filter)
         stats.memory = await stream_memory(client, stream)
+        if stats.history is not None and stats.memory is not None:
+            stats.history["trim_warning"] = trim_warning(stats.memory)
         return stats
     finally:
         await client.aclose()

@@ -146,3 +146,21 @@ def test_stats_text_says_what_a_day_of_history_costs_on_disk(seeded: Seeded) -> 
     result = run("stats", "--color", "never")
     assert result.returncode == 0, result.stderr
     assert "a day at the current rate takes ≈" in result.stdout and "on disk" in result.stdout
+
+
+def test_stats_warn_when_the_stream_would_trim_entries_before_the_indexer_reads_them(
+    seeded: Seeded, redis_client: redis.Redis, keys: tuple[str, str]
+) -> None:
+    now_ms = int(redis_client.time()[0]) * 1000
+    pipe = redis_client.pipeline(transaction=False)
+    for n in range(1000):  # 1,000 events/s for the last second: 8 s of them would need 8,000 entries
+        pipe.xadd(keys[0], {"event": b"{}"}, id=f"{now_ms - 999 + n}-1")
+    pipe.execute()
+    redis_client.xtrim(keys[0], maxlen=1000, approximate=False)
+    result = run("stats", "--color", "never")
+    assert "entries may be trimmed before they are indexed" in result.stdout
+    assert json.loads(run("stats", "-o", "json").stdout)["history"]["trim_warning"]
+
+
+def test_stats_do_not_warn_when_the_stream_outlasts_the_indexers_lag(seeded: Seeded) -> None:
+    assert json.loads(run("stats", "-o", "json").stdout)["history"]["trim_warning"] is None
