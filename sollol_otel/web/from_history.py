@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import redis.asyncio
+from cachetools import TTLCache
 
 from sollol_otel.events import Dimension
 from sollol_otel.filters import MAX_DISTINCT, EventFilter, Explainer, TimeRange
@@ -35,9 +36,20 @@ from sollol_otel.web.messages import batch_messages
 NAMED = (*(f"by_{dimension.value}" for dimension in Dimension), "top_fallback_reasons")
 
 
+#: Seconds an opened history is reused: its DuckDB connection and decoded stream tail outlive one
+#: answer (a fresh one costs 20-30 ms), while a folder the lease moves to is found within this time.
+REOPEN_SECONDS = 60.0
+_opened: TTLCache[tuple[redis.asyncio.Redis, str], History] = TTLCache(64, REOPEN_SECONDS)
+
+
 async def open_history(client: redis.asyncio.Redis, stream: str) -> History | None:
     """The stream's history; None before an indexer has committed any."""
-    return await History.open(client, stream)
+    history = _opened.get((client, stream))
+    if history is None:
+        history = await History.open(client, stream)
+        if history is not None:
+            _opened[(client, stream)] = history
+    return history
 
 
 def gap_bounds(gaps: Iterable[dict[str, Any]]) -> list[str]:
