@@ -270,7 +270,10 @@ class Indexer:
                 block_ms=int(min(1.0, self.options.flush_seconds) * 1000), count=READ_COUNT
             )
             entries = [item for item in batch if isinstance(item, StreamEntry)]
-            gaps.extend(_gap_record(item) for item in batch if isinstance(item, Gap))
+            for gap in (item for item in batch if isinstance(item, Gap)):
+                gaps.append(_gap_record(gap))
+                if gap.reset and reader.position.last_id != "0-0" and not await self._replica_of_ours(rows):
+                    reader.position = Position("0-0", 0)
             if entries:
                 rows.extend(await asyncio.to_thread(_rows, entries))
                 self.rate.add(len(entries))
@@ -285,6 +288,26 @@ class Indexer:
                 next_maintenance = time.monotonic() + self.options.maintenance_seconds
         if rows or gaps:
             await self._flush(rows, gaps, reader.position, renewer)
+
+    async def _replica_of_ours(self, rows: list[dict[str, Any]]) -> bool:
+        """Whether a replaced stream that holds ids up to ours is a copy of what we read (a failover
+        to a replica: go on after our id) rather than a new stream whose ids went back (deleted
+        and written again: read it from its beginning). Its first entry tells: indexed, or not."""
+        assert self.manifest is not None
+        first: Any = await self._client.xrange(self.stream, min="-", max="+", count=1)
+        if not first:
+            return False
+        ms, seq = stream_key(as_text(first[0][0]))
+        if any(row["ms"] == ms and row["seq"] == seq for row in rows):
+            return True
+        files = [
+            str(self.store.segment_path(s.file)) for s in self.manifest.segments if s.min_ms <= ms <= s.max_ms
+        ]
+        if not files:
+            return False
+        query = "SELECT count(*) FROM read_parquet(?) WHERE ms = ? AND seq = ?"
+        found = await asyncio.to_thread(lambda: self._duckdb().execute(query, [files, ms, seq]).fetchone())
+        return found is not None and found[0] > 0
 
     async def _flush(
         self,
