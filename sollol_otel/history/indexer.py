@@ -101,19 +101,6 @@ def _gap_record(gap: Gap) -> GapRecord:
     return GapRecord(gap.after_id, gap.first_id, gap.missed, gap.reset, stream_key(at)[0])
 
 
-def _segment(written: segments.Written) -> Segment:
-    return Segment(
-        file=written.path.name,
-        rows=written.rows,
-        events=written.events,
-        first_id=written.first_id,
-        last_id=written.last_id,
-        min_ms=written.min_ms,
-        max_ms=written.max_ms,
-        bytes=written.bytes,
-    )
-
-
 def _rows(entries: list[StreamEntry]) -> list[dict[str, Any]]:
     return [segments.row_of(entry) for entry in entries]
 
@@ -195,7 +182,8 @@ class Indexer:
     async def _hold(self) -> None:
         """Index while holding the lease; the first manifest of the epoch is written at once."""
         epoch = self._lease.epoch
-        renewer = asyncio.create_task(self._renew_loop())
+        done = asyncio.Event()
+        renewer = asyncio.create_task(self._renew_loop(done))
         try:
             await asyncio.to_thread(self.store.create)
             found = await asyncio.to_thread(self.store.newest) or Manifest()
@@ -204,13 +192,16 @@ class Indexer:
             self._set(State.INDEXING, f"epoch {epoch}")
             await self._index(renewer)
         finally:
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, LeaseLost, *CONNECTION_ERRORS):
+            done.set()  # not cancel(): a Redis command cancelled midway can leave redis-py waiting for ever
+            with contextlib.suppress(LeaseLost, *CONNECTION_ERRORS):
                 await renewer
 
-    async def _renew_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.options.lease_ms / 3000)
+    async def _renew_loop(self, done: asyncio.Event) -> None:
+        """Renew a third of the lease's time before it expires, until `done`; LeaseLost ends it."""
+        while not done.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(done.wait(), self.options.lease_ms / 3000)
+                return
             if not await self._lease.renew():
                 raise LeaseLost
 
@@ -321,7 +312,7 @@ class Indexer:
         if rows:
             path = self.store.segment_path(f"{self._lease.epoch:012d}-{uuid.uuid4().hex}.parquet")
             written = await asyncio.to_thread(lambda: segments.write_segment(self._duckdb(), rows, path))
-            added = (_segment(written),)
+            added = (segments.segment_of(written),)
         manifest = self.manifest.next(
             self._lease.epoch,
             last_id=position.last_id,

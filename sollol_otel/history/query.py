@@ -41,10 +41,9 @@ _VALUE_SQL = {
     Dimension.NODE: f"coalesce(node, '{MISSING}')",
     Dimension.INSTANCE: f"coalesce(instance, '{MISSING}')",
 }
-_FALLBACK_SQL = (
-    f"CASE WHEN event_type = '{EventType.FALLBACK_TRIGGERED.value}' THEN coalesce(reason, '{MISSING}') END"
-)
 _REASONS = "fallback_reason"
+#: Stands for the snapshot's list of segment files among a query's parameters.
+_FILES = object()
 
 
 @dataclass(frozen=True)
@@ -281,14 +280,17 @@ class History:
         return info
 
     async def _query(self, snapshot: _Snapshot, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
-        """Run `sql` (its FROM names `{files}`) over the snapshot's files; a file that turns out
-        unreadable is left out, remembered as corrupt and the query run again."""
+        """Run `sql` over the snapshot's files (each `_FILES` in `params`, or the first parameter
+        when there is none, is the list of them); a file that turns out unreadable is left out,
+        remembered as corrupt and the query run again."""
+        if _FILES not in params:
+            params = [_FILES, *params]
         while True:
             files = [str(self.store.segment_path(s.file)) for s in snapshot.files]
             if not files:
                 return []
             try:
-                return await asyncio.to_thread(self._run, sql, [files, *params])
+                return await asyncio.to_thread(self._run, sql, [files if p is _FILES else p for p in params])
             except Exception:
                 bad = await asyncio.to_thread(self._unreadable, files)
                 if not bad:
@@ -345,24 +347,26 @@ class History:
         snapshot = self._limit_files(await self._snap(), time_range)
         where, params = _where(event_filter, time_range)
         counts = {name: Counter[str]() for name in [*(d.value for d in Dimension), _REASONS]}
+        # One GROUP BY per dimension, in one statement: twice as fast in DuckDB as GROUPING SETS.
         names = [d.value for d in Dimension] + [_REASONS]
-        expressions = [*_VALUE_SQL.values(), _FALLBACK_SQL]
-        select = ", ".join(f"{expr} AS {name}" for expr, name in zip(expressions, names, strict=True))
-        sql = (
-            f"SELECT {', '.join(names)}, count(*) FROM (SELECT {select} FROM read_parquet(?) WHERE {where}) "
-            f"GROUP BY GROUPING SETS ({', '.join(f'({name})' for name in names)})"
-        )
-        for row in await self._query(snapshot, sql, params):
-            for name, value in zip(names, row[:-1], strict=True):
-                if value is not None:
-                    counts[name][value] += row[-1]
-                    break
+        fallback = f"{where} AND event_type = '{EventType.FALLBACK_TRIGGERED.value}'"
+        grouped = [(_VALUE_SQL[d], where) for d in Dimension] + [(f"coalesce(reason, '{MISSING}')", fallback)]
         time_clauses, time_params = _time_where(time_range)
-        skipped_sql = (
-            f"SELECT count(*) FROM read_parquet(?) WHERE {' AND '.join(['skip IS NOT NULL', *time_clauses])}"
-        )
-        skipped_rows = await self._query(snapshot, skipped_sql, time_params)
-        skipped = skipped_rows[0][0] if skipped_rows else 0
+        branches = [
+            *(
+                f"SELECT {i} AS d, {value} AS v, count(*) FROM read_parquet(?) WHERE {condition} GROUP BY 2"
+                for i, (value, condition) in enumerate(grouped)
+            ),
+            f"SELECT {len(names)}, NULL, count(*) FROM read_parquet(?) WHERE "
+            + " AND ".join(["skip IS NOT NULL", *time_clauses]),
+        ]
+        every = [_FILES, *params] * len(names) + [_FILES, *time_params]
+        skipped = 0
+        for index, value, count in await self._query(snapshot, " UNION ALL ".join(branches), every):
+            if index == len(names):
+                skipped = count
+            else:
+                counts[names[index]][value] += count
         for entry in snapshot.tail:
             if isinstance(entry.item, RoutingEvent) or not _in_range(entry.id, time_range):
                 continue

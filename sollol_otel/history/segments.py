@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from sollol_otel.history.store import Segment
 from sollol_otel.redis.stream import StreamEntry, stream_key
 from sollol_otel.wire import Skipped, event_from_fields
 
@@ -159,6 +160,20 @@ class Written:
     min_ms: int
     max_ms: int
     bytes: int
+
+
+def segment_of(written: Written) -> Segment:
+    """How a manifest names a segment just written."""
+    return Segment(
+        file=written.path.name,
+        rows=written.rows,
+        events=written.events,
+        first_id=written.first_id,
+        last_id=written.last_id,
+        min_ms=written.min_ms,
+        max_ms=written.max_ms,
+        bytes=written.bytes,
+    )
 
 
 def write_segment(
