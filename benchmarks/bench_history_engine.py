@@ -105,8 +105,8 @@ async def query(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as root:
         started = time.perf_counter()
         manifest = import_entries(Path(root), stream, generated(args.events, now_ms))
-        print(f"wrote {args.events:,} events in {time.perf_counter() - started:.0f} s: "
-              f"{manifest.bytes / args.events:.1f} bytes/event, {len(manifest.segments)} segments")  # fmt: skip
+        seconds, per_event = time.perf_counter() - started, manifest.bytes / args.events
+        print(f"wrote {args.events:,} events in {seconds:.0f} s: {per_event:.1f} bytes/event on disk")
         last_2h = TimeRange(datetime.fromtimestamp((now_ms - SPAN_MS) / 1000, timezone.utc), None)
         print(f"\n| query over {args.events:,} events (2 h) | p50 ms | worst ms |\n|---|---|---|")
         for name, event_filter in (("", EventFilter()), (" q=oom", EventFilter.build(q="oom"))):
@@ -183,9 +183,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379")
     args = parser.parse_args()
-    print(
-        f"{platform.node()}: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, Python {platform.python_version()}"
-    )
+    load = os.getloadavg()[0]
+    print(f"{platform.node()}: {os.cpu_count()} cores, load {load:.1f}, Python {platform.python_version()}")
     if args.what == "query":
         asyncio.run(query(args))
     else:
