@@ -92,6 +92,17 @@ class Options:
         )
 
 
+def trim_warning(length: int | None, rate: float, behind_seconds: float) -> str | None:
+    """Why entries may be trimmed before they are indexed, or None: the stream must keep at least
+    what arrives while the indexer is behind (its lag, a flush, a takeover)."""
+    if length is None or length >= rate * behind_seconds:
+        return None
+    return (
+        f"the stream keeps {length} entries, fewer than {rate:.0f}/s x {behind_seconds:.0f}s (lag, flush and "
+        "takeover): entries may be trimmed before they are indexed; raise SOLLOL_ROUTING_STREAM_MAXLEN"
+    )
+
+
 class LeaseLost(Exception):
     """The lease expired or was taken: nothing more may be committed under this epoch."""
 
@@ -430,8 +441,6 @@ class Indexer:
         entries before they are read (stream length < rate * (flush time + takeover))."""
         manifest = self.manifest
         rate = self.rate.per_second()
-        lag_seconds = self.lag_ms / 1000 + self.options.flush_seconds + self.options.lease_ms / 1000
-        at_risk = self.stream_length is not None and self.stream_length < rate * lag_seconds
         return {
             "state": self.state.value,
             "detail": self.detail,
@@ -443,12 +452,10 @@ class Indexer:
             "rate_per_second": round(rate, 1),
             "stream_length": self.stream_length,
             "lag_ms": self.lag_ms,
-            "trim_warning": (
-                f"the stream keeps {self.stream_length} entries, fewer than {rate:.0f}/s x {lag_seconds:.0f}s"
-                " (lag, flush and takeover): entries may be trimmed before they are indexed;"
-                " raise SOLLOL_ROUTING_STREAM_MAXLEN"
-                if at_risk
-                else None
+            "trim_warning": trim_warning(
+                self.stream_length,
+                rate,
+                self.lag_ms / 1000 + self.options.flush_seconds + self.options.lease_ms / 1000,
             ),
         }
 

@@ -23,7 +23,8 @@ import redis.asyncio
 from sollol_otel.events import MISSING, Dimension, EventType, RoutingEvent
 from sollol_otel.filters import EventFilter, TimeRange
 from sollol_otel.history import segments
-from sollol_otel.history.lease import holder
+from sollol_otel.history.indexer import FLUSH_SECONDS, trim_warning
+from sollol_otel.history.lease import LEASE_MS, holder
 from sollol_otel.history.store import DAY_MS, GapRecord, Manifest, Segment, Store, default_root, stream_folder
 from sollol_otel.redis.stream import StreamEntry, stream_key
 from sollol_otel.wire import as_text, decode
@@ -31,6 +32,8 @@ from sollol_otel.wire import as_text, decode
 if TYPE_CHECKING:
     import duckdb
 
+#: Milliseconds over which the current rate of events is measured.
+RATE_WINDOW_MS = 600_000
 #: Entries fetched from the stream, or rows from the segments, per round trip.
 PAGE = 5000
 #: How each dimension's value is computed in SQL: what `RoutingEvent.value` gives.
@@ -176,6 +179,9 @@ class History:
         self._tail: list[StreamEntry] = []
         self._tail_from = "0-0"
         self._snapshot: _Snapshot | None = None
+        #: The stream's length and Redis's clock at the last answer, for the trimming warning.
+        self._stream_length: int | None = None
+        self._checked_ms = 0
         #: Segment files this reader found unreadable (cut short, replaced, not Parquet).
         self._corrupt: set[str] = set()
 
@@ -216,6 +222,7 @@ class History:
             files, corrupt = await asyncio.to_thread(self._readable, manifest)
             tail, pending = await self._read_tail(manifest)
             self._snapshot = _Snapshot(manifest, files, tail, pending, corrupt)
+            self._checked_ms = await self._redis_ms()
             return self._snapshot
 
     def _readable(self, manifest: Manifest) -> tuple[list[Segment], list[str]]:
@@ -256,6 +263,7 @@ class History:
             if len(raw) < PAGE:
                 break
             lower = self._tail[-1].id
+        self._stream_length = None if info is None else int(info["length"])
         return self._tail, self._pending_gap(manifest, info, start)
 
     def _pending_gap(self, manifest: Manifest, info: dict[str, Any] | None, start: str) -> GapRecord | None:
@@ -492,6 +500,25 @@ class History:
         starts = [s.min_ms for s in snapshot.files] + [stream_key(e.id)[0] for e in snapshot.tail[:1]]
         return min(starts) if starts else None
 
+    async def _redis_ms(self) -> int:
+        seconds, micros = await self._client.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    def _trim_warning(self, snapshot: _Snapshot) -> str | None:
+        """The indexer's rule, judged from here: the events of the last minutes, and how long
+        the newest committed position is behind Redis's clock."""
+        since = self._checked_ms - RATE_WINDOW_MS
+        recent = sum(1 for e in snapshot.tail if stream_key(e.id)[0] >= since) + sum(
+            s.rows * max(0, s.max_ms - max(s.min_ms, since)) // max(s.max_ms - s.min_ms, 1)
+            for s in snapshot.files
+            if s.max_ms >= since
+        )
+        behind_ms = self._checked_ms - max(
+            stream_key(snapshot.manifest.last_id)[0], snapshot.manifest.updated_ms
+        )
+        behind = max(0, behind_ms) / 1000 + FLUSH_SECONDS + LEASE_MS / 1000
+        return trim_warning(self._stream_length, recent * 1000 / RATE_WINDOW_MS, behind)
+
     def status(self) -> dict[str, Any]:
         """What the history holds and costs, as of the last answer: start, events, size on disk,
         bytes a day at the current rate, corrupt files and gaps."""
@@ -520,6 +547,7 @@ class History:
             "gaps": len(snapshot.manifest.gaps) + (snapshot.pending_gap is not None),
             "corrupt": sorted(set(snapshot.corrupt)),
             "corrupt_manifests": snapshot.manifest.skipped_manifests,
+            "trim_warning": self._trim_warning(snapshot),
         }
 
 

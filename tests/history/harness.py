@@ -19,7 +19,6 @@ import redis
 from sollol_otel.events import MISSING, Dimension, EventType, RoutingEvent
 from sollol_otel.filters import EventFilter, TimeRange
 from sollol_otel.history.indexer import Indexer, Options
-from sollol_otel.history.lease import lease_keys
 from sollol_otel.history.store import Manifest, Store, stream_folder
 from sollol_otel.redis.client import async_client
 from sollol_otel.redis.stream import StreamEntry, stream_key
@@ -159,10 +158,6 @@ async def index_all(redis_url: str, stream: str, root: Path, options: Options = 
     last = redis.Redis.from_url(redis_url).xinfo_stream(stream)["last-generated-id"].decode()
     async with indexing(redis_url, stream, root, options):
         await wait_until(lambda: indexed_to(root, stream, last))
-
-
-def clean_lease(client: redis.Redis, stream: str) -> None:
-    client.delete(*lease_keys(stream))
 
 
 @contextlib.contextmanager
