@@ -26,9 +26,7 @@ def import_entries(
     iterator = iter(entries)
     while batch := list(islice(iterator, segment_rows)):
         path = store.segment_path(f"{found.epoch:012d}-{uuid.uuid4().hex}.parquet")
-        added.append(
-            segments.segment_of(segments.write_segment(connection, [segments.row_of(e) for e in batch], path))
-        )
+        added.append(segments.write_segment(connection, [segments.row_of(e) for e in batch], path))
     if not added:
         return found
     manifest = found.next(

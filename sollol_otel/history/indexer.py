@@ -323,7 +323,7 @@ class Indexer:
         if rows:
             path = self.store.segment_path(f"{self._lease.epoch:012d}-{uuid.uuid4().hex}.parquet")
             written = await asyncio.to_thread(lambda: segments.write_segment(self._duckdb(), rows, path))
-            added = (segments.segment_of(written),)
+            added = (written,)
         manifest = self.manifest.next(
             self._lease.epoch,
             last_id=position.last_id,

@@ -74,18 +74,15 @@ def _where(event_filter: EventFilter, time_range: _Range) -> tuple[str, list[Any
     if event_filter.event_types:
         clauses.append(f"etype_u IN ({', '.join('?' for _ in event_filter.event_types)})")
         params += sorted(event_filter.event_types)
-    if event_filter.model is not None:
-        clauses.append("starts_with(model_l, ?)")
-        params.append(event_filter.model)
-    if event_filter.backend is not None:
-        clauses.append("backend = ?")
-        params.append(event_filter.backend)
-    if event_filter.instance is not None:
-        clauses.append("starts_with(instance, ?)")
-        params.append(event_filter.instance)
-    if event_filter.node is not None:
-        clauses.append("contains(node_l, ?)")
-        params.append(event_filter.node)
+    for clause, value in (
+        ("starts_with(model_l, ?)", event_filter.model),
+        ("backend = ?", event_filter.backend),
+        ("starts_with(instance, ?)", event_filter.instance),
+        ("contains(node_l, ?)", event_filter.node),
+    ):
+        if value is not None:
+            clauses.append(clause)
+            params.append(value)
     if event_filter.trace_id is not None:
         trace = event_filter.trace_id
         binary = (

@@ -41,7 +41,7 @@ TAKEOVER_TIMEOUT = 40.0
 
 
 async def _history(redis_url: str, stream: str, root: Path) -> list[StreamEntry]:
-    """Every entry history holds (events and skipped ones alike), oldest first."""
+    """Every event history holds, oldest first (the count `stats` gives agrees)."""
     history = await History.open(redis.asyncio.Redis.from_url(redis_url), stream, root)
     assert history is not None
     events = [e async for e in history.events(EventFilter(), TimeRange())]
@@ -72,6 +72,20 @@ def _write_now(client: redis.Redis, stream: str, count: int, first: int = 0) -> 
     pipe.execute()
 
 
+def _holds(client: redis.Redis, stream: str, process: subprocess.Popen[bytes]) -> None:
+    eventually(lambda: _holder_pid(client, stream) == process.pid, TAKEOVER_TIMEOUT, what="the lease")
+
+
+def _caught_up(client: redis.Redis, stream: str, root: Path) -> None:
+    eventually(lambda: indexed_to(root, stream, _last_id(client, stream)), TAKEOVER_TIMEOUT, what="caught up")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop as a service manager does: what is buffered is committed, and the exit is clean."""
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(20) == 0
+
+
 @pytest.fixture
 def two_logs(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     yield tmp_path / "a.log", tmp_path / "b.log"
@@ -82,19 +96,14 @@ async def test_a_standby_indexer_takes_over_when_the_holder_is_killed(
 ) -> None:
     _write_now(redis_client, stream, 300)
     with indexer_process(redis_url, stream, root, two_logs[0]) as first:
-        eventually(
-            lambda: _holder_pid(redis_client, stream) == first.pid, TAKEOVER_TIMEOUT, what="first holds"
-        )
+        _holds(redis_client, stream, first)
         with indexer_process(redis_url, stream, root, two_logs[1]) as second:
-            eventually(lambda: indexed_to(root, stream, _last_id(redis_client, stream)), TAKEOVER_TIMEOUT)
+            _caught_up(redis_client, stream, root)
             first.send_signal(signal.SIGKILL)
             _write_now(redis_client, stream, 300, first=300)
-            eventually(
-                lambda: _holder_pid(redis_client, stream) == second.pid, TAKEOVER_TIMEOUT, what="takeover"
-            )
-            eventually(lambda: indexed_to(root, stream, _last_id(redis_client, stream)), TAKEOVER_TIMEOUT)
-            second.send_signal(signal.SIGTERM)
-            assert second.wait(20) == 0
+            _holds(redis_client, stream, second)
+            _caught_up(redis_client, stream, root)
+            _stop(second)
     assert await _history(redis_url, stream, root) == full_scan(redis_client, stream)
 
 
@@ -103,29 +112,28 @@ async def test_a_paused_former_holder_never_commits_after_the_lease_moved_on(
 ) -> None:
     _write_now(redis_client, stream, 200)
     with indexer_process(redis_url, stream, root, two_logs[0]) as first:
-        eventually(lambda: indexed_to(root, stream, _last_id(redis_client, stream)), TAKEOVER_TIMEOUT)
+        _caught_up(redis_client, stream, root)
         first_epoch = newest(root, stream)
         assert first_epoch is not None
         _write_now(redis_client, stream, 50, first=200)  # read by the holder, not yet committed when paused
         first.send_signal(signal.SIGSTOP)
         try:
             with indexer_process(redis_url, stream, root, two_logs[1]) as second:
-                eventually(lambda: _holder_pid(redis_client, stream) == second.pid, TAKEOVER_TIMEOUT)
-                eventually(lambda: indexed_to(root, stream, _last_id(redis_client, stream)), TAKEOVER_TIMEOUT)
+                _holds(redis_client, stream, second)
+                _caught_up(redis_client, stream, root)
                 store = Store(stream_folder(root, stream))
                 before = {name for *_, name in store.manifest_names()}
                 first.send_signal(signal.SIGCONT)
                 eventually(lambda: "standby" in two_logs[0].read_text(), TAKEOVER_TIMEOUT, what="standing by")
                 _write_now(redis_client, stream, 50, first=250)
-                eventually(lambda: indexed_to(root, stream, _last_id(redis_client, stream)), TAKEOVER_TIMEOUT)
+                _caught_up(redis_client, stream, root)
                 late = [
                     name
                     for epoch, _, name in store.manifest_names()
                     if epoch == first_epoch.epoch and name not in before
                 ]
                 assert late == []
-                second.send_signal(signal.SIGTERM)
-                assert second.wait(20) == 0
+                _stop(second)
         finally:
             first.send_signal(signal.SIGCONT)
     manifest = newest(root, stream)
@@ -138,16 +146,15 @@ async def test_an_indexer_killed_mid_segment_resumes_with_nothing_twice_or_misse
 ) -> None:
     _write_now(redis_client, stream, 500)
     with indexer_process(redis_url, stream, root, two_logs[0]) as first:
-        eventually(lambda: indexed_to(root, stream, _last_id(redis_client, stream)), TAKEOVER_TIMEOUT)
+        _caught_up(redis_client, stream, root)
         _write_now(redis_client, stream, 500, first=500)  # read into its buffer, not yet committed
-        eventually(lambda: _holder_pid(redis_client, stream) == first.pid)
+        _holds(redis_client, stream, first)
         first.send_signal(signal.SIGKILL)
         first.wait(10)
     assert newest(root, stream) is not None
     with indexer_process(redis_url, stream, root, two_logs[1]) as second:
-        eventually(lambda: indexed_to(root, stream, _last_id(redis_client, stream)), TAKEOVER_TIMEOUT)
-        second.send_signal(signal.SIGTERM)
-        assert second.wait(20) == 0
+        _caught_up(redis_client, stream, root)
+        _stop(second)
     assert await _history(redis_url, stream, root) == full_scan(redis_client, stream)
 
 
