@@ -23,6 +23,7 @@ import math
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ import redis.asyncio
 from sollol_otel.history import segments
 from sollol_otel.history.lease import LEASE_MS, Lease
 from sollol_otel.history.store import DAY_MS, GapRecord, Manifest, Segment, Store, default_root, stream_folder
+from sollol_otel.redis.backoff import Backoff
 from sollol_otel.redis.client import CONNECTION_ERRORS, async_client
 from sollol_otel.redis.stream import Gap, Position, StreamEntry, StreamReader, stream_key
 from sollol_otel.settings import HISTORY_MAX_SIZE, HISTORY_RETENTION
@@ -479,6 +481,20 @@ class _Rate:
         return sum(n for s, n in self._slots.items() if s > now - self.WINDOW) / self.WINDOW
 
 
+async def connect(
+    redis_url: str, stream: str, stopped: Callable[[], bool], report: Callable[[str], None]
+) -> redis.asyncio.Redis | None:
+    """A client, once Redis answers (a server starts while Redis is away); None if stopped first."""
+    backoff = Backoff()
+    while not stopped():
+        try:
+            return await async_client(redis_url, key=stream)
+        except CONNECTION_ERRORS as exc:
+            report(f"{type(exc).__name__}: {exc}")
+            await asyncio.sleep(backoff.next_delay())
+    return None
+
+
 class IndexerThread:
     """An indexer on its own thread and event loop, so its decoding and writing never delay the
     live feeds of the server that runs it (the dashboard)."""
@@ -490,6 +506,7 @@ class IndexerThread:
         self.indexer: Indexer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = threading.Event()
+        self._unreachable = ""
         self._thread = threading.Thread(target=self._main, name=f"history-indexer {stream}", daemon=True)
 
     def start(self) -> None:
@@ -498,8 +515,13 @@ class IndexerThread:
     def _main(self) -> None:
         asyncio.run(self._run())
 
+    def _report(self, detail: str) -> None:
+        self._unreachable = detail
+
     async def _run(self) -> None:
-        client = await async_client(self._redis_url, key=self._stream)
+        client = await connect(self._redis_url, self._stream, self._stopping.is_set, self._report)
+        if client is None:
+            return
         try:
             self.indexer = Indexer(client, self._stream, self._root, self._options)
             self._loop = asyncio.get_running_loop()
@@ -518,4 +540,8 @@ class IndexerThread:
         self._thread.join(timeout)
 
     def status(self) -> dict[str, Any]:
-        return {"state": State.STARTING.value} if self.indexer is None else self.indexer.status()
+        if self.indexer is not None:
+            return self.indexer.status()
+        if self._unreachable:
+            return {"state": State.REDIS_DOWN.value, "detail": self._unreachable}
+        return {"state": State.STARTING.value, "detail": ""}
