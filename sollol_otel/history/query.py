@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -172,6 +173,7 @@ class History:
         self.store = store
         self._connection: duckdb.DuckDBPyConnection | None = None
         self._lock = asyncio.Lock()
+        self._connecting = threading.Lock()
         #: The stream's entries after `_tail_from`, decoded once and kept while they stay unindexed.
         self._tail: list[StreamEntry] = []
         self._tail_from = "0-0"
@@ -190,7 +192,8 @@ class History:
 
         `directory`: the root holding one folder per stream (SOLLOL_HISTORY_DIR); None asks the
         lease (the indexer publishes its folder there) when the indexer runs on this host, then
-        takes the setting's default.
+        takes the setting's default. Keep the History: it holds the DuckDB connection and the
+        stream's unindexed entries, decoded once.
         """
         folder = stream_folder(directory, stream) if directory is not None else None
         if folder is None:
@@ -205,9 +208,10 @@ class History:
         return cls(client, stream, store)
 
     def _duckdb(self) -> duckdb.DuckDBPyConnection:
-        if self._connection is None:
-            self._connection = segments.connect()
-        return self._connection
+        with self._connecting:  # queries run in worker threads: one connection, made once
+            if self._connection is None:
+                self._connection = segments.connect()
+            return self._connection
 
     async def _snap(self) -> _Snapshot:
         """The newest manifest, then the stream after its last id (in that order: an entry

@@ -10,6 +10,7 @@ import httpx
 import redis
 import redis.asyncio
 from history.harness import index_all, newest
+from redis_servers import free_port
 from server_process import server_process
 from waiting import eventually
 
@@ -48,6 +49,14 @@ def test_a_dashboard_told_not_to_index_leaves_history_alone(
         status, body = _health(dashboard.url)
         assert (status, body["history"]) == (200, None)
     assert not (tmp_path / "history").exists()
+
+
+def test_a_dashboard_started_before_redis_says_its_indexer_waits_for_it(stream: str) -> None:
+    with server_process(
+        "dashboard", env={"SOLLOL_REDIS_URL": f"redis://127.0.0.1:{free_port()}"}
+    ) as dashboard:
+        body = eventually(lambda: (b := _health(dashboard.url)[1])["history"] and b, 20)
+        assert body["history"]["state"] == "redis_down"
 
 
 async def test_status_warns_when_the_stream_would_trim_entries_before_they_are_indexed(
