@@ -346,12 +346,18 @@ class Indexer:
         await self._measure_lag()
         kept, dropped = self._retained(now_ms)
         merged = await self._merge(kept, now_ms)
-        if dropped or merged is not None:
+        start = min((s.min_ms for s in kept), default=0)
+        gaps = tuple(g for g in self.manifest.gaps if g.at_ms >= start)  # none before history's start
+        if dropped or merged is not None or gaps != self.manifest.gaps:
             segments_now, retired = (kept, dropped) if merged is None else merged
             retired_now = self.manifest.retired + tuple((s.file, now_ms) for s in retired)
             await self._commit(
                 self.manifest.next(
-                    self._lease.epoch, segments=segments_now, retired=retired_now, updated_ms=now_ms
+                    self._lease.epoch,
+                    segments=segments_now,
+                    retired=retired_now,
+                    gaps=gaps,
+                    updated_ms=now_ms,
                 ),
                 renewer,
             )

@@ -25,6 +25,7 @@ from history.harness import (
     wait_until,
     write_varied,
 )
+from redis.crc import key_slot
 from waiting import eventually
 
 from sollol_otel.filters import EventFilter, TimeRange
@@ -315,3 +316,11 @@ async def test_a_full_disk_stops_the_indexer_with_a_clear_state_and_leaves_the_s
     assert redis_client.xlen(stream) == 400
     manifest = newest(tiny_disk, stream)
     assert manifest is None or manifest.last_id != _last_id(redis_client, stream)
+
+
+@pytest.mark.parametrize("name", ["sollol:routing_stream", "{fleet-a}:routing", "odd{}name"])
+def test_the_lease_keys_live_in_the_streams_cluster_slot(name: str) -> None:
+    assert {key_slot(key.encode()) for key in lease_keys(name)} == {
+        key_slot(name.encode())
+    } or name == "odd{}name"
+    assert len({key_slot(key.encode()) for key in lease_keys(name)}) == 1
