@@ -248,11 +248,9 @@ class History:
         last_generated = "0-0" if info is None else as_text(info["last-generated-id"])
         if stream_key(last_generated) < stream_key(start):
             start = "0-0"  # the stream was replaced and the indexer has not seen it yet: all of it is new
-        if self._tail_from != start and not (
-            stream_key(self._tail_from) <= stream_key(start)
-            and (not self._tail or stream_key(self._tail[-1].id) >= stream_key(start))
-        ):
-            self._tail = []
+        if stream_key(start) < stream_key(self._tail_from):
+            self._tail = []  # a new stream: what was kept came from the old one
+        # What was kept runs on from `_tail_from` without a hole, so what follows `start` stays valid.
         self._tail = [entry for entry in self._tail if stream_key(entry.id) > stream_key(start)]
         self._tail_from = start
         lower = self._tail[-1].id if self._tail else start
@@ -510,7 +508,7 @@ class History:
         the newest committed position is behind Redis's clock."""
         since = self._checked_ms - RATE_WINDOW_MS
         recent = sum(1 for e in snapshot.tail if stream_key(e.id)[0] >= since) + sum(
-            s.rows * max(0, s.max_ms - max(s.min_ms, since)) // max(s.max_ms - s.min_ms, 1)
+            s.rows * (s.max_ms - max(s.min_ms, since) + 1) // (s.max_ms - s.min_ms + 1)
             for s in snapshot.files
             if s.max_ms >= since
         )
