@@ -12,6 +12,8 @@ import redis
 from history_events import Seeded, seed
 from redis_servers import BINARY_ENV, RedisServer, answers
 
+from sollol_otel.history.lease import lease_keys
+
 #: Where the machine's shared Redis answers; point it at a free port to try the no-Redis path.
 SHARED_REDIS_PORT = int(os.environ.get("SOLLOL_TEST_SHARED_REDIS_PORT", "6379"))
 
@@ -31,17 +33,19 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def keys(monkeypatch: pytest.MonkeyPatch, redis_url: str) -> Iterator[tuple[str, str]]:
-    """A stream and channel no other test or run uses, set in the environment, deleted after."""
+def keys(monkeypatch: pytest.MonkeyPatch, redis_url: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """A stream and channel no other test or run uses, set in the environment (with a history folder
+    of the test's own, for the dashboard's indexer), deleted after."""
     suffix = uuid.uuid4().hex[:12]
     stream, channel = f"test:{suffix}:stream", f"test:{suffix}:channel"
     monkeypatch.setenv("SOLLOL_REDIS_URL", redis_url)
     monkeypatch.setenv("SOLLOL_ROUTING_STREAM", stream)
     monkeypatch.setenv("SOLLOL_ROUTING_CHANNEL", channel)
+    monkeypatch.setenv("SOLLOL_HISTORY_DIR", str(tmp_path / "history"))
     yield stream, channel
     client = redis.Redis.from_url(redis_url)
     try:
-        client.delete(stream)
+        client.delete(stream, *lease_keys(stream))
     finally:
         client.close()
 

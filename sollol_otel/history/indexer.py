@@ -23,6 +23,7 @@ import math
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,7 @@ import redis.asyncio
 from sollol_otel.history import segments
 from sollol_otel.history.lease import LEASE_MS, Lease
 from sollol_otel.history.store import DAY_MS, GapRecord, Manifest, Segment, Store, default_root, stream_folder
+from sollol_otel.redis.backoff import Backoff
 from sollol_otel.redis.client import CONNECTION_ERRORS, async_client
 from sollol_otel.redis.stream import Gap, Position, StreamEntry, StreamReader, stream_key
 from sollol_otel.settings import HISTORY_MAX_SIZE, HISTORY_RETENTION
@@ -92,6 +94,17 @@ class Options:
         )
 
 
+def trim_warning(length: int | None, rate: float, behind_seconds: float) -> str | None:
+    """Why entries may be trimmed before they are indexed, or None: the stream must keep at least
+    what arrives while the indexer is behind (its lag, a flush, a takeover)."""
+    if length is None or length >= rate * behind_seconds:
+        return None
+    return (
+        f"the stream keeps {length} entries, fewer than {rate:.0f}/s x {behind_seconds:.0f}s (lag, flush and "
+        "takeover): entries may be trimmed before they are indexed; raise SOLLOL_ROUTING_STREAM_MAXLEN"
+    )
+
+
 class LeaseLost(Exception):
     """The lease expired or was taken: nothing more may be committed under this epoch."""
 
@@ -99,19 +112,6 @@ class LeaseLost(Exception):
 def _gap_record(gap: Gap) -> GapRecord:
     at = gap.first_id or gap.after_id
     return GapRecord(gap.after_id, gap.first_id, gap.missed, gap.reset, stream_key(at)[0])
-
-
-def _segment(written: segments.Written) -> Segment:
-    return Segment(
-        file=written.path.name,
-        rows=written.rows,
-        events=written.events,
-        first_id=written.first_id,
-        last_id=written.last_id,
-        min_ms=written.min_ms,
-        max_ms=written.max_ms,
-        bytes=written.bytes,
-    )
 
 
 def _rows(entries: list[StreamEntry]) -> list[dict[str, Any]]:
@@ -195,7 +195,8 @@ class Indexer:
     async def _hold(self) -> None:
         """Index while holding the lease; the first manifest of the epoch is written at once."""
         epoch = self._lease.epoch
-        renewer = asyncio.create_task(self._renew_loop())
+        done = asyncio.Event()
+        renewer = asyncio.create_task(self._renew_loop(done))
         try:
             await asyncio.to_thread(self.store.create)
             found = await asyncio.to_thread(self.store.newest) or Manifest()
@@ -204,13 +205,16 @@ class Indexer:
             self._set(State.INDEXING, f"epoch {epoch}")
             await self._index(renewer)
         finally:
-            renewer.cancel()
-            with contextlib.suppress(asyncio.CancelledError, LeaseLost, *CONNECTION_ERRORS):
+            done.set()  # not cancel(): a Redis command cancelled midway can leave redis-py waiting for ever
+            with contextlib.suppress(LeaseLost, *CONNECTION_ERRORS):
                 await renewer
 
-    async def _renew_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.options.lease_ms / 3000)
+    async def _renew_loop(self, done: asyncio.Event) -> None:
+        """Renew a third of the lease's time before it expires, until `done`; LeaseLost ends it."""
+        while not done.is_set():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(done.wait(), self.options.lease_ms / 3000)
+                return
             if not await self._lease.renew():
                 raise LeaseLost
 
@@ -270,7 +274,10 @@ class Indexer:
                 block_ms=int(min(1.0, self.options.flush_seconds) * 1000), count=READ_COUNT
             )
             entries = [item for item in batch if isinstance(item, StreamEntry)]
-            gaps.extend(_gap_record(item) for item in batch if isinstance(item, Gap))
+            for gap in (item for item in batch if isinstance(item, Gap)):
+                gaps.append(_gap_record(gap))
+                if gap.reset and reader.position.last_id != "0-0" and not await self._replica_of_ours(rows):
+                    reader.position = Position("0-0", 0)
             if entries:
                 rows.extend(await asyncio.to_thread(_rows, entries))
                 self.rate.add(len(entries))
@@ -286,6 +293,26 @@ class Indexer:
         if rows or gaps:
             await self._flush(rows, gaps, reader.position, renewer)
 
+    async def _replica_of_ours(self, rows: list[dict[str, Any]]) -> bool:
+        """Whether a replaced stream that holds ids up to ours is a copy of what we read (a failover
+        to a replica: go on after our id) rather than a new stream whose ids went back (deleted
+        and written again: read it from its beginning). Its first entry tells: indexed, or not."""
+        assert self.manifest is not None
+        first: Any = await self._client.xrange(self.stream, min="-", max="+", count=1)
+        if not first:
+            return False
+        ms, seq = stream_key(as_text(first[0][0]))
+        if any(row["ms"] == ms and row["seq"] == seq for row in rows):
+            return True
+        files = [
+            str(self.store.segment_path(s.file)) for s in self.manifest.segments if s.min_ms <= ms <= s.max_ms
+        ]
+        if not files:
+            return False
+        query = "SELECT count(*) FROM read_parquet(?) WHERE ms = ? AND seq = ?"
+        found = await asyncio.to_thread(lambda: self._duckdb().execute(query, [files, ms, seq]).fetchone())
+        return found is not None and found[0] > 0
+
     async def _flush(
         self,
         rows: list[dict[str, Any]],
@@ -298,7 +325,7 @@ class Indexer:
         if rows:
             path = self.store.segment_path(f"{self._lease.epoch:012d}-{uuid.uuid4().hex}.parquet")
             written = await asyncio.to_thread(lambda: segments.write_segment(self._duckdb(), rows, path))
-            added = (_segment(written),)
+            added = (written,)
         manifest = self.manifest.next(
             self._lease.epoch,
             last_id=position.last_id,
@@ -319,12 +346,18 @@ class Indexer:
         await self._measure_lag()
         kept, dropped = self._retained(now_ms)
         merged = await self._merge(kept, now_ms)
-        if dropped or merged is not None:
+        start = min((s.min_ms for s in kept), default=0)
+        gaps = tuple(g for g in self.manifest.gaps if g.at_ms >= start)  # none before history's start
+        if dropped or merged is not None or gaps != self.manifest.gaps:
             segments_now, retired = (kept, dropped) if merged is None else merged
             retired_now = self.manifest.retired + tuple((s.file, now_ms) for s in retired)
             await self._commit(
                 self.manifest.next(
-                    self._lease.epoch, segments=segments_now, retired=retired_now, updated_ms=now_ms
+                    self._lease.epoch,
+                    segments=segments_now,
+                    retired=retired_now,
+                    gaps=gaps,
+                    updated_ms=now_ms,
                 ),
                 renewer,
             )
@@ -416,8 +449,6 @@ class Indexer:
         entries before they are read (stream length < rate * (flush time + takeover))."""
         manifest = self.manifest
         rate = self.rate.per_second()
-        lag_seconds = self.lag_ms / 1000 + self.options.flush_seconds + self.options.lease_ms / 1000
-        at_risk = self.stream_length is not None and self.stream_length < rate * lag_seconds
         return {
             "state": self.state.value,
             "detail": self.detail,
@@ -429,12 +460,10 @@ class Indexer:
             "rate_per_second": round(rate, 1),
             "stream_length": self.stream_length,
             "lag_ms": self.lag_ms,
-            "trim_warning": (
-                f"the stream keeps {self.stream_length} entries, fewer than {rate:.0f}/s x {lag_seconds:.0f}s"
-                " (lag, flush and takeover): entries may be trimmed before they are indexed;"
-                " raise SOLLOL_ROUTING_STREAM_MAXLEN"
-                if at_risk
-                else None
+            "trim_warning": trim_warning(
+                self.stream_length,
+                rate,
+                self.lag_ms / 1000 + self.options.flush_seconds + self.options.lease_ms / 1000,
             ),
         }
 
@@ -458,6 +487,20 @@ class _Rate:
         return sum(n for s, n in self._slots.items() if s > now - self.WINDOW) / self.WINDOW
 
 
+async def connect(
+    redis_url: str, stream: str, stopped: Callable[[], bool], report: Callable[[str], None]
+) -> redis.asyncio.Redis | None:
+    """A client, once Redis answers (a server starts while Redis is away); None if stopped first."""
+    backoff = Backoff()
+    while not stopped():
+        try:
+            return await async_client(redis_url, key=stream)
+        except CONNECTION_ERRORS as exc:
+            report(f"{type(exc).__name__}: {exc}")
+            await asyncio.sleep(backoff.next_delay())
+    return None
+
+
 class IndexerThread:
     """An indexer on its own thread and event loop, so its decoding and writing never delay the
     live feeds of the server that runs it (the dashboard)."""
@@ -469,6 +512,7 @@ class IndexerThread:
         self.indexer: Indexer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = threading.Event()
+        self._unreachable = ""
         self._thread = threading.Thread(target=self._main, name=f"history-indexer {stream}", daemon=True)
 
     def start(self) -> None:
@@ -477,8 +521,13 @@ class IndexerThread:
     def _main(self) -> None:
         asyncio.run(self._run())
 
+    def _report(self, detail: str) -> None:
+        self._unreachable = detail
+
     async def _run(self) -> None:
-        client = await async_client(self._redis_url, key=self._stream)
+        client = await connect(self._redis_url, self._stream, self._stopping.is_set, self._report)
+        if client is None:
+            return
         try:
             self.indexer = Indexer(client, self._stream, self._root, self._options)
             self._loop = asyncio.get_running_loop()
@@ -497,4 +546,8 @@ class IndexerThread:
         self._thread.join(timeout)
 
     def status(self) -> dict[str, Any]:
-        return {"state": State.STARTING.value} if self.indexer is None else self.indexer.status()
+        if self.indexer is not None:
+            return self.indexer.status()
+        if self._unreachable:
+            return {"state": State.REDIS_DOWN.value, "detail": self._unreachable}
+        return {"state": State.STARTING.value, "detail": ""}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -23,7 +24,8 @@ import redis.asyncio
 from sollol_otel.events import MISSING, Dimension, EventType, RoutingEvent
 from sollol_otel.filters import EventFilter, TimeRange
 from sollol_otel.history import segments
-from sollol_otel.history.lease import holder
+from sollol_otel.history.indexer import FLUSH_SECONDS, trim_warning
+from sollol_otel.history.lease import LEASE_MS, holder
 from sollol_otel.history.store import DAY_MS, GapRecord, Manifest, Segment, Store, default_root, stream_folder
 from sollol_otel.redis.stream import StreamEntry, stream_key
 from sollol_otel.wire import as_text, decode
@@ -31,6 +33,8 @@ from sollol_otel.wire import as_text, decode
 if TYPE_CHECKING:
     import duckdb
 
+#: Milliseconds over which the current rate of events is measured.
+RATE_WINDOW_MS = 600_000
 #: Entries fetched from the stream, or rows from the segments, per round trip.
 PAGE = 5000
 #: How each dimension's value is computed in SQL: what `RoutingEvent.value` gives.
@@ -41,10 +45,9 @@ _VALUE_SQL = {
     Dimension.NODE: f"coalesce(node, '{MISSING}')",
     Dimension.INSTANCE: f"coalesce(instance, '{MISSING}')",
 }
-_FALLBACK_SQL = (
-    f"CASE WHEN event_type = '{EventType.FALLBACK_TRIGGERED.value}' THEN coalesce(reason, '{MISSING}') END"
-)
 _REASONS = "fallback_reason"
+#: Stands for the snapshot's list of segment files among a query's parameters.
+_FILES = object()
 
 
 @dataclass(frozen=True)
@@ -72,18 +75,15 @@ def _where(event_filter: EventFilter, time_range: _Range) -> tuple[str, list[Any
     if event_filter.event_types:
         clauses.append(f"etype_u IN ({', '.join('?' for _ in event_filter.event_types)})")
         params += sorted(event_filter.event_types)
-    if event_filter.model is not None:
-        clauses.append("starts_with(model_l, ?)")
-        params.append(event_filter.model)
-    if event_filter.backend is not None:
-        clauses.append("backend = ?")
-        params.append(event_filter.backend)
-    if event_filter.instance is not None:
-        clauses.append("starts_with(instance, ?)")
-        params.append(event_filter.instance)
-    if event_filter.node is not None:
-        clauses.append("contains(node_l, ?)")
-        params.append(event_filter.node)
+    for clause, value in (
+        ("starts_with(model_l, ?)", event_filter.model),
+        ("backend = ?", event_filter.backend),
+        ("starts_with(instance, ?)", event_filter.instance),
+        ("contains(node_l, ?)", event_filter.node),
+    ):
+        if value is not None:
+            clauses.append(clause)
+            params.append(value)
     if event_filter.trace_id is not None:
         trace = event_filter.trace_id
         binary = (
@@ -173,10 +173,14 @@ class History:
         self.store = store
         self._connection: duckdb.DuckDBPyConnection | None = None
         self._lock = asyncio.Lock()
+        self._connecting = threading.Lock()
         #: The stream's entries after `_tail_from`, decoded once and kept while they stay unindexed.
         self._tail: list[StreamEntry] = []
         self._tail_from = "0-0"
         self._snapshot: _Snapshot | None = None
+        #: The stream's length and Redis's clock at the last answer, for the trimming warning.
+        self._stream_length: int | None = None
+        self._checked_ms = 0
         #: Segment files this reader found unreadable (cut short, replaced, not Parquet).
         self._corrupt: set[str] = set()
 
@@ -188,7 +192,8 @@ class History:
 
         `directory`: the root holding one folder per stream (SOLLOL_HISTORY_DIR); None asks the
         lease (the indexer publishes its folder there) when the indexer runs on this host, then
-        takes the setting's default.
+        takes the setting's default. Keep the History: it holds the DuckDB connection and the
+        stream's unindexed entries, decoded once.
         """
         folder = stream_folder(directory, stream) if directory is not None else None
         if folder is None:
@@ -203,9 +208,10 @@ class History:
         return cls(client, stream, store)
 
     def _duckdb(self) -> duckdb.DuckDBPyConnection:
-        if self._connection is None:
-            self._connection = segments.connect()
-        return self._connection
+        with self._connecting:  # queries run in worker threads: one connection, made once
+            if self._connection is None:
+                self._connection = segments.connect()
+            return self._connection
 
     async def _snap(self) -> _Snapshot:
         """The newest manifest, then the stream after its last id (in that order: an entry
@@ -217,6 +223,7 @@ class History:
             files, corrupt = await asyncio.to_thread(self._readable, manifest)
             tail, pending = await self._read_tail(manifest)
             self._snapshot = _Snapshot(manifest, files, tail, pending, corrupt)
+            self._checked_ms = await self._redis_ms()
             return self._snapshot
 
     def _readable(self, manifest: Manifest) -> tuple[list[Segment], list[str]]:
@@ -241,11 +248,9 @@ class History:
         last_generated = "0-0" if info is None else as_text(info["last-generated-id"])
         if stream_key(last_generated) < stream_key(start):
             start = "0-0"  # the stream was replaced and the indexer has not seen it yet: all of it is new
-        if self._tail_from != start and not (
-            stream_key(self._tail_from) <= stream_key(start)
-            and (not self._tail or stream_key(self._tail[-1].id) >= stream_key(start))
-        ):
-            self._tail = []
+        if stream_key(start) < stream_key(self._tail_from):
+            self._tail = []  # a new stream: what was kept came from the old one
+        # What was kept runs on from `_tail_from` without a hole, so what follows `start` stays valid.
         self._tail = [entry for entry in self._tail if stream_key(entry.id) > stream_key(start)]
         self._tail_from = start
         lower = self._tail[-1].id if self._tail else start
@@ -257,6 +262,7 @@ class History:
             if len(raw) < PAGE:
                 break
             lower = self._tail[-1].id
+        self._stream_length = None if info is None else int(info["length"])
         return self._tail, self._pending_gap(manifest, info, start)
 
     def _pending_gap(self, manifest: Manifest, info: dict[str, Any] | None, start: str) -> GapRecord | None:
@@ -281,14 +287,17 @@ class History:
         return info
 
     async def _query(self, snapshot: _Snapshot, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
-        """Run `sql` (its FROM names `{files}`) over the snapshot's files; a file that turns out
-        unreadable is left out, remembered as corrupt and the query run again."""
+        """Run `sql` over the snapshot's files (each `_FILES` in `params`, or the first parameter
+        when there is none, is the list of them); a file that turns out unreadable is left out,
+        remembered as corrupt and the query run again."""
+        if _FILES not in params:
+            params = [_FILES, *params]
         while True:
             files = [str(self.store.segment_path(s.file)) for s in snapshot.files]
             if not files:
                 return []
             try:
-                return await asyncio.to_thread(self._run, sql, [files, *params])
+                return await asyncio.to_thread(self._run, sql, [files if p is _FILES else p for p in params])
             except Exception:
                 bad = await asyncio.to_thread(self._unreadable, files)
                 if not bad:
@@ -345,24 +354,26 @@ class History:
         snapshot = self._limit_files(await self._snap(), time_range)
         where, params = _where(event_filter, time_range)
         counts = {name: Counter[str]() for name in [*(d.value for d in Dimension), _REASONS]}
+        # One GROUP BY per dimension, in one statement: twice as fast in DuckDB as GROUPING SETS.
         names = [d.value for d in Dimension] + [_REASONS]
-        expressions = [*_VALUE_SQL.values(), _FALLBACK_SQL]
-        select = ", ".join(f"{expr} AS {name}" for expr, name in zip(expressions, names, strict=True))
-        sql = (
-            f"SELECT {', '.join(names)}, count(*) FROM (SELECT {select} FROM read_parquet(?) WHERE {where}) "
-            f"GROUP BY GROUPING SETS ({', '.join(f'({name})' for name in names)})"
-        )
-        for row in await self._query(snapshot, sql, params):
-            for name, value in zip(names, row[:-1], strict=True):
-                if value is not None:
-                    counts[name][value] += row[-1]
-                    break
+        fallback = f"{where} AND event_type = '{EventType.FALLBACK_TRIGGERED.value}'"
+        grouped = [(_VALUE_SQL[d], where) for d in Dimension] + [(f"coalesce(reason, '{MISSING}')", fallback)]
         time_clauses, time_params = _time_where(time_range)
-        skipped_sql = (
-            f"SELECT count(*) FROM read_parquet(?) WHERE {' AND '.join(['skip IS NOT NULL', *time_clauses])}"
-        )
-        skipped_rows = await self._query(snapshot, skipped_sql, time_params)
-        skipped = skipped_rows[0][0] if skipped_rows else 0
+        branches = [
+            *(
+                f"SELECT {i} AS d, {value} AS v, count(*) FROM read_parquet(?) WHERE {condition} GROUP BY 2"
+                for i, (value, condition) in enumerate(grouped)
+            ),
+            f"SELECT {len(names)}, NULL, count(*) FROM read_parquet(?) WHERE "
+            + " AND ".join(["skip IS NOT NULL", *time_clauses]),
+        ]
+        every = [_FILES, *params] * len(names) + [_FILES, *time_params]
+        skipped = 0
+        for index, value, count in await self._query(snapshot, " UNION ALL ".join(branches), every):
+            if index == len(names):
+                skipped = count
+            else:
+                counts[names[index]][value] += count
         for entry in snapshot.tail:
             if isinstance(entry.item, RoutingEvent) or not _in_range(entry.id, time_range):
                 continue
@@ -488,6 +499,25 @@ class History:
         starts = [s.min_ms for s in snapshot.files] + [stream_key(e.id)[0] for e in snapshot.tail[:1]]
         return min(starts) if starts else None
 
+    async def _redis_ms(self) -> int:
+        seconds, micros = await self._client.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    def _trim_warning(self, snapshot: _Snapshot) -> str | None:
+        """The indexer's rule, judged from here: the events of the last minutes, and how long
+        the newest committed position is behind Redis's clock."""
+        since = self._checked_ms - RATE_WINDOW_MS
+        recent = sum(1 for e in snapshot.tail if stream_key(e.id)[0] >= since) + sum(
+            s.rows * (s.max_ms - max(s.min_ms, since) + 1) // (s.max_ms - s.min_ms + 1)
+            for s in snapshot.files
+            if s.max_ms >= since
+        )
+        behind_ms = self._checked_ms - max(
+            stream_key(snapshot.manifest.last_id)[0], snapshot.manifest.updated_ms
+        )
+        behind = max(0, behind_ms) / 1000 + FLUSH_SECONDS + LEASE_MS / 1000
+        return trim_warning(self._stream_length, recent * 1000 / RATE_WINDOW_MS, behind)
+
     def status(self) -> dict[str, Any]:
         """What the history holds and costs, as of the last answer: start, events, size on disk,
         bytes a day at the current rate, corrupt files and gaps."""
@@ -516,6 +546,7 @@ class History:
             "gaps": len(snapshot.manifest.gaps) + (snapshot.pending_gap is not None),
             "corrupt": sorted(set(snapshot.corrupt)),
             "corrupt_manifests": snapshot.manifest.skipped_manifests,
+            "trim_warning": self._trim_warning(snapshot),
         }
 
 

@@ -14,12 +14,12 @@ import json
 import os
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from sollol_otel.history.store import Segment
 from sollol_otel.redis.stream import StreamEntry, stream_key
 from sollol_otel.wire import Skipped, event_from_fields
 
@@ -147,23 +147,9 @@ def connect() -> duckdb.DuckDBPyConnection:
     return duckdb.connect(config={"threads": os.cpu_count() or 1, "preserve_insertion_order": True})
 
 
-@dataclass(frozen=True)
-class Written:
-    """A segment file just written: where, how many rows and events, its id and time bounds."""
-
-    path: Path
-    rows: int
-    events: int
-    first_id: str
-    last_id: str
-    min_ms: int
-    max_ms: int
-    bytes: int
-
-
 def write_segment(
     connection: duckdb.DuckDBPyConnection, rows: Sequence[dict[str, Any]], path: Path
-) -> Written:
+) -> Segment:
     """Write rows (in id order) to `path` atomically: a staging file, then a rename.
 
     The staging file is newline-delimited JSON that DuckDB reads with a fixed schema, so no
@@ -187,8 +173,8 @@ def write_segment(
     finally:
         staging.unlink(missing_ok=True)
     first, last = rows[0], rows[-1]
-    return Written(
-        path=path,
+    return Segment(
+        file=path.name,
         rows=len(rows),
         events=sum(1 for row in rows if row.get("skip") is None),
         first_id=f"{first['ms']}-{first['seq']}",

@@ -1,19 +1,16 @@
-"""Fixtures of the history tests: a stream of their own, its lease keys removed after."""
+"""Fixtures of the history tests: a stream and a history folder of their own."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
-from history.harness import clean_lease
 
 
 @pytest.fixture
-def stream(keys: tuple[str, str], redis_client: redis.Redis) -> Iterator[str]:
-    yield keys[0]
-    clean_lease(redis_client, keys[0])
+def stream(keys: tuple[str, str]) -> str:
+    """The test's stream; `keys` removes it and its lease after."""
+    return keys[0]
 
 
 @pytest.fixture

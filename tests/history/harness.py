@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import redis
-import redis.asyncio
 
 from sollol_otel.events import MISSING, Dimension, EventType, RoutingEvent
 from sollol_otel.filters import EventFilter, TimeRange
 from sollol_otel.history.indexer import Indexer, Options
-from sollol_otel.history.lease import lease_keys
 from sollol_otel.history.store import Manifest, Store, stream_folder
+from sollol_otel.redis.client import async_client
 from sollol_otel.redis.stream import StreamEntry, stream_key
 from sollol_otel.wire import decode
 
@@ -143,7 +142,7 @@ async def indexing(
     redis_url: str, stream: str, root: Path, options: Options = FAST
 ) -> AsyncIterator[Indexer]:
     """An indexer running in this process for the block; stopped (committing what it has) after."""
-    client = redis.asyncio.Redis.from_url(redis_url)
+    client = await async_client(redis_url, key=stream)
     indexer = Indexer(client, stream, root, options)
     task = asyncio.create_task(indexer.run())
     try:
@@ -159,10 +158,6 @@ async def index_all(redis_url: str, stream: str, root: Path, options: Options = 
     last = redis.Redis.from_url(redis_url).xinfo_stream(stream)["last-generated-id"].decode()
     async with indexing(redis_url, stream, root, options):
         await wait_until(lambda: indexed_to(root, stream, last))
-
-
-def clean_lease(client: redis.Redis, stream: str) -> None:
-    client.delete(*lease_keys(stream))
 
 
 @contextlib.contextmanager

@@ -1,0 +1,88 @@
+"""Where the indexer runs (the dashboard, by default) and what history says about itself."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import httpx
+import redis
+import redis.asyncio
+from history.harness import index_all, newest
+from redis_servers import free_port
+from server_process import server_process
+from waiting import eventually
+
+from sollol_otel.filters import EventFilter, TimeRange
+from sollol_otel.history.query import History
+
+
+def _write(client: redis.Redis, stream: str, count: int) -> str:
+    pipe = client.pipeline(transaction=False)
+    for i in range(count):
+        pipe.xadd(stream, {"event": json.dumps({"event_type": "ROUTE_DECISION", "model": "m", "i": i})})
+    return str(pipe.execute()[-1].decode())
+
+
+def _health(url: str) -> tuple[int, dict[str, object]]:
+    response = httpx.get(url + "/healthz")
+    return response.status_code, response.json()
+
+
+def test_the_dashboard_runs_the_indexer_and_reports_it_without_failing_health(
+    redis_client: redis.Redis, stream: str, tmp_path: Path
+) -> None:
+    last = _write(redis_client, stream, 50)
+    with server_process("dashboard") as dashboard:
+        eventually(lambda: (m := newest(tmp_path / "history", stream)) is not None and m.last_id == last, 30)
+        status, body = _health(dashboard.url)
+        assert status == 200
+        assert isinstance(body["history"], dict) and body["history"]["state"] == "indexing"
+
+
+def test_a_dashboard_told_not_to_index_leaves_history_alone(
+    redis_client: redis.Redis, stream: str, tmp_path: Path
+) -> None:
+    _write(redis_client, stream, 5)
+    with server_process("dashboard", "--no-indexer") as dashboard:
+        status, body = _health(dashboard.url)
+        assert (status, body["history"]) == (200, None)
+    assert not (tmp_path / "history").exists()
+
+
+def test_a_dashboard_started_before_redis_says_its_indexer_waits_for_it(stream: str) -> None:
+    with server_process(
+        "dashboard", env={"SOLLOL_REDIS_URL": f"redis://127.0.0.1:{free_port()}"}
+    ) as dashboard:
+        body = eventually(lambda: (b := _health(dashboard.url)[1])["history"] and b, 20)
+        assert body["history"]["state"] == "redis_down"
+
+
+async def test_status_warns_when_the_stream_would_trim_entries_before_they_are_indexed(
+    redis_url: str, redis_client: redis.Redis, stream: str, root: Path
+) -> None:
+    _write(redis_client, stream, 3000)  # 3,000 in the last ten minutes: 5 a second
+    await index_all(redis_url, stream, root)
+    history = await History.open(redis.asyncio.Redis.from_url(redis_url), stream, root)
+    assert history is not None
+    await history.stats(EventFilter(), TimeRange(), now_ms=int(time.time() * 1000))
+    assert history.status()["trim_warning"] is None  # it keeps 3,000: minutes at this rate
+    redis_client.xtrim(stream, maxlen=10, approximate=False)
+    await history.stats(EventFilter(), TimeRange(), now_ms=int(time.time() * 1000))
+    assert "SOLLOL_ROUTING_STREAM_MAXLEN" in history.status()["trim_warning"]
+
+
+async def test_status_says_what_history_holds_and_costs(
+    redis_url: str, redis_client: redis.Redis, stream: str, root: Path
+) -> None:
+    _write(redis_client, stream, 200)
+    await index_all(redis_url, stream, root)
+    _write(redis_client, stream, 7)
+    history = await History.open(redis.asyncio.Redis.from_url(redis_url), stream, root)
+    assert history is not None
+    await history.stats(EventFilter(), TimeRange(), now_ms=int(time.time() * 1000) + 1000)
+    status = history.status()
+    assert (status["events"], status["unindexed"], status["segments"]) == (200, 7, 1)
+    assert status["bytes"] == sum(p.stat().st_size for p in root.rglob("*.parquet"))
+    assert status["bytes_per_day"] > 0 and status["start_ms"] is not None
