@@ -6,9 +6,9 @@ events with trace ids, `sollol-otel stats` wall time, and the indexer at 5,000 e
     .venv/bin/python benchmarks/bench_history.py --smoke        # small sizes: checks that it runs
 
 Data: N events over the two hours ending a minute ago, written as Parquet segments through the
-engine's own writer (segments.row_of for each distinct event shape, segments.write_segment, then
-merge_segments as compaction would, and a committed manifest), so 10,000,000 events take a minute,
-not 10,000,000 XADDs. A real `sollol-otel dashboard --no-indexer` answers over them; every request
+engine's own bulk import (history.bulk: segments.row_of for every event, segments.write_segment
+per 1,000,000 rows, one committed manifest), so 10,000,000 events take minutes, not 10,000,000
+XADDs. A real `sollol-otel dashboard --no-indexer` answers over them; every request
 carries a parameter of its own, so none is served from the result cache. Targets: p50 ≤ 100 ms
 over 1,000,000, ≤ 1 s over 10,000,000, cost(1M)/cost(10k) ≤ 10; `stats` over 1,000,000 ≤ 1 s wall.
 
@@ -44,10 +44,9 @@ from typing import Any
 import httpx
 import redis
 
-from sollol_otel.events import EventType
-from sollol_otel.history import segments
-from sollol_otel.history.indexer import MERGE_MAX_ROWS, SEGMENT_ROWS
-from sollol_otel.history.store import Manifest, Segment, Store, stream_folder
+from sollol_otel.events import EventType, RoutingEvent
+from sollol_otel.history.bulk import import_entries
+from sollol_otel.history.store import Store, stream_folder
 from sollol_otel.redis.stream import StreamEntry
 from sollol_otel.wire import decode
 
@@ -57,6 +56,8 @@ MODELS = ["llama3.2:3b", "llama3.1:70b", "codellama:13b", "mistral:7b", "qwen2.5
 REASONS = ["sufficient_resources (estimated 2.5GB)", "ollama_error: Out of memory", "timeout", "round_robin"]
 #: Distinct event shapes; each event is one of them with its own id, time and trace.
 SHAPES = 4096
+#: Rows per segment file: compaction merges a busy day into files of this order.
+SEGMENT_ROWS = 1_000_000
 #: Trace and span ids are random, as real ones are (seeded: every run writes the same history).
 _IDS = random.Random(18)
 
@@ -85,55 +86,31 @@ def id_of(n: int, count: int, start_ms: int) -> tuple[int, int]:
 
 
 @functools.cache
-def shapes() -> list[dict[str, Any]]:
-    """segments.row_of's row for each shape (it moves trace and span ids out of the JSON)."""
-    return [
-        segments.row_of(StreamEntry("0-0", decode({"event": json.dumps(sollol_event(n))})))
-        for n in range(SHAPES)
-    ]
+def shapes() -> list[RoutingEvent]:
+    """Each shape decoded once, as the stream reader decodes it."""
+    decoded = [decode({"event": json.dumps(sollol_event(n))}) for n in range(SHAPES)]
+    return [event for event in decoded if isinstance(event, RoutingEvent)]
 
 
-def rows(count: int, start_ms: int, first: int, last: int) -> list[dict[str, Any]]:
-    """Rows `first`..`last - 1`: each shape's row with the event's own id, trace and span."""
+def entries(count: int, start_ms: int) -> Iterator[StreamEntry]:
+    """The N events: each shape with the event's own id, trace and span."""
     templates = shapes()
-    out = []
-    for n in range(first, last):
-        row = dict(templates[n % SHAPES])
-        row["ms"], row["seq"] = id_of(n, count, start_ms)
-        row["trace"], row["span"] = f"{_IDS.getrandbits(128):032x}", f"{_IDS.getrandbits(64):016x}"
-        out.append(row)
-    return out
+    for n in range(count):
+        shape = templates[n % len(templates)]
+        ids = {"trace_id": f"{_IDS.getrandbits(128):032x}", "span_id": f"{_IDS.getrandbits(64):016x}"}
+        ms, seq = id_of(n, count, start_ms)
+        yield StreamEntry(f"{ms}-{seq}", RoutingEvent(shape.event_type, shape.time, {**shape.fields, **ids}))
 
 
 def write_history(root: Path, stream: str, count: int, start_ms: int) -> dict[str, Any]:
-    """N events as compacted segments and a committed manifest; what they take on disk."""
-    store = Store(stream_folder(root, stream))
-    store.create()
-    connection = segments.connect()
-    written = []
-    for first in range(0, count, SEGMENT_ROWS):
-        path = store.segment_path(f"gen-{first:012d}.parquet")
-        written.append(
-            segments.write_segment(
-                connection, rows(count, start_ms, first, min(count, first + SEGMENT_ROWS)), path
-            )
-        )
-    merged: list[Segment] = []
-    per_file = max(1, MERGE_MAX_ROWS // SEGMENT_ROWS)
-    for i in range(0, len(written), per_file):
-        group = written[i : i + per_file]
-        path = store.segment_path(f"merged-{i:06d}.parquet")
-        size = segments.merge_segments(connection, [w.path for w in group], path)
-        for w in group:
-            w.path.unlink()
-        merged.append(Segment(
-            file=path.name, rows=sum(w.rows for w in group), events=sum(w.events for w in group),
-            first_id=group[0].first_id, last_id=group[-1].last_id, min_ms=group[0].min_ms,
-            max_ms=group[-1].max_ms, bytes=size,
-        ))  # fmt: skip
-    store.commit(Manifest(epoch=1, seq=0, last_id=merged[-1].last_id, offset=None, segments=tuple(merged)))
-    size = sum(s.bytes for s in merged)
-    return {"files": len(merged), "bytes": size, "bytes_per_event": round(size / count, 1)}
+    """N events written through the engine's bulk import (its writer, in segments as compaction
+    leaves them); what they take on disk."""
+    manifest = import_entries(root, stream, entries(count, start_ms), segment_rows=SEGMENT_ROWS)
+    return {
+        "files": len(manifest.segments),
+        "bytes": manifest.bytes,
+        "bytes_per_event": round(manifest.bytes / count, 1),
+    }
 
 
 def free_port() -> int:
