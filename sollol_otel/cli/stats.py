@@ -231,7 +231,7 @@ async def collect(client: Any, stream: str, since: datetime | None, event_filter
 async def _from_history(
     history: History, now_ms: int, since: datetime | None, event_filter: EventFilter
 ) -> Stats:
-    span, _ = bounded_range(TimeRange(since=since), now_ms, None)
+    span = bounded_range(TimeRange(since=since), now_ms, None)
     answer = await history.stats(event_filter, span, now_ms=now_ms, top=MAX_DISTINCT)
     named, other = flat(answer)
     stats = Stats(

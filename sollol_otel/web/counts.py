@@ -28,10 +28,10 @@ from starlette.datastructures import QueryParams
 from sollol_otel.events import MISSING, Dimension, EventType
 from sollol_otel.filters import EPOCH, EventFilter, Explainer, TimeRange
 from sollol_otel.redis.clock import id_ms
-from sollol_otel.redis.stream import MAX_ID_PART, StreamEntry, StreamReader, next_id
+from sollol_otel.redis.stream import StreamEntry, StreamReader, next_id
 from sollol_otel.web.backlog import range_bounds
 from sollol_otel.web.params import TOP, event_filter, stream_id, time_range, top_param
-from sollol_otel.wire import Skipped
+from sollol_otel.wire import Skipped, as_text
 
 #: Entries fetched per round trip.
 PAGE = 5000
@@ -59,11 +59,11 @@ def at_ms(epoch_ms: int) -> datetime:
     return EPOCH + timedelta(milliseconds=epoch_ms)
 
 
-def bounded_range(time_range: TimeRange, now_ms: int, last_id: str | None) -> tuple[TimeRange, str]:
-    """The range cut at Redis's now (ids after it have no known time), at `until`, and at `last_id`'s
-    millisecond; and the `last_id` the answer names: the largest id of the last millisecond it
-    covers. Both sources count exactly this, so an answer is the same whichever gave it."""
-    end_ms = now_ms + 1
+def bounded_range(time_range: TimeRange, now_ms: int, last_id: str | None) -> TimeRange:
+    """The range cut where an answer ends: before Redis's now (entries of the current millisecond,
+    and ids after it, are the live feed's), at `until`, and after `last_id`'s millisecond. Both
+    sources count exactly this, so an answer is the same whichever gave it."""
+    end_ms = now_ms
     if last_id is not None:
         end_ms = min(end_ms, id_ms(last_id) + 1)
     if time_range.until_ms is not None:
@@ -71,7 +71,16 @@ def bounded_range(time_range: TimeRange, now_ms: int, last_id: str | None) -> tu
     since = time_range.since
     if time_range.since_ms is not None and time_range.since_ms > end_ms:
         since = at_ms(end_ms)
-    return TimeRange(since, at_ms(end_ms)), f"{end_ms - 1}-{MAX_ID_PART}"
+    return TimeRange(since, at_ms(end_ms))
+
+
+async def covered_to(client: redis.asyncio.Redis, stream: str, span: TimeRange) -> str:
+    """The id an answer over `span` names as its end: the stream's newest entry before the range's
+    end (`0-0` when it holds none). Every event counted is at or before it and every later one
+    comes after it, so a page that counts the live feed from there counts nothing twice."""
+    end_ms = span.until_ms or 0
+    newest: Any = await client.xrevrange(stream, max=f"({end_ms}-0", min="-", count=1) if end_ms else []
+    return as_text(newest[0][0]) if newest else "0-0"
 
 
 @dataclass(frozen=True)
@@ -85,8 +94,10 @@ class Question:
     last_id: str | None = None
     top: int = TOP
 
-    def bounded(self) -> tuple[TimeRange, str]:
-        return bounded_range(self.time_range, self.now_ms, self.last_id)
+    async def bounded(self, client: redis.asyncio.Redis, stream: str) -> tuple[TimeRange, str]:
+        """The range the answer covers, and the stream id it names as its end."""
+        span = bounded_range(self.time_range, self.now_ms, self.last_id)
+        return span, await covered_to(client, stream, span)
 
 
 def question(params: QueryParams, now_ms: int) -> Question:
@@ -285,7 +296,7 @@ class ResultCache:
 
 async def stream_stats(client: redis.asyncio.Redis, stream: str, question: Question) -> dict[str, Any]:
     """The counts over the range from the stream alone."""
-    span, answer_last_id = question.bounded()
+    span, answer_last_id = await question.bounded(client, stream)
     counted = StatsCount(question.event_filter, question.now_ms)
     done = await scan(client, stream, span, answer_last_id, counted)
     return {

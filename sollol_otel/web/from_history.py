@@ -120,7 +120,7 @@ async def history_stats(
     client: redis.asyncio.Redis, stream: str, history: History, question: Question
 ) -> dict[str, Any]:
     """The counts over the range, exactly, from the segments and the stream's newest entries."""
-    span, answer_last_id = question.bounded()
+    span, answer_last_id = await question.bounded(client, stream)
     flt, now_ms = question.event_filter, question.now_ms
     answer = await history.stats(flt, span, now_ms=now_ms, top=question.top)
     named, other = flat(answer)

@@ -146,10 +146,10 @@ async def stream_timeline(
     client: redis.asyncio.Redis, stream: str, question: Question, by: Dimension, bucket: int | None
 ) -> dict[str, Any]:
     """The answer from the stream alone."""
-    bounded, answer_last_id = question.bounded()
+    bounded, answer_last_id = await question.bounded(client, stream)
     counted = TimelineCount(question.event_filter, by)
     done = await scan(client, stream, bounded, answer_last_id, counted)
-    end_ms = bounded.until_ms or question.now_ms + 1
+    end_ms = bounded.until_ms or question.now_ms
     start_ms = bounded.since_ms if bounded.since_ms is not None and done.complete else None
     if start_ms is None:
         start_ms = id_ms(done.oldest_id) if done.oldest_id else end_ms - 1
@@ -172,12 +172,17 @@ async def stream_timeline(
 
 
 async def history_timeline(
-    history: History, question: Question, by: Dimension, bucket: int | None
+    client: redis.asyncio.Redis,
+    stream: str,
+    history: History,
+    question: Question,
+    by: Dimension,
+    bucket: int | None,
 ) -> dict[str, Any]:
     """The answer from the segments and the stream's newest entries."""
-    bounded, answer_last_id = question.bounded()
+    bounded, answer_last_id = await question.bounded(client, stream)
     flt, now_ms = question.event_filter, question.now_ms
-    end_ms = bounded.until_ms or now_ms + 1
+    end_ms = bounded.until_ms or now_ms
     totals = await history.stats(flt, bounded, now_ms=now_ms, top=1)
     start_ms = bounded.since_ms if bounded.since_ms is not None else totals.get("start_ms") or end_ms - 1
     grid = Grid.plan(start_ms, end_ms, bucket)
@@ -208,7 +213,7 @@ async def compute(
     if history is None:
         answer = await stream_timeline(client, stream, question, by, bucket)
     else:
-        answer = await history_timeline(history, question, by, bucket)
+        answer = await history_timeline(client, stream, history, question, by, bucket)
     answer["bounds"] += await later_entries(client, stream, question.now_ms)
     return {**answer, "filter": question.event_filter.label()}
 
