@@ -9,13 +9,14 @@ from pathlib import Path
 import httpx
 import redis
 import redis.asyncio
-from history.harness import index_all, newest
+from history.harness import index_all, indexing, newest, wait_until
 from redis_servers import free_port
 from server_process import server_process
 from waiting import eventually
 
 from sollol_otel.filters import EventFilter, TimeRange
 from sollol_otel.history.query import History
+from sollol_otel.history.store import stream_folder
 
 
 def _write(client: redis.Redis, stream: str, count: int) -> str:
@@ -86,3 +87,21 @@ async def test_status_says_what_history_holds_and_costs(
     assert (status["events"], status["unindexed"], status["segments"]) == (200, 7, 1)
     assert status["bytes"] == sum(p.stat().st_size for p in root.rglob("*.parquet"))
     assert status["bytes_per_day"] > 0 and status["start_ms"] is not None
+
+
+async def test_readers_on_the_indexers_host_find_its_folder_through_the_lease(
+    redis_url: str, redis_client: redis.Redis, stream: str, tmp_path: Path
+) -> None:
+    root = tmp_path / "not-the-configured-one"
+    _write(redis_client, stream, 20)
+    async with indexing(redis_url, stream, root):
+        await wait_until(lambda: newest(root, stream) is not None)
+        history = await History.open(redis.asyncio.Redis.from_url(redis_url), stream)  # no folder given
+        assert history is not None and history.store.folder == stream_folder(root, stream)
+
+
+def test_each_stream_key_gets_a_folder_of_its_own_inside_the_root(tmp_path: Path) -> None:
+    names = ["sollol:routing_stream", "a/b", "..", ".hidden", "a%2Fb"]
+    folders = [stream_folder(tmp_path, name) for name in names]
+    assert all(folder.parent == tmp_path and folder.name not in (".", "..") for folder in folders)
+    assert len(set(folders)) == len(names)
