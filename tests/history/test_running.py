@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -105,3 +107,15 @@ def test_each_stream_key_gets_a_folder_of_its_own_inside_the_root(tmp_path: Path
     folders = [stream_folder(tmp_path, name) for name in names]
     assert all(folder.parent == tmp_path and folder.name not in (".", "..") for folder in folders)
     assert len(set(folders)) == len(names)
+
+
+def test_recording_and_starting_the_readers_never_load_duckdb() -> None:
+    code = (
+        "import sys, sollol_otel\n"
+        "sollol_otel.get_routing_logger()\n"
+        "recording = {m for m in sys.modules if m.startswith('sollol_otel.history')}\n"
+        "import sollol_otel.web.app, sollol_otel.cli.main, sollol_otel.history.query\n"
+        "print(sorted(recording), 'duckdb' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["[]", "False"]
