@@ -32,6 +32,15 @@ def redis_url() -> Iterator[str]:
         server.close()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _history_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Dashboards run the history indexer: in tests (and the processes they start) its files go to
+    a temporary folder, never the user's data folder."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("SOLLOL_HISTORY_DIR", str(tmp_path_factory.mktemp("history")))
+        yield
+
+
 @pytest.fixture
 def keys(monkeypatch: pytest.MonkeyPatch, redis_url: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
     """A stream and channel no other test or run uses, set in the environment (with a history folder

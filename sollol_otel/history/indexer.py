@@ -70,6 +70,7 @@ class State(str, enum.Enum):
     REDIS_DOWN = "redis_down"
     STOPPED = "stopped"
     UNAVAILABLE = "unavailable"  # the history extra is not installed
+    FAILED = "failed"  # an unexpected error: retried after a pause
 
 
 @dataclass(frozen=True)
@@ -143,10 +144,8 @@ class Indexer:
         self.detail = ""
         self.manifest: Manifest | None = None
         self.rows_indexed = 0
-        self.commits = 0
         self.rate = _Rate()
         self.stream_length: int | None = None
-        self.newest_ms: int | None = None
         self.lag_ms = 0
 
     async def run(self) -> None:
@@ -171,6 +170,12 @@ class Indexer:
                 await self._pause(self.options.storage_retry_seconds)
             except LeaseLost:
                 self._set(State.STANDBY, "the lease was lost (a long pause or Redis failover); standing by")
+            except Exception as exc:  # anything else: said in health and the log, then tried again
+                log.exception("history indexer of %s failed", self.stream)
+                self._set(State.FAILED, f"{type(exc).__name__}: {exc}")
+                with contextlib.suppress(*CONNECTION_ERRORS):
+                    await self._lease.release()
+                await self._pause(self.options.storage_retry_seconds)
         with contextlib.suppress(*CONNECTION_ERRORS):
             await self._lease.release()
         self._set(State.STOPPED, "")
@@ -256,7 +261,6 @@ class Indexer:
         except OSError as exc:
             raise segments.StorageError(f"{type(exc).__name__}: {exc}") from exc
         self.manifest = manifest
-        self.commits += 1
 
     async def _index(self, renewer: asyncio.Task[None]) -> None:
         assert self.manifest is not None
@@ -336,8 +340,6 @@ class Indexer:
         )
         await self._commit(manifest, renewer)
         self.rows_indexed += len(rows)
-        if rows:
-            self.newest_ms = rows[-1]["ms"]
 
     async def _maintain(self, renewer: asyncio.Task[None]) -> None:
         """Retention, one merge, and deleting files no manifest uses any more."""

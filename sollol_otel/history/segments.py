@@ -166,7 +166,7 @@ def write_segment(
             f"columns={_json_columns()})) TO '{_sql_path(partial)}' ({PARQUET_OPTIONS})",
             [str(staging)],
         )
-        os.replace(partial, path)
+        _publish(partial, path)
     except Exception as exc:
         partial.unlink(missing_ok=True)
         raise _disk_error(exc) from exc
@@ -193,11 +193,18 @@ def merge_segments(connection: duckdb.DuckDBPyConnection, sources: Iterable[Path
         connection.execute(
             f"COPY (SELECT * FROM read_parquet(?)) TO '{_sql_path(partial)}' ({PARQUET_OPTIONS})", [files]
         )
-        os.replace(partial, path)
+        _publish(partial, path)
     except Exception as exc:
         partial.unlink(missing_ok=True)
         raise _disk_error(exc) from exc
     return path.stat().st_size
+
+
+def _publish(partial: Path, path: Path) -> None:
+    """Make a written file durable, then give it its name: a crash never leaves a named file short."""
+    with partial.open("rb") as written:
+        os.fsync(written.fileno())
+    os.replace(partial, path)
 
 
 class StorageError(Exception):
