@@ -302,6 +302,8 @@ async def stream_stats(client: redis.asyncio.Redis, stream: str, question: Quest
     return {
         **counted.answer(question.time_range, question.top),
         "complete": done.complete,
+        "window": {"entries": done.entries, "complete": done.complete},
+        "gaps": [],
         "bounds": done.bounds() + await later_entries(client, stream, question.now_ms),
         "last_id": answer_last_id,
     }

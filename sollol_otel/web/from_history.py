@@ -139,6 +139,8 @@ async def history_stats(
         "per_second": per_second,
         "hints": hints,
         "complete": True,
+        "window": {"entries": answer["events"] + answer["skipped"], "complete": True},
+        "gaps": answer["gaps"],
         "bounds": gap_bounds(answer["gaps"]) + await later_entries(client, stream, now_ms),
         "last_id": answer_last_id,
     }

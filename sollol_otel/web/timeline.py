@@ -166,6 +166,7 @@ async def stream_timeline(
         **grid.answer(counts, others, rest, by, question.top),
         "skipped": counted.skipped,
         "complete": done.complete,
+        "gaps": [],
         "bounds": done.bounds() + await stream_only_bound(client, stream, question.time_range),
         "last_id": answer_last_id,
     }
@@ -198,6 +199,7 @@ async def history_timeline(
         **grid.answer(counts, others, sum(others) if found["bounded"] else None, by, question.top),
         "skipped": totals["skipped"],
         "complete": True,
+        "gaps": found["gaps"],
         "bounds": gap_bounds(found["gaps"]),
         "last_id": answer_last_id,
     }

@@ -17,6 +17,7 @@ from starlette.datastructures import QueryParams
 
 from sollol_otel.events import Dimension
 from sollol_otel.filters import EventFilter
+from sollol_otel.redis.stream import stream_key
 from sollol_otel.web.params import event_filter
 
 #: Each filter the API takes, as query parameters (the events hold every one of these values).
@@ -160,3 +161,20 @@ def test_without_a_history_a_trimmed_stream_says_what_it_left_out(
     stats = get(start_dashboard(history_indexer=False), "/api/stats")
     assert stats["events"] == 10
     assert any("no history yet" in said and "11 events trimmed" in said for said in stats["bounds"])
+
+
+@pytest.mark.redis7
+def test_events_trimmed_before_the_indexer_read_them_are_said_as_a_gap(
+    start_dashboard: ServerFactory, seeded: Seeded, redis_client: redis.Redis, keys: tuple[str, str]
+) -> None:
+    redis_client.xtrim(keys[0], maxlen=100, approximate=False)  # 200 unindexed events gone
+    server = start_dashboard(history_indexer=False)
+    for path in ("/api/stats", "/api/timeline"):
+        answer = get(server, path, since="3h")
+        [gap] = answer["gaps"]
+        assert (gap["after_id"], gap["missed"]) == (seeded.indexed_to, 200)
+        assert any("200 events after" in said and "were missed" in said for said in answer["bounds"])
+    stats = get(server, "/api/stats", since="3h")
+    lost = (stream_key(seeded.indexed_to), stream_key(stats["gaps"][0]["first_id"]))
+    kept = [i for i, _ in seeded.matching(EventFilter()) if not lost[0] < stream_key(i) < lost[1]]
+    assert stats["events"] == len(kept)
