@@ -37,6 +37,8 @@ BUCKET_LADDER = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 
 TARGET_BUCKETS = 120
 #: Most buckets one answer holds.
 MAX_BUCKETS = 5000
+#: Most named counts one answer may hold (buckets × top): what keeps its size bounded.
+MAX_CELLS = 250_000
 
 
 def bucket_seconds(raw: str | None) -> int | None:
@@ -93,14 +95,19 @@ class Grid:
     bucket: int
 
     @classmethod
-    def plan(cls, start_ms: int, end_ms: int, bucket: int | None) -> Grid:
-        """BadParameter when the bucket would make too many buckets."""
+    def plan(cls, start_ms: int, end_ms: int, bucket: int | None, top: int) -> Grid:
+        """BadParameter when the bucket would make too many buckets, or too many counts with `top`."""
         bucket = bucket or auto_bucket(end_ms - start_ms)
         buckets = (end_ms - start_ms) // (bucket * 1000) + 1
         if buckets > MAX_BUCKETS:
             raise BadParameter(
                 f"bucket={bucket}s makes {buckets} buckets over this range "
                 f"(at most {MAX_BUCKETS}): use longer"
+            )
+        if buckets * top > MAX_CELLS:
+            raise BadParameter(
+                f"top={top} over {buckets} buckets could name {buckets * top} counts "
+                f"(at most {MAX_CELLS}): use a smaller top or a longer bucket"
             )
         return cls(start_ms, end_ms, bucket)
 
@@ -153,7 +160,7 @@ async def stream_timeline(
     start_ms = bounded.since_ms if bounded.since_ms is not None and done.complete else None
     if start_ms is None:
         start_ms = id_ms(done.oldest_id) if done.oldest_id else end_ms - 1
-    grid = Grid.plan(start_ms, end_ms, bucket)
+    grid = Grid.plan(start_ms, end_ms, bucket, question.top)
     named, rest = top_values(Counter(value for _, value in counted.counted), question.top)
     counts = [Counter[str]() for _ in range(len(grid))]
     others = [0] * len(grid)
@@ -186,7 +193,7 @@ async def history_timeline(
     end_ms = bounded.until_ms or now_ms
     totals = await history.stats(flt, bounded, now_ms=now_ms, top=1)
     start_ms = bounded.since_ms if bounded.since_ms is not None else totals.get("start_ms") or end_ms - 1
-    grid = Grid.plan(start_ms, end_ms, bucket)
+    grid = Grid.plan(start_ms, end_ms, bucket, question.top)
     found = await history.timeline(
         flt, TimeRange(at_ms(start_ms), bounded.until), bucket_ms=grid.size, by=by.value, top=question.top
     )
