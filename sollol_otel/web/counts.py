@@ -1,12 +1,12 @@
-"""Counts over a time range (by event type, backend, model, node, instance), recent rates, the top
-fallback reasons, and why a filter matched nothing; the scan and the result cache the timeline
-shares.
+"""Counts over a time range from the stream (by event type, backend, model, node, instance), recent
+rates, the top fallback reasons, and why a filter matched nothing; what an answer is asked, the
+scan and the result cache the timeline and the history's answers share.
 
-Computed from the stream itself, so every dashboard process agrees. Time is Redis's: an entry's
-time is its stream id's milliseconds and "now" is Redis TIME, so a reader's clock never moves a
-range, and entries whose ids lie after Redis's now (a writer that set its own ids) are left out of
-every range and counted beside it. The stream is read page by page (StreamReader.pages_back) and
-each page counted in a worker thread, so memory stays bounded and the live feeds never stall.
+Time is Redis's: an entry's time is its stream id's milliseconds and "now" is Redis TIME, so a
+reader's clock never moves a range, and entries whose ids lie after Redis's now (a writer that set
+its own ids) are in no range and said beside it. The stream is read page by page
+(StreamReader.pages_back) and each page counted in a worker thread, so memory stays bounded and
+the live feeds never stall; past MAX_SCAN entries the answer says what it left out.
 """
 
 from __future__ import annotations

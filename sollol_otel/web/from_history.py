@@ -1,10 +1,11 @@
 """Answers over any range: from the history (Parquet segments plus the stream's newest entries) once an
 indexer has committed some, else from the stream alone, saying so when that leaves events out.
 
-The history is asked up to a millisecond bound, never "whatever is there now": an answer's `last_id`
-is the largest id of its last millisecond (`{ms}-{2^64-1}`), so a page that counts live events after
-it counts none twice, whichever worker answered. An answer says where its parts came from only when
-that matters: a gap in the history, or a stream that no longer holds the whole range.
+Both sources are asked the same range, ending before Redis's current millisecond, and an answer
+names as `last_id` the stream's newest entry before that end (counts.Question.bounded), so a page
+that counts live events after it counts none twice, whichever worker or source answered. An answer
+says where its parts came from only when that matters: a gap in the history, or a stream that no
+longer holds the whole range.
 """
 
 from __future__ import annotations
