@@ -247,8 +247,9 @@ async def _from_history(
         history=history.status(),
     )
     newest = await history.page(event_filter, span, limit=1)
-    if newest and answer.get("start_ms") is not None:
-        stats.first, stats.last = at_ms(int(answer["start_ms"])), at_ms(id_ms(newest[0].id))
+    oldest = await anext(aiter(history.events(event_filter, span)), None)  # asyncio.run closes it
+    if newest and oldest is not None:
+        stats.first, stats.last = at_ms(id_ms(oldest.id)), at_ms(id_ms(newest[0].id))
     if stats.events == 0:
         stats.hints = await history_hints(history, event_filter, span, TimeRange(since=since), now_ms)
     return stats

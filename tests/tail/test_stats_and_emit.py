@@ -164,3 +164,13 @@ def test_stats_warn_when_the_stream_would_trim_entries_before_the_indexer_reads_
 
 def test_stats_do_not_warn_when_the_stream_outlasts_the_indexers_lag(seeded: Seeded) -> None:
     assert json.loads(run("stats", "-o", "json").stdout)["history"]["trim_warning"] is None
+
+
+def test_stats_window_over_history_runs_from_the_first_to_the_last_matching_stream_id(seeded: Seeded) -> None:
+    matching = seeded.matching(EventFilter(model="codellama"))
+    window = json.loads(run("stats", "--model", "codellama", "-o", "json").stdout)["window"]
+    first_ms, last_ms = (int(matching[i][0].partition("-")[0]) for i in (0, -1))
+    assert (window["first"], window["last"]) == (
+        datetime.fromtimestamp(first_ms / 1000, tz=timezone.utc).isoformat(),
+        datetime.fromtimestamp(last_ms / 1000, tz=timezone.utc).isoformat(),
+    )
