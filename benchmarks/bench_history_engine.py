@@ -6,7 +6,8 @@
 
 `query` writes N SOLLOL-shaped events (our bridge's shape: trace, span and event ids; 8 nodes;
 6 event types) over two hours straight into segments through the engine's own writer, then times
-`History.stats` (every dimension) and `History.timeline` (1-minute buckets by type and by node),
+`History.stats` (every dimension), `History.timeline` (1-minute buckets by type and by node) and
+`History.page` (100 events, newest and an hour back),
 with and without a `q` filter: median and worst of --runs, uncached (each answer reads the
 manifest, the stream and the segments again; the History is kept, as a dashboard keeps it),
 plus bytes per event on disk. `ingest` runs a real `sollol-otel indexer` process on a private
@@ -112,7 +113,7 @@ async def query(args: argparse.Namespace) -> None:
         print(f"\n| query over {args.events:,} events (2 h) | p50 ms | worst ms |\n|---|---|---|")
         history = await History.open(client, stream, Path(root))  # kept, as a dashboard keeps it
         assert history is not None
-        for name, event_filter in (("", EventFilter()), (" q=oom", EventFilter.build(q="oom"))):
+        for name, event_filter in (("", EventFilter()), (" q=memory", EventFilter.build(q="memory"))):
             for label, run in (
                 ("stats (every dimension)", lambda f=event_filter: history.stats(f, last_2h, now_ms=now_ms)),
                 (
@@ -122,6 +123,13 @@ async def query(args: argparse.Namespace) -> None:
                 (
                     "timeline 1m by node",
                     lambda f=event_filter: history.timeline(f, last_2h, bucket_ms=60_000, by="node"),
+                ),
+                ("page of 100, newest", lambda f=event_filter: history.page(f, last_2h, limit=100)),
+                (
+                    "page of 100, an hour back",
+                    lambda f=event_filter: history.page(
+                        f, last_2h, before=f"{now_ms - 3_600_000}-0", limit=100
+                    ),
                 ),
             ):
                 p50, worst = await _timed(run, args.runs)

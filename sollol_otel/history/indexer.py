@@ -435,12 +435,20 @@ class Indexer:
             await self._commit(
                 self.manifest.next(self._lease.epoch, retired=retired, updated_ms=now_ms), renewer
             )
-        used = {s.file for s in self.manifest.segments} | {name for name, _ in self.manifest.retired}
-        await asyncio.to_thread(lambda: self._delete_unused(used, expired, time.time() * 1000 - grace))
+        if renewer.done() or not await self._lease.renew():
+            raise LeaseLost  # a former holder deletes nothing
+        await asyncio.to_thread(lambda: self._delete_unused(expired, time.time() * 1000 - grace))
 
-    def _delete_unused(self, used: set[str], expired: set[str], older_than_ms: float) -> None:
+    def _delete_unused(self, expired: set[str], older_than_ms: float) -> None:
+        """Never a file the newest manifest on disk names (whoever wrote it), nor one written under
+        a later epoch than ours: a paused former holder that wakes up here cannot harm the new one's."""
+        assert self.manifest is not None
+        used = set[str]()
+        for manifest in (self.manifest, self.store.newest() or self.manifest):
+            used |= {s.file for s in manifest.segments} | {name for name, _ in manifest.retired}
         for path in self.store.segments.iterdir():
-            if path.name in used:
+            epoch = path.name.split("-", 1)[0]
+            if path.name in used or not epoch.isdigit() or int(epoch) > self._lease.epoch:
                 continue
             with contextlib.suppress(FileNotFoundError):
                 if path.name in expired or path.stat().st_mtime * 1000 < older_than_ms:

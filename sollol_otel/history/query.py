@@ -46,6 +46,8 @@ _VALUE_SQL = {
     Dimension.INSTANCE: f"coalesce(instance, '{MISSING}')",
 }
 _REASONS = "fallback_reason"
+#: After a stream id: written so that DuckDB can push `ms >= ?` down to row-group statistics.
+_AFTER = " AND ms >= ? AND NOT (ms = ? AND seq <= ?)"
 #: Stands for the snapshot's list of segment files among a query's parameters.
 _FILES = object()
 
@@ -457,41 +459,57 @@ class History:
         ][:limit]
         if len(found) >= limit:
             return found
-        where, params = _where(event_filter, time_range)
-        if bound is not None:
-            where += " AND (ms < ? OR (ms = ? AND seq < ?))"
-            params += [bound[0], bound[0], bound[1]]
-        sql = (
-            f"SELECT {segments.ENTRY_COLUMNS} FROM read_parquet(?) WHERE {where} "
-            f"ORDER BY ms DESC, seq DESC LIMIT {limit - len(found)}"
+        return found + await self._run_of(
+            snapshot, event_filter, time_range, limit - len(found), before=bound
         )
-        rows = await self._query(snapshot, sql, params)
-        return found + await asyncio.to_thread(_entries, rows)
 
     async def events(self, event_filter: EventFilter, public_range: TimeRange) -> AsyncIterator[StreamEntry]:
         """Every matching entry in range, oldest first, read in bounded batches."""
         time_range = _Range.of(public_range)
         snapshot = self._limit_files(await self._snap(), time_range)
-        where, params = _where(event_filter, time_range)
         after: tuple[int, int] | None = None
-        while True:
-            clause, extra = (
-                ("", [])
-                if after is None
-                else (" AND (ms > ? OR (ms = ? AND seq > ?))", [after[0], after[0], after[1]])
-            )
-            sql = (
-                f"SELECT {segments.ENTRY_COLUMNS} FROM read_parquet(?) WHERE {where}{clause} "
-                f"ORDER BY ms, seq LIMIT {PAGE}"
-            )
-            rows = await self._query(snapshot, sql, params + extra)
-            for entry in await asyncio.to_thread(_entries, rows):
+        while batch := await self._run_of(snapshot, event_filter, time_range, PAGE, after=after):
+            for entry in batch:
                 yield entry
-            if len(rows) < PAGE:
-                break
-            after = (rows[-1][0], rows[-1][1])
+            after = stream_key(batch[-1].id)
         for entry_id, event in self._tail_events(snapshot, event_filter, time_range):
             yield StreamEntry(entry_id, event)
+
+    async def _run_of(
+        self,
+        snapshot: _Snapshot,
+        event_filter: EventFilter,
+        time_range: _Range,
+        limit: int,
+        *,
+        before: tuple[int, int] | None = None,
+        after: tuple[int, int] | None = None,
+    ) -> list[StreamEntry]:
+        """The next `limit` matching entries of the segments before `before` (newest first) or
+        after `after` (oldest first). First the ids alone (narrow columns), then the events between
+        the first and last of them: the wide `doc` column is read for those rows only, and bounds
+        on `ms` let DuckDB skip row groups by their statistics."""
+        where, params = _where(event_filter, time_range)
+        order = "ms, seq" if before is None else "ms DESC, seq DESC"
+        for clause, key in ((" AND ms <= ? AND NOT (ms = ? AND seq >= ?)", before), (_AFTER, after)):
+            if key is not None:
+                where += clause
+                params += [key[0], key[0], key[1]]
+        ids = await self._query(
+            snapshot,
+            f"SELECT ms, seq FROM read_parquet(?) WHERE {where} ORDER BY {order} LIMIT {limit}",
+            params,
+        )
+        if not ids:
+            return []
+        low, high = sorted([ids[0], ids[-1]])
+        rows = await self._query(
+            snapshot,
+            f"SELECT {segments.ENTRY_COLUMNS} FROM read_parquet(?) WHERE {where} AND ms BETWEEN ? AND ? "
+            f"AND NOT (ms = ? AND seq < ?) AND NOT (ms = ? AND seq > ?) ORDER BY {order} LIMIT {limit}",
+            [*params, low[0], high[0], low[0], low[1], high[0], high[1]],
+        )
+        return await asyncio.to_thread(_entries, rows)
 
     @staticmethod
     def _start_ms(snapshot: _Snapshot) -> int | None:

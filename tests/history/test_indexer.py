@@ -29,10 +29,10 @@ from redis.crc import key_slot
 from waiting import eventually
 
 from sollol_otel.filters import EventFilter, TimeRange
-from sollol_otel.history.indexer import State
+from sollol_otel.history.indexer import Indexer, State
 from sollol_otel.history.lease import lease_keys
 from sollol_otel.history.query import History
-from sollol_otel.history.store import Manifest, Store, stream_folder
+from sollol_otel.history.store import Manifest, Segment, Store, stream_folder
 from sollol_otel.redis.stream import StreamEntry
 from sollol_otel.wire import Skipped
 
@@ -324,3 +324,24 @@ def test_the_lease_keys_live_in_the_streams_cluster_slot(name: str) -> None:
         key_slot(name.encode())
     } or name == "odd{}name"
     assert len({key_slot(key.encode()) for key in lease_keys(name)}) == 1
+
+
+def test_a_former_holder_waking_up_deletes_none_of_the_new_holders_files(
+    redis_url: str, tmp_path: Path
+) -> None:
+    indexer = Indexer(redis.asyncio.Redis.from_url(redis_url), "s", tmp_path, FAST)
+    indexer.store.create()
+    indexer.manifest = Manifest(epoch=1)
+    indexer._lease.epoch = 1  # what it held before its pause
+    indexer.store.commit(Manifest(epoch=2, segments=(_segment("000000000002-named.parquet"),)))
+    files = ["000000000002-named.parquet", "000000000002-later.parquet", "000000000001-orphan.parquet"]
+    for name in files:
+        path = indexer.store.segment_path(name)
+        path.write_bytes(b"x")
+        os.utime(path, (0, 0))  # long past the grace time
+    indexer._delete_unused(set(), time.time() * 1000)
+    assert sorted(p.name for p in indexer.store.segments.iterdir()) == sorted(files[:2])
+
+
+def _segment(name: str) -> Segment:
+    return Segment(name, rows=1, events=1, first_id="1-0", last_id="1-0", min_ms=1, max_ms=1, bytes=1)
