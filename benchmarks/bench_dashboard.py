@@ -1,10 +1,11 @@
 """Decision → dashboard client latency with many clients, and the server's memory per client.
 
     python benchmarks/bench_dashboard.py [--clients 200] [--rate 1000] [--seconds 20]
-        [--client-processes 2] [--redis-url URL]
+        [--client-processes 2] [--redis-url URL] [--no-indexer]
 
-- The dashboard runs as users run it (`python -m sollol_otel dashboard`, its own process),
-  reading a stream of the benchmark's own.
+- The dashboard runs as users run it (`python -m sollol_otel dashboard`, its own process, with
+  its history indexer unless `--no-indexer`: run both to see what indexing costs the live path),
+  reading a stream of the benchmark's own into a temporary history folder.
 - A separate writer process XADDs SOLLOL-format events at `--rate` per second, one pipeline
   a millisecond (a finer pace only costs writer CPU that the server and clients share), each
   stamped with `bench_ns` (time.time_ns()) as it is written and numbered with `bench_seq`.
@@ -36,8 +37,10 @@ import multiprocessing
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from array import array
@@ -476,11 +479,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--server-log", help="write the dashboard's stderr to this file")
+    parser.add_argument("--no-indexer", action="store_true", help="the dashboard without its history indexer")
     parser.add_argument("--redis-url", default=os.environ.get("SOLLOL_REDIS_URL", "redis://127.0.0.1:6379"))
     args = parser.parse_args()
     stream = f"bench:dashboard:{uuid.uuid4().hex[:8]}"
     port = free_port()
-    env = {**os.environ, "SOLLOL_ROUTING_STREAM": stream, "SOLLOL_ROUTING_CHANNEL": stream + ":channel"}
+    history = tempfile.mkdtemp(prefix="bench-dashboard-history-")
+    env = {
+        **os.environ,
+        "SOLLOL_ROUTING_STREAM": stream,
+        "SOLLOL_ROUTING_CHANNEL": stream + ":channel",
+        "SOLLOL_HISTORY_DIR": history,
+    }
     server = subprocess.Popen(
         [
             sys.executable,
@@ -491,6 +501,7 @@ def main() -> None:
             str(port),
             "--redis-url",
             args.redis_url,
+            *(["--no-indexer"] if args.no_indexer else []),
         ],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -514,6 +525,7 @@ def main() -> None:
         server.terminate()
         server.wait(10)
         redis.Redis.from_url(args.redis_url).delete(stream)
+        shutil.rmtree(history, ignore_errors=True)
 
 
 if __name__ == "__main__":

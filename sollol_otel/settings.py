@@ -76,6 +76,18 @@ def duration(name: str, raw: str) -> float | None:
     return seconds
 
 
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|tb)?", re.IGNORECASE)
+
+
+def size_bytes(name: str, raw: str) -> int:
+    """`500MB`, `10GB`, `1.5TB` or a number of bytes (units of 1000)."""
+    match = _SIZE.fullmatch(raw.strip())
+    if match is None:
+        raise SettingsError(f"{name}={raw!r} is not a size (like 500MB, 10GB)")
+    unit = (match.group(2) or "b").lower()
+    return int(float(match.group(1)) * 1000 ** ("b", "kb", "mb", "gb", "tb").index(unit))
+
+
 def seconds(name: str, raw: str) -> float:
     """A finite, non-negative number of seconds."""
     try:
@@ -227,6 +239,24 @@ COLLECTOR_ALLOWED_HOSTS = Variable(
     "Host names the receiver serves besides loopback ones (e.g. its Compose service name)",
 )
 
+# History (the indexer and the readers of its segments).
+HISTORY_DIR = Variable[str | None](
+    "SOLLOL_HISTORY_DIR",
+    None,
+    optional_text,
+    "where history's Parquet segments live, one folder per stream "
+    "(default: $XDG_DATA_HOME/sollol-otel/history; shared storage serves several hosts)",
+)
+HISTORY_RETENTION = Variable[float | None](
+    "SOLLOL_HISTORY_RETENTION", 30 * 86400.0, duration, "history kept by age (`7d`, `30d`)"
+)
+HISTORY_MAX_SIZE = Variable(
+    "SOLLOL_HISTORY_MAX_SIZE",
+    10_000_000_000,
+    size_bytes,
+    "history kept by size on disk, oldest dropped first (`500MB`, `10GB`)",
+)
+
 #: Every variable, in the order the README's Configuration table lists them.
 VARIABLES: tuple[Variable[Any], ...] = (
     ROUTING_LOG,
@@ -252,6 +282,9 @@ VARIABLES: tuple[Variable[Any], ...] = (
     DASHBOARD_PORT,
     COLLECTOR_TOKEN,
     COLLECTOR_ALLOWED_HOSTS,
+    HISTORY_DIR,
+    HISTORY_RETENTION,
+    HISTORY_MAX_SIZE,
 )
 
 

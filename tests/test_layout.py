@@ -17,10 +17,11 @@ ALLOWED: dict[str, set[str]] = {
     "redis": {SHARED},
     "recording": {SHARED, "redis"},
     "instrumentation": {SHARED, "redis", "recording"},
-    "web": {SHARED, "redis"},
+    "history": {SHARED, "redis"},
+    "web": {SHARED, "redis", "history"},
     "receiver": {SHARED, "redis"},
-    "demo": {SHARED, "redis", "recording", "instrumentation", "web"},
-    "cli": {SHARED, "redis", "recording", "instrumentation", "web", "receiver", "demo"},
+    "demo": {SHARED, "redis", "recording", "instrumentation", "web", "history"},
+    "cli": {SHARED, "redis", "recording", "instrumentation", "web", "receiver", "demo", "history"},
 }
 MAX_SHARED_MODULES = 12
 

@@ -174,6 +174,9 @@ def dashboard(
     ] = 1,
     redis_url: RedisUrlOption = None,
     allow_no_token: AllowNoTokenOption = False,
+    no_indexer: Annotated[
+        bool, typer.Option("--no-indexer", help="Do not run the history indexer in this dashboard.")
+    ] = False,
 ) -> None:
     """Serve the live "🎯 SOLLOL Routing Decisions" dashboard (page, WebSocket/SSE feeds, JSON API).
 
@@ -191,7 +194,36 @@ def dashboard(
     except SettingsError as exc:
         raise typer.BadParameter(str(exc)) from None
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    serve(settings, config, host=host, port=port, workers=workers, allow_no_token=allow_no_token)
+    serve(
+        settings,
+        config,
+        host=host,
+        port=port,
+        workers=workers,
+        allow_no_token=allow_no_token,
+        history_indexer=not no_indexer,
+    )
+
+
+@app.command()
+def indexer(
+    redis_url: RedisUrlOption = None,
+    stream: Annotated[
+        str | None, typer.Option("--stream", help="Stream to index [default: $SOLLOL_ROUTING_STREAM].")
+    ] = None,
+) -> None:
+    """Copy the routing stream into history (Parquet segments in $SOLLOL_HISTORY_DIR), exactly once.
+
+    One indexer per stream holds a lease in Redis; others stand by and take over within seconds
+    when it stops. Dashboards run one unless started with --no-indexer.
+    """
+    import logging
+
+    from sollol_otel.cli.indexer import run
+
+    settings = _stream_settings(redis_url).with_overrides(stream=stream)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
+    raise typer.Exit(run(settings))
 
 
 @app.command()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, TextIO
 
 import redis
@@ -22,10 +22,22 @@ from sollol_otel.cli.exit_codes import EXIT_OK, EXIT_REDIS
 from sollol_otel.cli.output import OutputFormat, json_text
 from sollol_otel.display import EVENT_STYLES, ColorMode, console_for, safe_text, time_zone
 from sollol_otel.events import MISSING, Dimension, EventType, RoutingEvent
-from sollol_otel.filters import EventFilter, Explainer, TimeRange
+from sollol_otel.filters import MAX_DISTINCT, EventFilter, Explainer, TimeRange
+from sollol_otel.history.indexer import FLUSH_SECONDS
+from sollol_otel.history.lease import LEASE_MS
+from sollol_otel.history.query import History
 from sollol_otel.redis.client import CONNECTION_ERRORS, async_client
+from sollol_otel.redis.clock import id_ms, redis_now_ms
 from sollol_otel.redis.stream import StreamReader, id_for_time
 from sollol_otel.redis.urls import redact_url
+from sollol_otel.web.counts import at_ms, bounded_range, top_values
+from sollol_otel.web.from_history import (
+    flat,
+    gap_bounds,
+    history_hints,
+    open_history,
+    stream_only_bound,
+)
 from sollol_otel.wire import Skipped
 
 _PAGE = 5000
@@ -97,6 +109,15 @@ async def stream_memory(client: Any, stream: str) -> StreamMemory | None:
     return StreamMemory(int(used or 0), entries, rate)
 
 
+def history_sizing(status: dict[str, Any]) -> str:
+    """What the history holds and what a day of it costs on disk at the current rate."""
+    text = f"history: {status.get('events', 0)} events, {_size(status.get('bytes', 0))} on disk"
+    per_day = status.get("bytes_per_day")
+    if per_day is not None:
+        text += f"; a day at the current rate takes ≈ {_size(per_day)}"
+    return text
+
+
 @dataclass
 class Stats:
     """Counts over one window; `add` one event at a time, in any order."""
@@ -114,12 +135,19 @@ class Stats:
     memory: StreamMemory | None = None
     #: Why nothing matched, when nothing did.
     hints: list[str] = field(default_factory=list)
+    #: Events of values the source did not name (history names its top MAX_DISTINCT), per `by_*` key.
+    unnamed: dict[str, int] = field(default_factory=dict)
+    #: How the answer is partial (a gap in the history, a stream without one that lost events).
+    bounds: list[str] = field(default_factory=list)
+    #: What the history holds and costs (History.status), when there is one.
+    history: dict[str, Any] | None = None
 
-    def add(self, event: RoutingEvent) -> None:
+    def add(self, event: RoutingEvent, added_ms: int) -> None:
+        """`added_ms`: when Redis added it (its stream id), the time every range is read by."""
         self.events += 1
-        if event.time is not None:
-            self.first = event.time if self.first is None else min(self.first, event.time)
-            self.last = event.time if self.last is None else max(self.last, event.time)
+        added = datetime.fromtimestamp(added_ms / 1000, tz=timezone.utc)
+        self.first = added if self.first is None else min(self.first, added)
+        self.last = added if self.last is None else max(self.last, added)
         self.by_event_type[event.value(Dimension.EVENT_TYPE)] += 1
         self.by_backend[event.value(Dimension.BACKEND)] += 1
         self.by_model[event.value(Dimension.MODEL)] += 1
@@ -142,6 +170,19 @@ class Stats:
         return self.fallbacks / self.decisions if self.decisions else None
 
     def to_json(self, top: int) -> dict[str, Any]:
+        """Each dimension's `top` values by name, the events of the rest in `other` beside them."""
+        named: dict[str, dict[str, int]] = {}
+        other: dict[str, int] = {}
+        for key, counter in (
+            ("by_event_type", self.by_event_type),
+            ("by_backend", self.by_backend),
+            ("by_model", self.by_model),
+            ("by_node", self.by_node),
+            ("by_instance", self.by_instance),
+        ):
+            named[key], rest = top_values(counter, top)
+            if rest is not None or key in self.unnamed:
+                other[key] = (rest or 0) + self.unnamed.get(key, 0)
         return {
             "window": {
                 "first": self.first.isoformat() if self.first else None,
@@ -149,11 +190,10 @@ class Stats:
             },
             "events": self.events,
             "skipped": self.skipped,
-            "by_event_type": dict(self.by_event_type.most_common()),
-            "by_backend": dict(self.by_backend.most_common()),
-            "by_model": dict(self.by_model.most_common()),
-            "by_node": dict(self.by_node.most_common()),
-            "by_instance": dict(self.by_instance.most_common()),
+            **named,
+            "top": top,
+            "bounded": bool(other),
+            "other": other,
             "routing_decisions": self.decisions,
             "fallbacks": self.fallbacks,
             "fallback_rate": self.fallback_rate,
@@ -162,11 +202,17 @@ class Stats:
             ],
             "redis_memory": None if self.memory is None else self.memory.to_json(),
             "hints": self.hints,
+            "bounds": self.bounds,
+            "history": self.history,
         }
 
 
 async def collect(client: Any, stream: str, since: datetime | None, event_filter: EventFilter) -> Stats:
-    """The stats of every matching event in the stream since `since` (or all it holds)."""
+    """The stats of every matching event since `since` (or all there is): from the history once an
+    indexer has committed one, else from the stream, saying what that leaves out."""
+    history = await open_history(client, stream)
+    if history is not None:
+        return await _from_history(history, await redis_now_ms(client), since, event_filter)
     stats = Stats()
     reader = StreamReader(client, stream)
     explainer = Explainer(event_filter)
@@ -178,9 +224,38 @@ async def collect(client: Any, stream: str, since: datetime | None, event_filter
             if not event_filter.is_empty:
                 explainer.add(entry.item)
             if event_filter.matches(entry.item):
-                stats.add(entry.item)
+                stats.add(entry.item, id_ms(entry.id))
     if stats.events == 0:
         stats.hints = explainer.hints(TimeRange(since=since))
+    stats.bounds = await stream_only_bound(client, stream, TimeRange(since=since))
+    return stats
+
+
+async def _from_history(
+    history: History, now_ms: int, since: datetime | None, event_filter: EventFilter
+) -> Stats:
+    span = bounded_range(TimeRange(since=since), now_ms, None)
+    answer = await history.stats(event_filter, span, now_ms=now_ms, top=MAX_DISTINCT)
+    named, other = flat(answer)
+    stats = Stats(
+        events=int(answer["events"]),
+        skipped=int(answer["skipped"]),
+        by_event_type=Counter(named["by_event_type"]),
+        by_backend=Counter(named["by_backend"]),
+        by_model=Counter(named["by_model"]),
+        by_node=Counter(named["by_node"]),
+        by_instance=Counter(named["by_instance"]),
+        fallback_reasons=Counter(named["top_fallback_reasons"]),
+        unnamed=other,
+        bounds=gap_bounds(answer["gaps"]),
+        history=history.status(),
+    )
+    newest = await history.page(event_filter, span, limit=1)
+    oldest = await anext(aiter(history.events(event_filter, span)), None)  # asyncio.run closes it
+    if newest and oldest is not None:
+        stats.first, stats.last = at_ms(id_ms(oldest.id)), at_ms(id_ms(newest[0].id))
+    if stats.events == 0:
+        stats.hints = await history_hints(history, event_filter, span, TimeRange(since=since), now_ms)
     return stats
 
 
@@ -212,8 +287,14 @@ def render_text(stats: Stats, console: Console, top: int, where: str) -> None:
     console.print(
         Text(f"fallback rate: {rate} ({stats.fallbacks} fallbacks / {stats.decisions} routing decisions)")
     )
+    for said in stats.bounds:
+        console.print(Text(f"partial: {safe_text(said)}", style="yellow"))
     if stats.memory is not None:
         console.print(Text(stats.memory.sizing(), style="dim"))
+    if stats.history is not None:
+        console.print(Text(history_sizing(stats.history), style="dim"))
+        if stats.history.get("trim_warning"):
+            console.print(Text(f"⚠ {stats.history['trim_warning']}", style="bold yellow"))
     for title, counts, rows, styles in (
         ("by event type", stats.by_event_type, len(stats.by_event_type), dict(EVENT_STYLES)),
         ("by backend", stats.by_backend, top, None),
@@ -227,11 +308,27 @@ def render_text(stats: Stats, console: Console, top: int, where: str) -> None:
             console.print(_table(title, counts, rows, styles))
 
 
+def trim_warning(memory: StreamMemory) -> str | None:
+    """Whether the stream would trim entries before the indexer reads them: it must hold at least
+    the rate times (the indexer's flush time + a lease takeover)."""
+    lag = FLUSH_SECONDS + LEASE_MS / 1000
+    rate = memory.events_per_second
+    if rate is None or memory.entries >= rate * lag:
+        return None
+    return (
+        f"the stream keeps {memory.entries} entries, fewer than {rate:.0f}/s × {lag:.0f}s (the indexer's "
+        "flush and a takeover): entries may be trimmed before they are indexed; "
+        "raise SOLLOL_ROUTING_STREAM_MAXLEN"
+    )
+
+
 async def _run(url: str, stream: str, since: datetime | None, event_filter: EventFilter) -> Stats:
     client = await async_client(url, key=stream)
     try:
         stats = await collect(client, stream, since, event_filter)
         stats.memory = await stream_memory(client, stream)
+        if stats.history is not None and stats.memory is not None:
+            stats.history["trim_warning"] = trim_warning(stats.memory)
         return stats
     finally:
         await client.aclose()

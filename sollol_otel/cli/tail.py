@@ -20,7 +20,7 @@ import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar, cast
 
 from sollol_otel.cli.exit_codes import EXIT_OK, EXIT_REDIS
@@ -35,12 +35,14 @@ from sollol_otel.display import (
     time_zone,
 )
 from sollol_otel.events import RoutingEvent
-from sollol_otel.filters import EventFilter, Explainer, TimeRange
+from sollol_otel.filters import EPOCH, EventFilter, Explainer, TimeRange
 from sollol_otel.redis.entries import Gap, StreamEntry
 from sollol_otel.redis.urls import redact_url
 from sollol_otel.wire import Skipped, decode
 
 if TYPE_CHECKING:  # redis-py and asyncio load only where they are used: see `quick_history`
+    import redis.asyncio
+
     from sollol_otel.redis.stream import StreamReader
 
 #: History page size: a page's decoded events are the command's largest transient memory (pages of
@@ -274,13 +276,16 @@ def _page(options: TailOptions) -> int:
     return min(wanted, PAGE) if wanted and options.event_filter.is_empty else PAGE
 
 
-async def _history(reader: StreamReader, options: TailOptions, output: Output) -> None:
+async def _history(
+    client: redis.asyncio.Redis, reader: StreamReader, options: TailOptions, output: Output
+) -> None:
     """The last N matching events (all since --since when no N), oldest first.
 
     Reading back finds where they start: the Nth match from the end (see `_Window`); past
-    MAX_HELD_BYTES the range is read again forwards and printed page by page.
+    MAX_HELD_BYTES the range is read again forwards and printed page by page. What the stream no
+    longer holds comes first, from the history.
     """
-    from sollol_otel.redis.stream import id_for_time
+    from sollol_otel.redis.stream import id_for_time, next_id
 
     since = id_for_time(options.since) if options.since else None
     if options.history == 0:
@@ -294,6 +299,10 @@ async def _history(reader: StreamReader, options: TailOptions, output: Output) -
         async for entries in pages:
             if window.add(entries):
                 break
+    wanted = options.history
+    edge = window.start or next_id(reader.position.last_id)
+    if (wanted is None or window.matched < wanted) and await _stream_starts_after(client, options):
+        await _older(client, options, output, edge, None if wanted is None else wanted - window.matched)
     if window.start is not None and window.end is not None:
         if window.held is not None:
             window.emit()
@@ -302,6 +311,47 @@ async def _history(reader: StreamReader, options: TailOptions, output: Output) -
             async for entries in reader.pages_forward(page, start=window.start, end=window.end):
                 output.entries(entries)
     output.explain(options.since, options.where)
+
+
+async def _stream_starts_after(client: redis.asyncio.Redis, options: TailOptions) -> bool:
+    """Whether the stream begins after --since (or at all): only then is the history asked, so
+    `tail` of the hot window never loads the history engine."""
+    from sollol_otel.redis.clock import id_ms
+
+    first: Any = await client.xrange(options.stream, count=1)
+    if not first or options.since is None:
+        return True
+    return id_ms(first[0][0]) > int(options.since.timestamp() * 1000)
+
+
+async def _older(
+    client: redis.asyncio.Redis, options: TailOptions, output: Output, edge: str, wanted: int | None
+) -> None:
+    """Matching events before the id `edge` (the oldest the stream gave) from the history: the
+    newest `wanted` of them, or all since --since; oldest first."""
+    from sollol_otel.history.query import History  # DuckDB only when the stream does not reach back
+    from sollol_otel.redis.stream import stream_key
+
+    history = await History.open(client, options.stream)
+    if history is None:
+        return
+    since = TimeRange(since=options.since)
+    if wanted is not None:
+        output.entries(
+            list(reversed(await history.page(options.event_filter, since, before=edge, limit=wanted)))
+        )
+        return
+    limit = stream_key(edge)
+    until = EPOCH + timedelta(milliseconds=limit[0] + 1)
+    batch: list[StreamEntry | Gap] = []
+    async for entry in history.events(options.event_filter, TimeRange(options.since, until)):
+        if stream_key(entry.id) >= limit:
+            break
+        batch.append(entry)
+        if len(batch) >= PAGE:
+            output.entries(batch)
+            batch = []
+    output.entries(batch)
 
 
 async def _run(options: TailOptions, output: Output) -> int:
@@ -319,7 +369,7 @@ async def _run(options: TailOptions, output: Output) -> int:
             if options.history is None and options.since is None:
                 await reader.start_live()
             else:
-                await _history(reader, options, output)
+                await _history(client, reader, options, output)
         except CONNECTION_ERRORS as exc:
             output.notice(f"cannot read {where}: {safe_text(exc)}", style="bold red")
             return EXIT_REDIS

@@ -15,6 +15,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -209,7 +210,15 @@ def run(
         config = DashboardConfig.from_env()
         with _redis(Settings.from_env(), redis_url, console, keep) as target, _cluster(target.settings, rate):
             console.print(_instructions(target, host, port))
-            serve(target.settings, config, host=host, port=port, log_level="warning")
+            with tempfile.TemporaryDirectory(prefix="sollol-otel-demo-history-") as history:
+                serve(
+                    target.settings,
+                    config,
+                    host=host,
+                    port=port,
+                    log_level="warning",
+                    history_dir=Path(history),
+                )
     except (embedded_redis.EmbeddedRedisError, NoRedis) as exc:
         console.print(f"[red]{exc}[/]")
         return False

@@ -67,6 +67,12 @@ def stream_key(stream_id: str) -> StreamKey:
     return key
 
 
+def next_id(stream_id: str) -> str:
+    """The smallest id after `stream_id`: an exclusive bound that takes it in."""
+    ms, seq = stream_key(stream_id)
+    return f"{ms}-{seq + 1}" if seq < MAX_ID_PART else f"{ms + 1}-0"
+
+
 def id_for_time(moment: datetime) -> str:
     """The smallest stream id at or after `moment` (ids start with epoch milliseconds; none before 1970)."""
     return f"{max(0, int(moment.timestamp() * 1000))}-0"

@@ -17,12 +17,20 @@ from sollol_otel import diagnostics
 from sollol_otel.events import MISSING, RoutingEvent
 from sollol_otel.identity import package_version
 from sollol_otel.redis.client import CONNECTION_ERRORS, LazyClient
+from sollol_otel.redis.clock import redis_now_ms
 from sollol_otel.redis.urls import redact_url, scrub
-from sollol_otel.web.backlog import recent
 from sollol_otel.web.config import MAX_BACKLOG
-from sollol_otel.web.counts import stats as window_stats
+from sollol_otel.web.counts import at_ms, question
+from sollol_otel.web.from_history import events_page, one_event
+from sollol_otel.web.from_history import stats as range_stats
 from sollol_otel.web.messages import event_message
-from sollol_otel.web.params import BadParameter, bounded_int, event_filter, stream_id, time_range
+from sollol_otel.web.params import (
+    BadParameter,
+    bounded_int,
+    event_filter,
+    stream_id,
+    time_range,
+)
 from sollol_otel.web.state import state_of
 from sollol_otel.wire import decode
 
@@ -51,11 +59,11 @@ async def routing_events(request: Request) -> Response:
         limit = bounded_int(params, "limit", state.config.backlog, MAX_BACKLOG)
         before = stream_id(params, "before", above_zero=True)
         flt = event_filter(params)
-        span = time_range(params)
+        client = await state.client.get()
+        span = time_range(params, at_ms(await redis_now_ms(client)))
+        found = await events_page(client, state.settings.stream, flt, limit, before, span)
     except BadParameter as exc:
         return error(400, str(exc))
-    try:
-        found = await recent(await state.client.get(), state.settings.stream, flt, limit, before, span)
     except CONNECTION_ERRORS as exc:
         return unavailable(exc, state.settings.redis_url)
     body = '{"events":[' + ",".join(m.json for m in found.messages) + "]"
@@ -73,9 +81,12 @@ async def routing_event(request: Request) -> Response:
     try:
         client = await state.client.get()
         found: Any = await client.xrange(state.settings.stream, entry_id, entry_id, count=1)
+        event = decode(found[0][1]) if found else None
+        if not found:
+            kept = await one_event(client, state.settings.stream, entry_id)
+            found, event = kept is not None, None if kept is None else kept.item
     except CONNECTION_ERRORS as exc:
         return unavailable(exc, state.settings.redis_url)
-    event = decode(found[0][1]) if found else None
     if not isinstance(event, RoutingEvent):
         why = "is not a routing event" if found else "is not in the stream (trimmed, or never written)"
         return error(404, f"{entry_id} {why}")
@@ -91,24 +102,26 @@ def cache_key(name: str, request: Request) -> tuple[str, ...]:
 async def stats(request: Request) -> Response:
     """`GET /api/stats`: counts by event type, backend, model, node and instance over the time range
     (up to `last_id`, or the stream's end, which the answer's `last_id` names), recent rates, the top
-    fallback reasons, and hints when the filter matched nothing."""
+    fallback reasons, and hints when the filter matched nothing. Each dimension names its `top`
+    values; the rest are counted in `other` beside them."""
     state = state_of(request)
     params = request.query_params
-    try:
-        flt = event_filter(params)
-        span = time_range(params)
-        last_id = stream_id(params, "last_id")
-    except BadParameter as exc:
-        return error(400, str(exc))
     stream = state.settings.stream
+
+    async def compute() -> dict[str, Any]:
+        answer = await range_stats(client, stream, asked)
+        return {**answer, "filter": asked.event_filter.label(), "stream": stream}
+
     try:
         client = await state.client.get()
-        result = await state.cache.get(
-            cache_key("stats", request), lambda: window_stats(client, stream, flt, span, last_id)
-        )
+        now_ms = await redis_now_ms(client)
+        asked = question(params, now_ms)
+        body = await state.cache.get(cache_key("stats", request), compute)
+    except BadParameter as exc:
+        return error(400, str(exc))
     except CONNECTION_ERRORS as exc:
         return unavailable(exc, state.settings.redis_url)
-    return JSONResponse({**result, "filter": flt.label(), "stream": stream})
+    return Response(body, media_type="application/json")
 
 
 async def config(request: Request) -> Response:

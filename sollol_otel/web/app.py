@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import functools
@@ -33,6 +34,7 @@ from sollol_otel.access import (
     token_for,
     without_tokens,
 )
+from sollol_otel.history.indexer import IndexerThread
 from sollol_otel.redis.client import LazyClient
 from sollol_otel.redis.urls import redact_url
 from sollol_otel.settings import Settings
@@ -64,8 +66,15 @@ def static_dir() -> Path:
 POOL_SIZE = 32
 
 
-def create_app(settings: Settings | None = None, config: DashboardConfig | None = None) -> Starlette:
-    """The dashboard as an ASGI app; its stream reader runs for the app's lifespan."""
+def create_app(
+    settings: Settings | None = None,
+    config: DashboardConfig | None = None,
+    *,
+    history_indexer: bool = True,
+    history_dir: Path | None = None,
+) -> Starlette:
+    """The dashboard as an ASGI app; its stream reader (and, unless told not to, the history
+    indexer, on its own thread) runs for the app's lifespan."""
     settings = settings or Settings.from_env()
     config = config or DashboardConfig.from_env()
     files = static_dir()
@@ -77,10 +86,16 @@ def create_app(settings: Settings | None = None, config: DashboardConfig | None 
         app.state.dashboard = DashboardState(
             settings, config, hub, client, ResultCache(), FeedLimit(config.max_clients)
         )
+        indexer = IndexerThread(settings.redis_url, settings.stream, history_dir) if history_indexer else None
         await hub.start()
+        if indexer is not None:
+            app.state.dashboard.components["history"] = indexer
+            indexer.start()
         try:
             yield
         finally:
+            if indexer is not None:
+                await asyncio.to_thread(indexer.stop)
             await hub.stop()
             await client.aclose()
 
@@ -168,6 +183,8 @@ def serve(
     workers: int = 1,
     log_level: str = "info",
     allow_no_token: bool = False,
+    history_indexer: bool = True,
+    history_dir: Path | None = None,
 ) -> None:
     """Run the dashboard until interrupted, in `workers` processes sharing one listening socket.
 
@@ -201,7 +218,7 @@ def serve(
     limit = connection_limit(config.max_clients)
     if workers == 1:
         options = uvicorn_config(
-            create_app(settings, config),
+            create_app(settings, config, history_indexer=history_indexer, history_dir=history_dir),
             host,
             port,
             log_level=log_level,
@@ -210,7 +227,9 @@ def serve(
         )
         uvicorn.Server(options).run()
         return
-    factory = functools.partial(create_app, settings, config)  # pickled into each worker
+    factory = functools.partial(  # pickled into each worker
+        create_app, settings, config, history_indexer=history_indexer, history_dir=history_dir
+    )  # pickled into each worker
     options = uvicorn_config(
         factory,
         host,

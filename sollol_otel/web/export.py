@@ -2,8 +2,8 @@
 
 Streamed a page at a time, oldest first, so an export of a long range never sits in memory; the
 range ends at the stream's end as it was when the export began, so a busy stream cannot make it
-endless. Where the events come from is one function (`matching_pages`), to be pointed at the
-history engine when it answers ranges past the stream.
+endless. The events come from the history (segments and the stream's newest entries) once an
+indexer has written one, so an export reaches as far back as the history does.
 """
 
 from __future__ import annotations
@@ -22,10 +22,12 @@ from starlette.responses import Response, StreamingResponse
 from sollol_otel.events import RoutingEvent
 from sollol_otel.filters import EventFilter, TimeRange
 from sollol_otel.redis.client import CONNECTION_ERRORS
+from sollol_otel.redis.clock import redis_now_ms
 from sollol_otel.redis.stream import StreamReader
 from sollol_otel.web.api import error, unavailable
 from sollol_otel.web.backlog import range_bounds
-from sollol_otel.web.counts import stream_end
+from sollol_otel.web.counts import bounded_range, covered_to
+from sollol_otel.web.from_history import open_history
 from sollol_otel.web.params import BadParameter, event_filter, time_range
 from sollol_otel.web.state import state_of
 
@@ -42,11 +44,25 @@ FORMATS = {"ndjson": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
 async def matching_pages(
     client: redis.asyncio.Redis, stream: str, flt: EventFilter, span: TimeRange
 ) -> AsyncIterator[list[tuple[str, RoutingEvent]]]:
-    """The routing events in the range that match, oldest first, a page at a time."""
-    since, before = range_bounds(span)
-    end = f"({before}" if before else await stream_end(client, stream)
+    """The routing events in the range that match, oldest first, a page at a time: from the history
+    (its segments and the stream's newest entries) once there is one, else from the stream."""
+    span = bounded_range(span, await redis_now_ms(client), None)
+    history = await open_history(client, stream)
+    if history is not None:
+        page: list[tuple[str, RoutingEvent]] = []
+        async for entry in history.events(flt, span):
+            if isinstance(entry.item, RoutingEvent):
+                page.append((entry.id, entry.item))
+            if len(page) >= PAGE:
+                yield page
+                page = []
+        yield page
+        return
+    since, _ = range_bounds(span)
     reader = StreamReader(client, stream)
-    async for entries in reader.pages_forward(PAGE, start=since or "-", end=end):
+    async for entries in reader.pages_forward(
+        PAGE, start=since or "-", end=await covered_to(client, stream, span)
+    ):
         yield [
             (entry.id, entry.item)
             for entry in entries

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 
 from starlette.datastructures import QueryParams
 
 from sollol_otel.filters import EventFilter, TimeRange
 from sollol_otel.redis.stream import stream_key
 
+#: Values of a dimension an answer names by default, and at most (the rest are counted as `other`).
+TOP, MAX_TOP = 50, 1000
 #: Largest offset a client may name (Redis counts entries in a signed 64-bit integer).
 MAX_OFFSET = 2**63 - 1
 
@@ -68,9 +71,17 @@ def event_filter(params: QueryParams) -> EventFilter:
     )
 
 
-def time_range(params: QueryParams) -> TimeRange:
-    """`since` / `until`: ISO 8601 times or durations back from now (`15m`)."""
+def time_range(params: QueryParams, now: datetime | None = None) -> TimeRange:
+    """`since` / `until`: ISO 8601 times or durations back from `now` (Redis's clock: `15m`)."""
     try:
-        return TimeRange.parse(params.get("since"), params.get("until"))
+        return TimeRange.parse(params.get("since"), params.get("until"), now)
     except ValueError as exc:
         raise BadParameter(str(exc)) from None
+
+
+def top_param(params: Mapping[str, str], default: int = TOP) -> int:
+    """`top`: how many values of a dimension an answer names (the rest are counted as `other`)."""
+    value = bounded_int(params, "top", default, MAX_TOP)
+    if value == 0:
+        raise BadParameter(f"top=0 names nothing: ask for 1..{MAX_TOP}")
+    return value

@@ -29,9 +29,10 @@ Message = dict[str, Any]
 class DashboardServer:
     """The app under uvicorn on its own port; stop() and start() again keep the port."""
 
-    def __init__(self, settings: Settings, config: DashboardConfig) -> None:
+    def __init__(self, settings: Settings, config: DashboardConfig, history_indexer: bool = True) -> None:
         self.settings = settings
         self.config = config
+        self.history_indexer = history_indexer
         self.port = free_port()
         self._server: uvicorn.Server | None = None
         self.app: Starlette | None = None
@@ -46,7 +47,7 @@ class DashboardServer:
         return f"ws://127.0.0.1:{self.port}/ws/routing_events"
 
     def start(self) -> DashboardServer:
-        app = self.app = create_app(self.settings, self.config)
+        app = self.app = create_app(self.settings, self.config, history_indexer=self.history_indexer)
         self._server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", self.port, log_level="warning"))
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
@@ -64,11 +65,12 @@ class DashboardServer:
 
 @contextmanager
 def running_dashboards() -> Iterator[Callable[..., DashboardServer]]:
-    """`start(settings, **options)` starts a dashboard (options: DashboardConfig's); all stop at the end."""
+    """`start(settings, **options)` starts a dashboard (options: DashboardConfig's, and `history_indexer`);
+    all stop at the end."""
     servers: list[DashboardServer] = []
 
-    def start(settings: Settings, **options: Any) -> DashboardServer:
-        server = DashboardServer(settings, DashboardConfig(**options))
+    def start(settings: Settings, history_indexer: bool = True, **options: Any) -> DashboardServer:
+        server = DashboardServer(settings, DashboardConfig(**options), history_indexer)
         servers.append(server.start())
         return server
 

@@ -18,6 +18,8 @@ BAD = {
         "limit=99999999999999999999999",
         "limit=ten",
     ],
+    "/api/stats": ["top=0", "top=1001", "top=ten"],
+    "/api/timeline": ["top=0", "top=-3", "top=1000&bucket=1s&since=1h"],
     "/sse/routing_events": [
         f"last_id={PAST_64_BITS}-0",
         "last_id=1-2-3",

@@ -1,12 +1,16 @@
-"""`--since` values: durations back from now, or points in time."""
+"""`--since` values (durations back from now, or points in time), and how far back they reach:
+into the history past the stream's start."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from history_events import STEP_MS, Seeded
+from tail.tail_cli import Running, json_lines, run
 
-from sollol_otel.filters import parse_since
+from sollol_otel.filters import EventFilter, parse_since
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
 
@@ -32,3 +36,27 @@ def test_an_iso_time_without_an_offset_is_local_time() -> None:
 def test_anything_else_is_refused_with_the_accepted_forms(value: str) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_since(value, NOW)
+
+
+@pytest.mark.parametrize(
+    ("args", "event_filter"),
+    [(("--model", "llama3.1"), EventFilter(model="llama3.1")),
+     (("--node", "10.0.0.1"), EventFilter(node="10.0.0.1")),
+     ((), EventFilter())],
+)  # fmt: skip
+def test_since_7d_reaches_past_the_streams_start_into_the_history(
+    seeded: Seeded, start: Callable[..., Running], args: tuple[str, ...], event_filter: EventFilter
+) -> None:
+    expected = [entry_id for entry_id, _ in seeded.matching(event_filter)]
+    tail = start("tail", "--since", "7d", *args, "-o", "json")
+    tail.wait_for(lambda: len(tail.stdout) >= len(expected) and tail.stderr_has("following"), timeout=60)
+    assert [event["stream_id"] for event in tail.json_events()] == expected  # then live, nothing twice
+
+
+def test_since_within_the_stream_shows_just_that_range(seeded: Seeded) -> None:
+    newest_ms = int(seeded.entries[-1][0].partition("-")[0])
+    since = datetime.fromtimestamp((newest_ms - 100 * STEP_MS) / 1000, tz=timezone.utc).isoformat()
+    result = run("tail", "--since", since, "--history", "1000", "-o", "json")
+    assert [event["stream_id"] for event in json_lines(result.stdout)] == [
+        entry_id for entry_id, _ in seeded.matching(EventFilter(), newest_ms - 100 * STEP_MS)
+    ]

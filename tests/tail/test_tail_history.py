@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
+import pytest
 import redis
+from history_events import Seeded
 from sollol_events import sollol_event, write
-from tail.tail_cli import json_lines, run
+from tail.tail_cli import environment, json_lines, run
+
+from sollol_otel.filters import EventFilter
 
 
 def test_history_shows_the_last_n_events_oldest_first(
@@ -129,3 +135,30 @@ def test_a_key_that_is_not_a_stream_is_a_clear_error(
     result = run("tail", "--history", "10")
     assert result.returncode == 1
     assert "WRONGTYPE" in result.stderr and keys[0] in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "event_filter"),
+    [((), EventFilter()), (("--model", "llama3.1"), EventFilter(model="llama3.1")),
+     (("--event-type", "cache_hit", "--backend", "rpc"),
+      EventFilter.build(event_types="CACHE_HIT", backend="rpc"))],
+)  # fmt: skip
+def test_history_n_past_the_streams_start_goes_on_in_the_history(
+    seeded: Seeded, args: tuple[str, ...], event_filter: EventFilter
+) -> None:
+    result = run("tail", "--history", "2000", *args, "-o", "json", timeout=120)
+    assert result.returncode == 0, result.stderr
+    expected = [entry_id for entry_id, _ in seeded.matching(event_filter)][-2000:]
+    assert [event["stream_id"] for event in json_lines(result.stdout)] == expected
+
+
+def test_history_within_the_stream_does_not_load_the_history_engine(
+    keys: tuple[str, str], redis_client: redis.Redis
+) -> None:
+    write(redis_client, keys[0], *(sollol_event(n=n) for n in range(50)))
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "sollol_otel", "tail", "--history", "20", "-o", "json"],
+        capture_output=True, text=True, env=environment(), timeout=60, check=False,
+    )  # fmt: skip
+    assert len(json_lines(result.stdout)) == 20
+    assert "duckdb" not in result.stderr and "sollol_otel.history" not in result.stderr
