@@ -70,8 +70,12 @@ class Holder:
 
 
 async def holder(client: redis.asyncio.Redis, stream: str) -> Holder | None:
-    """The current holder, or None when no indexer holds the lease."""
-    raw = await client.hgetall(lease_keys(stream)[2])
+    """The current holder, or None when no indexer holds the lease, or when this reader's ACL may not
+    read it (it then finds the history through SOLLOL_HISTORY_DIR)."""
+    try:
+        raw = await client.hgetall(lease_keys(stream)[2])
+    except redis.exceptions.NoPermissionError:
+        return None
     if not raw:
         return None
     fields = {as_text(key): as_text(value) for key, value in raw.items()}

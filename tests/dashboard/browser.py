@@ -35,13 +35,20 @@ def open_live(page: Page, server: DashboardServer, query: str = "") -> None:
 DROPPED_CONNECTION = "Failed to load resource: net::"
 
 
+def dropped(text: str) -> bool:
+    """A connection the server ended, or a WebSocket it no longer listens for (a page still open while
+    its test's server stops logs one): no error of the page's. A refused handshake (401) still is."""
+    refused = text.startswith("WebSocket connection to ") and "ERR_CONNECTION_REFUSED" in text
+    return text.startswith(DROPPED_CONNECTION) or refused
+
+
 def watch_errors(page: Page) -> list[str]:
     """The errors the page throws or logs from now on (a connection the server drops, as tests of
     reconnecting make it, is not the page's error)."""
     errors: list[str] = []
 
     def console(message: ConsoleMessage) -> None:
-        if message.type == "error" and not message.text.startswith(DROPPED_CONNECTION):
+        if message.type == "error" and not dropped(message.text):
             errors.append(message.text)
 
     page.on("pageerror", lambda error: errors.append(f"page error: {error}"))

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 import pytest
 import redis
 from dashboard.browser import open_live
+from dashboard.conftest import ServerFactory
 from dashboard.dashboard_harness import DashboardServer, write, write_at
 from dashboard.test_page_answers import NODES, fallback, node_selected, now_ms, route
 from playwright.sync_api import Page, Route, expect
@@ -99,13 +100,15 @@ def test_a_filter_that_empties_a_chart_makes_it_say_why(
 
 def test_counts_cut_short_by_the_window_say_at_least_and_why(
     page: Page,
-    dashboard: DashboardServer,
+    start_dashboard: ServerFactory,
     redis_client: redis.Redis,
     keys: tuple[str, str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(counts, "MAX_WINDOW", 50)  # the dashboard runs in this process: a small window
+    """Counted from the stream alone (no history yet), whose scan a bound cuts short."""
+    monkeypatch.setattr(counts, "MAX_SCAN", 50)  # the dashboard runs in this process: a small scan
     monkeypatch.setattr(counts, "PAGE", 25)
+    dashboard = start_dashboard(history_indexer=False)
     write(redis_client, keys[0], 80)
     open_live(page, dashboard)
     expect(page.locator("#rate")).to_contain_text(
