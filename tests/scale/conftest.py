@@ -8,10 +8,10 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-from dashboard.dashboard_harness import DashboardServer, running_dashboards
+from cli.tail_cli import Running, environment
 from scale.deployments import ClusterDeployment, SentinelDeployment, TlsRedis
 from scale.parts import Receiver
-from tail.tail_cli import Running, environment
+from web.dashboard_harness import DashboardServer, running_dashboards
 
 import sollol_otel
 from sollol_otel.settings import Settings

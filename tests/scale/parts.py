@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 import redis
+from cli.tail_cli import Running
 from redis_servers import free_port
-from tail.tail_cli import Running
 from waiting import eventually
 
 import sollol_otel

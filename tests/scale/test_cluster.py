@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable
 
 import redis
-from dashboard.dashboard_harness import DashboardServer, ws_feed
+from cli.tail_cli import Running, json_lines
 from redis_servers import free_port
 from scale.deployments import SLOW, ClusterDeployment, requires_debian_redis
 from scale.parts import (
@@ -23,8 +23,8 @@ from scale.parts import (
     stream_reasons,
     tail_reasons,
 )
-from tail.tail_cli import Running, json_lines
 from waiting import eventually
+from web.dashboard_harness import DashboardServer, ws_feed
 
 import sollol_otel
 from sollol_otel.access import answers

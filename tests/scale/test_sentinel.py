@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import Callable
 
 import redis
-from dashboard.dashboard_harness import DashboardServer, ws_feed
+from cli.tail_cli import Running
 from scale.deployments import SLOW, SentinelDeployment, requires_debian_redis
 from scale.parts import (
     Receiver,
@@ -22,8 +22,8 @@ from scale.parts import (
     stream_reasons,
     tail_reasons,
 )
-from tail.tail_cli import Running
 from waiting import eventually
+from web.dashboard_harness import DashboardServer, ws_feed
 
 import sollol_otel
 

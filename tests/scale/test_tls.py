@@ -11,10 +11,10 @@ import json
 from collections.abc import Callable
 
 import httpx
-from dashboard.dashboard_harness import DashboardServer, ws_feed
+from cli.tail_cli import Running, json_lines
 from scale.deployments import SLOW, TlsRedis, requires_debian_redis
 from scale.parts import Receiver, feed_reasons, reasons, record, stream_reasons
-from tail.tail_cli import Running, json_lines
+from web.dashboard_harness import DashboardServer, ws_feed
 
 import sollol_otel
 

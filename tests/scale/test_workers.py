@@ -11,10 +11,10 @@ from collections.abc import Callable
 
 import httpx
 import redis
-from dashboard.dashboard_harness import write
+from cli.tail_cli import Running
 from redis_servers import free_port
-from tail.tail_cli import Running
 from waiting import eventually
+from web.dashboard_harness import write
 
 #: Reconnects tried until both workers have served one (which worker accepts is the kernel's choice).
 ATTEMPTS = 60
