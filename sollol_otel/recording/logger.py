@@ -227,7 +227,18 @@ class RoutingLogger:
         if self._submit is None:
             return
         now = context.get_current()  # a signal handler's recording, deferred, keeps its own time and context
-        exclusively(self._record_at, (event_type, model, backend, fields, metadata), time.time_ns(), now)
+        arguments = (event_type, model, backend, fields, metadata)
+        state = _this_thread  # `exclusively`, inlined: this is the router's path
+        if state.busy:
+            state.deferred.append(functools.partial(self._record_at, arguments, time.time_ns(), now))
+            return
+        state.busy = True
+        try:
+            self._record_at(arguments, time.time_ns(), now)
+        finally:
+            state.busy = False
+            if state.deferred:
+                _run_deferred(state)
 
     def _record_at(self, arguments: _Arguments, timestamp: int, at: Context) -> None:
         """The recording itself, at `timestamp`, in the context the call was made in."""
