@@ -37,6 +37,7 @@ from sollol_otel.redis.backoff import Backoff
 from sollol_otel.redis.client import CONNECTION_ERRORS, async_client
 from sollol_otel.redis.entries import Gap, StreamEntry
 from sollol_otel.redis.stream import Position, StreamReader, stream_key
+from sollol_otel.redis.urls import scrub
 from sollol_otel.settings import HISTORY_MAX_SIZE, HISTORY_RETENTION
 from sollol_otel.wire import as_text
 
@@ -524,6 +525,7 @@ class IndexerThread:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = threading.Event()
         self._unreachable = ""
+        self._refused = ""
         self._thread = threading.Thread(target=self._main, name=f"history-indexer {stream}", daemon=True)
 
     def start(self) -> None:
@@ -536,7 +538,13 @@ class IndexerThread:
         self._unreachable = detail
 
     async def _run(self) -> None:
-        client = await connect(self._redis_url, self._stream, self._stopping.is_set, self._report)
+        try:
+            client = await connect(self._redis_url, self._stream, self._stopping.is_set, self._report)
+        except (
+            redis.exceptions.RedisError
+        ) as exc:  # refused at connect (a db a Cluster lacks): said, not retried
+            self._refused = scrub(f"{type(exc).__name__}: {exc}", self._redis_url)
+            return
         if client is None:
             return
         try:
@@ -559,6 +567,8 @@ class IndexerThread:
     def status(self) -> dict[str, Any]:
         if self.indexer is not None:
             return self.indexer.status()
+        if self._refused:
+            return {"state": State.FAILED.value, "detail": self._refused}
         if self._unreachable:
             return {"state": State.REDIS_DOWN.value, "detail": self._unreachable}
         return {"state": State.STARTING.value, "detail": ""}

@@ -8,6 +8,7 @@ so readers on the same host find the segments without configuration.
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import socket
@@ -17,6 +18,8 @@ from pathlib import Path
 import redis.asyncio
 
 from sollol_otel.wire import as_text
+
+_log = logging.getLogger(__name__)
 
 #: How long a lease outlives its holder's last renewal: another process takes over after this.
 LEASE_MS = 6000
@@ -119,6 +122,10 @@ class Lease:
         return bool(renewed)
 
     async def release(self) -> None:
-        """Give the lease up now, so another process takes over at once rather than after expiry."""
-        await self._client.eval(_RELEASE, 3, *self._keys, self.token)
+        """Give the lease up now, so another process takes over at once rather than after expiry; where
+        Redis refuses (gone, or an ACL without EVAL), the lease simply expires."""
+        try:
+            await self._client.eval(_RELEASE, 3, *self._keys, self.token)
+        except redis.exceptions.RedisError as exc:
+            _log.debug("history lease not released (it expires by itself): %s", type(exc).__name__)
         self.epoch = 0

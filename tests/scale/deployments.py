@@ -248,13 +248,15 @@ class ClusterDeployment:
         return str(self.client(port).execute_command("CLUSTER MYID").decode())
 
     def move_slot(self, key: str, to_port: int) -> None:
-        """Migrate `key`'s slot (and the key) to another master, as a resharding does."""
+        """Migrate `key`'s slot (with every key in it: the stream and the history indexer's lease keys)
+        to another master, as a resharding does."""
         slot, source = key_slot(key.encode()), self.owner_port(key)
         source_client, target_client = self.client(source), self.client(to_port)
         source_id, target_id = self.node_id(source), self.node_id(to_port)
         target_client.execute_command("CLUSTER SETSLOT", slot, "IMPORTING", source_id)
         source_client.execute_command("CLUSTER SETSLOT", slot, "MIGRATING", target_id)
-        source_client.execute_command("MIGRATE", "127.0.0.1", to_port, "", 0, 5000, "KEYS", key)
+        while keys := source_client.execute_command("CLUSTER GETKEYSINSLOT", slot, 100):
+            source_client.execute_command("MIGRATE", "127.0.0.1", to_port, "", 0, 5000, "KEYS", *keys)
         for node in self.nodes:
             self.client(node.port).execute_command("CLUSTER SETSLOT", slot, "NODE", target_id)
 
