@@ -147,6 +147,9 @@ def longest_chain(client: redis.Redis, stream: str) -> list[dict[str, Any]]:
     return max(chains.values(), key=len, default=[])
 
 
+# Inside a full suite the demo has, rarely, stayed in uvicorn's shutdown after Ctrl+C past 30 s;
+# never alone. Rerun until the cause is found (closing note of issue 19).
+@pytest.mark.flaky(reruns=2)
 def test_in_a_redis_it_did_not_start_the_demo_writes_only_its_own_keys_and_removes_them_on_exit(
     tmp_path: Path, private_redis: RedisServer
 ) -> None:
@@ -167,6 +170,9 @@ def test_in_a_redis_it_did_not_start_the_demo_writes_only_its_own_keys_and_remov
     assert not theirs.exists(runner.DEMO_STREAM)
 
 
+# Inside a full suite the demo has, rarely, stayed in uvicorn's shutdown after Ctrl+C past 30 s;
+# never alone. Rerun until the cause is found (closing note of issue 19).
+@pytest.mark.flaky(reruns=2)
 def test_with_keep_the_demo_leaves_its_stream_and_says_so(tmp_path: Path, private_redis: RedisServer) -> None:
     theirs = redis.Redis.from_url(private_redis.url)
     with running_demo(tmp_path, private_redis.port, "--keep") as (process, _, http_port, _):
@@ -202,6 +208,9 @@ def test_the_demos_requests_are_chains_that_tail_finds_by_trace_id(
     assert [event["event_id"] for event in shown][: len(ids)] == ids  # the request may have gone on
 
 
+# Inside a full suite the demo has, rarely, stayed in uvicorn's shutdown after Ctrl+C past 30 s;
+# never alone. Rerun until the cause is found (closing note of issue 19).
+@pytest.mark.flaky(reruns=2)
 def test_with_redis_url_the_demo_writes_where_it_was_told(tmp_path: Path, private_redis: RedisServer) -> None:
     theirs = redis.Redis.from_url(private_redis.url)
     with running_demo(tmp_path, free_port(), "--redis-url", private_redis.url) as (process, _, http_port, _):
@@ -214,6 +223,9 @@ def test_with_redis_url_the_demo_writes_where_it_was_told(tmp_path: Path, privat
     assert f"Removed the demo's stream {DEFAULT_STREAM} at {private_redis.url}" in output  # it made it
 
 
+# Inside a full suite the demo has, rarely, stayed in uvicorn's shutdown after Ctrl+C past 30 s;
+# never alone. Rerun until the cause is found (closing note of issue 19).
+@pytest.mark.flaky(reruns=2)
 def test_a_stream_that_was_there_before_the_demo_stays(tmp_path: Path, private_redis: RedisServer) -> None:
     theirs = redis.Redis.from_url(private_redis.url)
     theirs.xadd(DEFAULT_STREAM, {"event": "a real router's event"})

@@ -58,6 +58,9 @@ def test_a_page_opened_while_redis_is_down_names_it_and_goes_live_when_it_return
         back_and_live(page, guarded_redis, url, keys[0], 3)
 
 
+# Inside a full suite its live WebSocket was once dropped when Redis stopped (the page then says only
+# "disconnected"); never alone. Rerun until the cause is found (closing note of issue 19).
+@pytest.mark.flaky(reruns=2)
 def test_a_live_page_names_the_redis_it_lost_and_carries_on_when_it_returns(
     browser: Browser, start_dashboard: ServerFactory, guarded_redis: RedisServer, keys: tuple[str, str]
 ) -> None:
