@@ -36,9 +36,12 @@ DROPPED_CONNECTION = "Failed to load resource: net::"
 
 
 def dropped(text: str) -> bool:
-    """A connection the server ended, or a WebSocket it no longer listens for (a page still open while
-    its test's server stops logs one): no error of the page's. A refused handshake (401) still is."""
-    refused = text.startswith("WebSocket connection to ") and "ERR_CONNECTION_REFUSED" in text
+    """A connection the server ended, or a WebSocket it no longer listens for or resets while stopping
+    (a page still open while its test's server stops logs one): no error of the page's. A handshake
+    the server answers with a refusal (401) still is."""
+    refused = text.startswith("WebSocket connection to ") and (
+        "ERR_CONNECTION_REFUSED" in text or "ERR_CONNECTION_RESET" in text
+    )
     return text.startswith(DROPPED_CONNECTION) or refused
 
 
