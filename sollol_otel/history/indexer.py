@@ -410,8 +410,9 @@ class Indexer:
         if sources is None:
             return None
         path = self.store.segment_path(f"{self._lease.epoch:012d}-{uuid.uuid4().hex}.parquet")
-        paths = [self.store.segment_path(s.file) for s in sources]
-        size = await asyncio.to_thread(lambda: segments.merge_segments(self._duckdb(), paths, path))
+        size = await asyncio.to_thread(
+            lambda: segments.merge_segments(self._duckdb(), sources, self.store.segments, path)
+        )
         merged = Segment(
             file=path.name,
             rows=sum(s.rows for s in sources),
@@ -421,6 +422,7 @@ class Indexer:
             min_ms=min(s.min_ms for s in sources),
             max_ms=max(s.max_ms for s in sources),
             bytes=size,
+            format=segments.FORMAT,
         )
         first = kept.index(sources[0])
         rest = [s for s in kept if s not in sources]

@@ -38,13 +38,12 @@ if TYPE_CHECKING:
 RATE_WINDOW_MS = 600_000
 #: Entries fetched from the stream, or rows from the segments, per round trip.
 PAGE = 5000
+#: Each dimension's column, NULL where `RoutingEvent.value` gives MISSING, in `Dimension`'s order.
+_GROUPED = ("event_type", "backend", "model", "node", "instance")
 #: How each dimension's value is computed in SQL: what `RoutingEvent.value` gives.
 _VALUE_SQL = {
-    Dimension.EVENT_TYPE: "event_type",
-    Dimension.BACKEND: f"coalesce(backend, '{MISSING}')",
-    Dimension.MODEL: f"coalesce(model, '{MISSING}')",
-    Dimension.NODE: f"coalesce(node, '{MISSING}')",
-    Dimension.INSTANCE: f"coalesce(instance, '{MISSING}')",
+    dimension: column if dimension is Dimension.EVENT_TYPE else f"coalesce({column}, '{MISSING}')"
+    for dimension, column in zip(Dimension, _GROUPED, strict=True)
 }
 _REASONS = "fallback_reason"
 #: After a stream id: written so that DuckDB can push `ms >= ?` down to row-group statistics.
@@ -69,8 +68,11 @@ class _Range:
         return cls(time_range.since_ms, until)
 
 
-def _where(event_filter: EventFilter, time_range: _Range) -> tuple[str, list[Any]]:
-    """The filter as SQL over a segment's columns, exactly as `EventFilter.matches` decides."""
+def _where(event_filter: EventFilter, time_range: _Range, *, joined: bool) -> tuple[str, list[Any]]:
+    """The filter as SQL over a segment's columns, exactly as `EventFilter.matches` decides.
+
+    `joined`: every file has the searched texts joined in `search_l` (segments.FORMAT 2).
+    """
     clauses, params = ["skip IS NULL"], list[Any]()
     clauses_time, params_time = _time_where(time_range)
     clauses += clauses_time
@@ -95,7 +97,7 @@ def _where(event_filter: EventFilter, time_range: _Range) -> tuple[str, list[Any
         clauses.append("(trace = ? OR trace_l = ?)")
         params += [binary, trace]
     if event_filter.q is not None:
-        columns = ("model_l", "backend_l", "node_l", "reason_l", "message_l", "instance_l")
+        columns = ("search_l",) if joined and segments.SEPARATOR not in event_filter.q else segments.SEARCHED
         clauses.append("(" + " OR ".join(f"contains({column}, ?)" for column in columns) + ")")
         params += [event_filter.q] * len(columns)
     return " AND ".join(clauses), params
@@ -110,6 +112,17 @@ def _time_where(time_range: _Range) -> tuple[list[str], list[Any]]:
         clauses.append("ms < ?")
         params.append(time_range.until_ms)
     return clauses, params
+
+
+def _skipped_sql(time_range: _Range, nulls: int) -> str:
+    """A row of the skipped entries in range: -1, `nulls` NULLs, their count; a branch to add to a
+    query's own rows. Its times are literal integers, so it takes no parameter but the files."""
+    clauses = ["skip IS NOT NULL"]
+    if time_range.since_ms is not None:
+        clauses.append(f"ms >= {int(time_range.since_ms)}")
+    if time_range.until_ms is not None:
+        clauses.append(f"ms < {int(time_range.until_ms)}")
+    return f"SELECT -1, {'NULL, ' * nulls}count(*) FROM read_parquet(?) WHERE {' AND '.join(clauses)}"
 
 
 def _in_range(entry_id: str, time_range: _Range) -> bool:
@@ -155,6 +168,11 @@ class _Snapshot:
     tail: list[StreamEntry]
     pending_gap: GapRecord | None = None
     corrupt: list[str] = field(default_factory=list)
+
+    @property
+    def joined(self) -> bool:
+        """Whether every file keeps the searched texts joined (see `_where`)."""
+        return all(segment.format >= 2 for segment in self.files)
 
     def gaps(self, time_range: _Range) -> list[dict[str, Any]]:
         found = [*self.manifest.gaps, *([self.pending_gap] if self.pending_gap else [])]
@@ -355,28 +373,31 @@ class History:
         """
         time_range = _Range.of(public_range, now_ms)
         snapshot = self._limit_files(await self._snap(), time_range)
-        where, params = _where(event_filter, time_range)
+        where, params = _where(event_filter, time_range, joined=snapshot.joined)
         counts = {name: Counter[str]() for name in [*(d.value for d in Dimension), _REASONS]}
-        # One GROUP BY per dimension, in one statement: twice as fast in DuckDB as GROUPING SETS.
-        names = [d.value for d in Dimension] + [_REASONS]
-        fallback = f"{where} AND event_type = '{EventType.FALLBACK_TRIGGERED.value}'"
-        grouped = [(_VALUE_SQL[d], where) for d in Dimension] + [(f"coalesce(reason, '{MISSING}')", fallback)]
-        time_clauses, time_params = _time_where(time_range)
-        branches = [
-            *(
-                f"SELECT {i} AS d, {value} AS v, count(*) FROM read_parquet(?) WHERE {condition} GROUP BY 2"
-                for i, (value, condition) in enumerate(grouped)
-            ),
-            f"SELECT {len(names)}, NULL, count(*) FROM read_parquet(?) WHERE "
-            + " AND ".join(["skip IS NOT NULL", *time_clauses]),
-        ]
-        every = [_FILES, *params] * len(names) + [_FILES, *time_params]
-        skipped = 0
-        for index, value, count in await self._query(snapshot, " UNION ALL ".join(branches), every):
-            if index == len(names):
-                skipped = count
-            else:
-                counts[names[index]][value] += count
+        # GROUPING SETS scan the files once for every dimension: over 10,000,000 events three times
+        # as fast as one GROUP BY per dimension. A fallback's reason is grouped as `r`, NULL for the
+        # other types; `grouping()` tells the sets apart (a bit set for each column not grouped).
+        columns = [*_GROUPED, "r"]
+        sql = (
+            f"SELECT grouping({', '.join(columns)}), {', '.join(columns)}, count(*) FROM ("
+            f"SELECT {', '.join(_GROUPED)}, CASE WHEN event_type = '{EventType.FALLBACK_TRIGGERED.value}' "
+            f"THEN coalesce(reason, '{MISSING}') END AS r FROM read_parquet(?) WHERE {where}) "
+            f"GROUP BY GROUPING SETS ({', '.join(f'({column})' for column in columns)})"
+        )
+        names = [*(d.value for d in Dimension), _REASONS]
+        every, skipped = len(columns) - 1, 0
+        grouped = {(1 << (every + 1)) - 1 - (1 << (every - i)): i for i in range(len(columns))}
+        sql += f" UNION ALL {_skipped_sql(time_range, len(columns))}"
+        for row in await self._query(snapshot, sql, [_FILES, *params, _FILES]):
+            if row[0] == -1:
+                skipped = row[-1]
+                continue
+            index = grouped[row[0]]
+            value = row[1 + index]
+            if index == every and value is None:
+                continue  # the events that are not fallbacks
+            counts[names[index]][MISSING if value is None else value] += row[-1]
         for entry in snapshot.tail:
             if isinstance(entry.item, RoutingEvent) or not _in_range(entry.id, time_range):
                 continue
@@ -402,33 +423,47 @@ class History:
         """Counts per bucket (aligned to `bucket_ms` on the stream-id clock) per value of `by`.
 
         `{"bucket_ms", "by", "buckets": [{"start_ms", "counts": {value: n}, "other": n}],
-        "values": [the top values over the whole range], "other": n, "bounded": bool, "gaps": [...]}`;
-        only buckets holding events are listed, oldest first. ValueError for an unknown `by`.
+        "values": [the top values over the whole range], "other": n, "bounded": bool, "skipped": n,
+        "start_ms", "gaps": [...], "corrupt": [...]}`; only buckets holding events are listed, oldest
+        first; `start_ms` is where history begins. ValueError for an unknown `by`.
         """
         dimension = Dimension(by)
         if bucket_ms < 1:
             raise ValueError(f"bucket_ms must be at least 1, not {bucket_ms}")
         time_range = _Range.of(public_range)
         snapshot = self._limit_files(await self._snap(), time_range)
-        where, params = _where(event_filter, time_range)
+        where, params = _where(event_filter, time_range, joined=snapshot.joined)
         sql = (
-            f"SELECT (ms // {bucket_ms}) * {bucket_ms} AS b, {_VALUE_SQL[dimension]} AS v, count(*) "
-            f"FROM read_parquet(?) WHERE {where} GROUP BY ALL"
+            f"SELECT ms // {bucket_ms}, {_VALUE_SQL[dimension]}, count(*) FROM read_parquet(?) "
+            f"WHERE {where} GROUP BY ALL UNION ALL {_skipped_sql(time_range, 1)}"
         )
-        cells: Counter[tuple[int, str]] = Counter()
-        for start, value, count in await self._query(snapshot, sql, params):
-            cells[(start, value)] += count
-        for entry_id, event in self._tail_events(snapshot, event_filter, time_range):
-            ms = stream_key(entry_id)[0]
-            cells[(ms // bucket_ms * bucket_ms, event.value(dimension))] += 1
+        # One row per (bucket, value) and each a few operations here: over 10,000,000 events this
+        # loop handles 24,000 rows, so the work per row stays small.
+        cells: dict[tuple[int, str], int] = {}
         totals: Counter[str] = Counter()
-        for (_, value), count in cells.items():
-            totals[value] += count
+        skipped = 0
+        for index, value, count in await self._query(snapshot, sql, [_FILES, *params, _FILES]):
+            if index == -1:
+                skipped = count
+            else:
+                cells[(index, value)] = count
+                totals[value] += count
+        for entry in snapshot.tail:
+            if not _in_range(entry.id, time_range):
+                continue
+            if not isinstance(entry.item, RoutingEvent):
+                skipped += 1
+            elif event_filter.matches(entry.item):
+                key = (stream_key(entry.id)[0] // bucket_ms, entry.item.value(dimension))
+                cells[key] = cells.get(key, 0) + 1
+                totals[key[1]] += 1
         summary = bounded(totals, top)
         named = summary["counts"]
         buckets: dict[int, dict[str, Any]] = {}
-        for (start, value), count in sorted(cells.items()):
-            bucket = buckets.setdefault(start, {"start_ms": start, "counts": {}, "other": 0})
+        for (index, value), count in cells.items():
+            bucket = buckets.get(index)
+            if bucket is None:
+                bucket = buckets[index] = {"start_ms": index * bucket_ms, "counts": {}, "other": 0}
             if value in named:
                 bucket["counts"][value] = count
             else:
@@ -436,10 +471,12 @@ class History:
         return {
             "bucket_ms": bucket_ms,
             "by": dimension.value,
-            "buckets": [buckets[start] for start in sorted(buckets)],
+            "buckets": [buckets[index] for index in sorted(buckets)],
             "values": list(named),
             "other": summary["other"],
             "bounded": summary["bounded"],
+            "skipped": skipped,
+            "start_ms": self._start_ms(snapshot),
             "gaps": snapshot.gaps(time_range),
             "corrupt": sorted(set(snapshot.corrupt)),
         }
@@ -490,7 +527,7 @@ class History:
         after `after` (oldest first). First the ids alone (narrow columns), then the events between
         the first and last of them: the wide `doc` column is read for those rows only, and bounds
         on `ms` let DuckDB skip row groups by their statistics."""
-        where, params = _where(event_filter, time_range)
+        where, params = _where(event_filter, time_range, joined=snapshot.joined)
         order = "ms, seq" if before is None else "ms DESC, seq DESC"
         for clause, key in ((" AND ms <= ? AND NOT (ms = ? AND seq >= ?)", before), (_AFTER, after)):
             if key is not None:
@@ -511,6 +548,10 @@ class History:
             [*params, low[0], high[0], low[0], low[1], high[0], high[1]],
         )
         return await asyncio.to_thread(_entries, rows)
+
+    async def start_ms(self) -> int | None:
+        """Where history begins now (None: it holds nothing yet)."""
+        return self._start_ms(await self._snap())
 
     @staticmethod
     def _start_ms(snapshot: _Snapshot) -> int | None:

@@ -2,10 +2,11 @@
 
 A row keeps what a reader filters and counts on as plain columns, computed here in Python with
 the same code `EventFilter.matches` uses (lower-cased text, the node, the upper-cased type), so a
-query is a column scan whose answer equals decoding every event. The event itself is kept as
-its JSON (`doc`); the random ids that dominate its size (trace, span and event ids, lower-case
-hex) move to binary columns and leave an empty string in their place, which keeps the keys'
-order when the event is rebuilt.
+query is a column scan whose answer equals decoding every event; the six texts `q` searches are
+also kept joined in one column (`search_l`: one scan, not six). The event itself is kept as its
+JSON (`doc`); the random ids that dominate its size (trace, span and event ids, lower-case hex)
+move to binary columns and leave an empty string in their place, which keeps the keys' order
+when the event is rebuilt.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,7 +56,19 @@ COLUMNS: dict[str, str] = {
     "span": "BLOB",
     "eid": "BLOB",
     "doc": "VARCHAR",
+    "search_l": "VARCHAR",
 }
+#: Written by DuckDB from the lower-cased columns: the texts `q` searches, joined by SEPARATOR.
+COMPUTED = {"search_l"}
+#: Columns `q` searches, each lower-cased (EventFilter.q is).
+SEARCHED = ("model_l", "backend_l", "node_l", "reason_l", "message_l", "instance_l")
+#: Joins the searched texts: a `q` without it matches the joined text exactly when it matches one
+#: of them. (A `q` holding it is searched column by column.)
+SEPARATOR = "\x1f"
+_SEARCH_SQL = f"concat_ws(chr({ord(SEPARATOR)}), {', '.join(SEARCHED)})"
+#: The layout of the files written now; 1: before `search_l` (read by searching the six columns,
+#: and given the column when compaction merges them).
+FORMAT = 2
 BINARY = tuple(column for column, kind in COLUMNS.items() if kind == "BLOB")
 #: Rows per Parquet row group: small enough that a time range skips most of a day's file.
 ROW_GROUP_ROWS = 122_880
@@ -183,16 +196,27 @@ def write_segment(
         min_ms=min(row["ms"] for row in rows),
         max_ms=max(row["ms"] for row in rows),
         bytes=path.stat().st_size,
+        format=FORMAT,
     )
 
 
-def merge_segments(connection: duckdb.DuckDBPyConnection, sources: Iterable[Path], path: Path) -> int:
-    """Write the rows of `sources` (given in id order) into one file at `path`; its size."""
+def merge_segments(
+    connection: duckdb.DuckDBPyConnection, sources: Sequence[Segment], folder: Path, path: Path
+) -> int:
+    """Write the rows of `sources` (given in id order, files in `folder`) into one file at `path`,
+    in the current FORMAT; its size."""
     partial = path.with_name(path.name + ".tmp")
-    files = [str(source) for source in sources]
+    files = [str(folder / source.file) for source in sources]
+    if all(source.format == FORMAT for source in sources):
+        select = "*"
+    else:
+        stored = ", ".join(column for column in COLUMNS if column not in COMPUTED)
+        select = f"{stored}, {_SEARCH_SQL} AS search_l"
     try:
         connection.execute(
-            f"COPY (SELECT * FROM read_parquet(?)) TO '{_sql_path(partial)}' ({PARQUET_OPTIONS})", [files]
+            f"COPY (SELECT {select} FROM read_parquet(?, union_by_name = true)) TO '{_sql_path(partial)}' "
+            f"({PARQUET_OPTIONS})",
+            [files],
         )
         _publish(partial, path)
     except Exception as exc:
@@ -230,9 +254,15 @@ def _sql_path(path: Path) -> str:
 
 
 def _select_columns() -> str:
-    return ", ".join(f"unhex({column}) AS {column}" if column in BINARY else column for column in COLUMNS)
+    def select(column: str) -> str:
+        if column in COMPUTED:
+            return f"{_SEARCH_SQL} AS {column}"
+        return f"unhex({column}) AS {column}" if column in BINARY else column
+
+    return ", ".join(select(column) for column in COLUMNS)
 
 
 def _json_columns() -> str:
-    kinds = {column: "VARCHAR" if kind == "BLOB" else kind for column, kind in COLUMNS.items()}
+    stored = (column for column in COLUMNS if column not in COMPUTED)
+    kinds = {column: "VARCHAR" if COLUMNS[column] == "BLOB" else COLUMNS[column] for column in stored}
     return "{" + ", ".join(f"'{column}': '{kind}'" for column, kind in kinds.items()) + "}"

@@ -57,6 +57,8 @@ class Segment:
     min_ms: int
     max_ms: int
     bytes: int
+    #: segments.FORMAT of the file; manifests written before the field hold format 1 files.
+    format: int = 1
 
 
 @dataclass(frozen=True)

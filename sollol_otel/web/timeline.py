@@ -189,13 +189,14 @@ async def history_timeline(
 ) -> dict[str, Any]:
     """The answer from the segments and the stream's newest entries."""
     bounded, answer_last_id = await question.bounded(client, stream)
-    flt, now_ms = question.event_filter, question.now_ms
-    end_ms = bounded.until_ms or now_ms
-    totals = await history.stats(flt, bounded, now_ms=now_ms, top=1)
-    start_ms = bounded.since_ms if bounded.since_ms is not None else totals.get("start_ms") or end_ms - 1
+    end_ms = bounded.until_ms or question.now_ms
+    start_ms = bounded.since_ms
+    if start_ms is None:
+        start_ms = await history.start_ms() or end_ms - 1
     grid = Grid.plan(start_ms, end_ms, bucket, question.top)
+    span = TimeRange(at_ms(start_ms), bounded.until)
     found = await history.timeline(
-        flt, TimeRange(at_ms(start_ms), bounded.until), bucket_ms=grid.size, by=by.value, top=question.top
+        question.event_filter, span, bucket_ms=grid.size, by=by.value, top=question.top
     )
     counts = [Counter[str]() for _ in range(len(grid))]
     others = [0] * len(grid)
@@ -204,7 +205,7 @@ async def history_timeline(
         others[grid.index(int(row["start_ms"]))] += int(row.get("other", 0))
     return {
         **grid.answer(counts, others, sum(others) if found["bounded"] else None, by, question.top),
-        "skipped": totals["skipped"],
+        "skipped": found["skipped"],
         "complete": True,
         "gaps": found["gaps"],
         "bounds": gap_bounds(found["gaps"]),

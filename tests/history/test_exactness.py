@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,6 +21,7 @@ from history.harness import (
 
 from sollol_otel.events import Dimension, RoutingEvent
 from sollol_otel.filters import EventFilter, TimeRange
+from sollol_otel.history import segments
 from sollol_otel.history.query import History
 from sollol_otel.redis.stream import stream_key
 
@@ -139,3 +141,18 @@ async def test_a_real_value_named_other_stays_apart_from_the_count_of_the_rest(
     assert history is not None
     stats = await history.stats(EventFilter(), TimeRange(), now_ms=int(time.time() * 1000) + 1000, top=2)
     assert stats["by_node"] == {"counts": {"other": 5, "a": 4}, "other": 6, "bounded": True, "distinct": 5}
+
+
+async def test_a_search_holding_the_separator_of_the_joined_texts_matches_one_text_only(
+    redis_url: str, redis_client: redis.Redis, stream: str, root: Path
+) -> None:
+    joined_apart = {"event_type": "ROUTE_DECISION", "model": "x", "backend": "y"}
+    one_value = {"event_type": "ROUTE_DECISION", "model": f"x{segments.SEPARATOR}y", "backend": "z"}
+    for event in (joined_apart, one_value):
+        redis_client.xadd(stream, {"event": json.dumps(event)})
+    await index_all(redis_url, stream, root)
+    history = await History.open(redis.asyncio.Redis.from_url(redis_url), stream, root)
+    assert history is not None
+    search = EventFilter.build(q=f"X{segments.SEPARATOR}Y")
+    stats = await history.stats(search, TimeRange(), now_ms=int(time.time() * 1000) + 1000)
+    assert stats["by_backend"]["counts"] == {"z": 1}

@@ -21,6 +21,7 @@ from history.harness import (
     indexed_to,
     indexer_process,
     indexing,
+    matching,
     newest,
     wait_until,
     write_varied,
@@ -29,6 +30,7 @@ from redis.crc import key_slot
 from waiting import eventually
 
 from sollol_otel.filters import EventFilter, TimeRange
+from sollol_otel.history import segments
 from sollol_otel.history.indexer import Indexer, State
 from sollol_otel.history.lease import lease_keys
 from sollol_otel.history.query import History
@@ -345,3 +347,48 @@ def test_a_former_holder_waking_up_deletes_none_of_the_new_holders_files(
 
 def _segment(name: str) -> Segment:
     return Segment(name, rows=1, events=1, first_id="1-0", last_id="1-0", min_ms=1, max_ms=1, bytes=1)
+
+
+def _as_first_format(root: Path, stream: str) -> None:
+    """Rewrite every segment as the first layout wrote it (no joined search column, no `format`)."""
+    store = Store(stream_folder(root, stream))
+    manifest = store.newest()
+    assert manifest is not None
+    connection = segments.connect()
+    rewritten = []
+    for segment in manifest.segments:
+        path = store.segment_path(segment.file)
+        connection.execute(
+            f"COPY (SELECT * EXCLUDE (search_l) FROM read_parquet('{path}')) TO '{path}.old' "
+            f"({segments.PARQUET_OPTIONS})"
+        )
+        os.replace(f"{path}.old", path)
+        rewritten.append(dataclasses.replace(segment, bytes=path.stat().st_size, format=1))
+    store.commit(manifest.next(manifest.epoch, segments=tuple(rewritten)))
+
+
+async def test_segments_of_the_first_layout_answer_a_search_exactly_and_are_upgraded_when_merged(
+    redis_url: str, redis_client: redis.Redis, stream: str, root: Path
+) -> None:
+    for part in range(8):
+        write_varied(redis_client, stream, 25, start_ms=NOW_MS - 3_600_000 + part * 60_000)
+        await index_all(redis_url, stream, root, dataclasses.replace(FAST, maintenance_seconds=3600))
+    _as_first_format(root, stream)
+    search = EventFilter.build(q="überlast")
+    expected = matching(full_scan(redis_client, stream), search, TimeRange())
+    assert await _found(redis_url, stream, root, search) == expected
+    async with indexing(redis_url, stream, root):
+        await wait_until(lambda: len(_firsts(root, stream)) == 1)
+    manifest = newest(root, stream)
+    assert manifest is not None and manifest.segments[0].format == segments.FORMAT
+    assert await _found(redis_url, stream, root, search) == expected
+
+
+async def _found(redis_url: str, stream: str, root: Path, event_filter: EventFilter) -> list[StreamEntry]:
+    """The entries history returns for `event_filter`, after checking `stats` counts as many."""
+    history = await History.open(redis.asyncio.Redis.from_url(redis_url), stream, root)
+    assert history is not None
+    found = [e async for e in history.events(event_filter, TimeRange())]
+    stats = await history.stats(event_filter, TimeRange(), now_ms=int(time.time() * 1000) + 60_000)
+    assert stats["events"] == len(found) > 0
+    return found
