@@ -52,6 +52,10 @@ FLUSH_SECONDS = 2.0
 SEGMENT_ROWS = 200_000
 #: Entries read per round trip.
 READ_COUNT = 2000
+#: Seconds to wait after a read that drained the stream, before the next (at most a quarter of
+#: the flush time): events then come in batches of hundreds, not one round trip and thread hop
+#: each, which cost the indexer in a dashboard 40 % of a core at 1,000 events/s.
+DRAINED_PAUSE_SECONDS = 0.25
 #: Segments of one size tier, within one day, merged into one.
 MERGE_FAN_IN = 8
 #: A merge never makes a segment larger than this many rows.
@@ -287,6 +291,8 @@ class Indexer:
             if entries:
                 rows.extend(await asyncio.to_thread(_rows, entries))
                 self.rate.add(len(entries))
+            if 0 < len(entries) < READ_COUNT:
+                await self._pause(min(DRAINED_PAUSE_SECONDS, self.options.flush_seconds / 4))
             due = time.monotonic() - started >= self.options.flush_seconds
             if (rows or gaps) and (due or len(rows) >= self.options.segment_rows):
                 await self._flush(rows, gaps, reader.position, renewer)
