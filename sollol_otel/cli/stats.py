@@ -250,10 +250,9 @@ async def _from_history(
         bounds=gap_bounds(answer["gaps"]),
         history=history.status(),
     )
-    newest = await history.page(event_filter, span, limit=1)
-    oldest = await anext(aiter(history.events(event_filter, span)), None)  # asyncio.run closes it
-    if newest and oldest is not None:
-        stats.first, stats.last = at_ms(id_ms(oldest.id)), at_ms(id_ms(newest[0].id))
+    found = await history.span(event_filter, span, now_ms=now_ms)
+    if found is not None:
+        stats.first, stats.last = at_ms(found[0]), at_ms(found[1])
     if stats.events == 0:
         stats.hints = await history_hints(history, event_filter, span, TimeRange(since=since), now_ms)
     return stats

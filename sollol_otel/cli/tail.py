@@ -43,6 +43,7 @@ from sollol_otel.wire import Skipped, decode
 if TYPE_CHECKING:  # redis-py and asyncio load only where they are used: see `quick_history`
     import redis.asyncio
 
+    from sollol_otel.redis import resp
     from sollol_otel.redis.stream import StreamReader
 
 #: History page size: a page's decoded events are the command's largest transient memory (pages of
@@ -544,8 +545,8 @@ def _quick_window(options: TailOptions, output: Output) -> int | None:
 def _read_window(options: TailOptions, output: Output) -> _Window | None:
     """The history read back through `resp.Connection`; None (nothing written) when `run` must
     answer: the client cannot read this Redis, Redis answered an error, the text outgrew
-    MAX_HELD_BYTES, or the stream holds fewer than N matching events (what lies beyond the
-    stream is not the hot window's to answer)."""
+    MAX_HELD_BYTES, or the stream holds fewer than N matching events and history may hold more
+    (what lies beyond the stream is not the hot window's to answer)."""
     from sollol_otel.redis import resp
 
     try:
@@ -565,9 +566,29 @@ def _read_window(options: TailOptions, output: Output) -> _Window | None:
             entries = [StreamEntry(entry_id.decode(), _item(fields)) for entry_id, fields in reversed(raw)]
             if entries and window.add(entries):
                 return window if window.held is not None else None
-            if len(entries) < page or window.held is None:
+            if window.held is None:
                 return None
+            if len(entries) < page:
+                indexed = window.end is None or _history_may_exist(connection, options.stream)
+                return None if indexed else window
             before = "(" + entries[0].id
+
+
+def _history_may_exist(connection: resp.Connection, stream: str) -> bool:
+    """Whether `History.open` could find a history: an indexer holds the stream's lease (and may
+    publish a folder of its own), or the configured folder has manifests. Asked once the stream ran
+    out before N matches, so that the common case (no history) is answered without reading the
+    stream a second time."""
+    from sollol_otel.history.keys import lease_keys
+    from sollol_otel.history.store import Store, default_root, stream_folder
+    from sollol_otel.redis import resp
+
+    try:
+        if connection.call("EXISTS", lease_keys(stream)[2]):
+            return True
+    except (resp.ReplyError, OSError):
+        return True
+    return bool(Store(stream_folder(default_root(), stream)).manifest_names())
 
 
 def _item(fields: list[bytes]) -> RoutingEvent | Skipped:

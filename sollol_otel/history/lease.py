@@ -17,6 +17,7 @@ from pathlib import Path
 
 import redis.asyncio
 
+from sollol_otel.history.keys import lease_keys
 from sollol_otel.wire import as_text
 
 _log = logging.getLogger(__name__)
@@ -50,16 +51,6 @@ if redis.call('get', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
-
-
-def lease_keys(stream: str) -> list[str]:
-    """The lease, the fencing counter and the holder's description, named after the stream and in
-    its Redis Cluster slot (one script touches all three, and the client follows the stream's slot):
-    the stream's own hash tag if it has one, else its whole name as the tag."""
-    start = stream.find("{")
-    end = stream.find("}", start + 1) if start >= 0 else -1
-    base = stream if end > start + 1 else "{" + stream + "}"
-    return [f"{base}:history:lease", f"{base}:history:epoch", f"{base}:history:holder"]
 
 
 @dataclass(frozen=True)

@@ -379,26 +379,28 @@ class History:
         # as fast as one GROUP BY per dimension. A fallback's reason is grouped as `r`, NULL for the
         # other types; `grouping()` tells the sets apart (a bit set for each column not grouped).
         columns = [*_GROUPED, "r"]
+        fallback = EventType.FALLBACK_TRIGGERED.value
         sql = (
-            f"SELECT grouping({', '.join(columns)}), {', '.join(columns)}, count(*) FROM ("
-            f"SELECT {', '.join(_GROUPED)}, CASE WHEN event_type = '{EventType.FALLBACK_TRIGGERED.value}' "
+            f"SELECT grouping({', '.join(columns)}), {', '.join(columns)}, count(*) "
+            f"FROM (SELECT {', '.join(_GROUPED)}, CASE WHEN event_type = '{fallback}' "
             f"THEN coalesce(reason, '{MISSING}') END AS r FROM read_parquet(?) WHERE {where}) "
-            f"GROUP BY GROUPING SETS ({', '.join(f'({column})' for column in columns)})"
+            f"GROUP BY GROUPING SETS ({', '.join(f'({column})' for column in columns)}) "
+            f"UNION ALL SELECT -1, {'NULL, ' * len(columns)}count(*) FROM read_parquet(?) "
+            f"WHERE {_skipped_where(time_range)}"
         )
         names = [*(d.value for d in Dimension), _REASONS]
         every, skipped = len(columns) - 1, 0
         grouped = {(1 << (every + 1)) - 1 - (1 << (every - i)): i for i in range(len(columns))}
-        sql += f" UNION ALL SELECT -1, {'NULL, ' * len(columns)}count(*) FROM read_parquet(?) WHERE "
-        sql += _skipped_where(time_range)
         for row in await self._query(snapshot, sql, [_FILES, *params, _FILES]):
-            if row[0] == -1:
-                skipped = row[-1]
+            *key, count = row
+            if key[0] == -1:
+                skipped = count
                 continue
-            index = grouped[row[0]]
-            value = row[1 + index]
+            index = grouped[key[0]]
+            value = key[1 + index]
             if index == every and value is None:
                 continue  # the events that are not fallbacks
-            counts[names[index]][MISSING if value is None else value] += row[-1]
+            counts[names[index]][MISSING if value is None else value] += count
         for entry in snapshot.tail:
             if isinstance(entry.item, RoutingEvent) or not _in_range(entry.id, time_range):
                 continue
@@ -417,6 +419,23 @@ class History:
             "start_ms": self._start_ms(snapshot),
             "corrupt": sorted(set(snapshot.corrupt)),
         }
+
+    async def span(
+        self, event_filter: EventFilter, public_range: TimeRange, *, now_ms: int
+    ) -> tuple[int, int] | None:
+        """The times (stream-id milliseconds) of the first and the last matching event in range; None
+        when none matches. One scan of `ms` beside the filter's columns: no event is read."""
+        time_range = _Range.of(public_range, now_ms)
+        snapshot = self._limit_files(await self._snap(), time_range)
+        where, params = _where(event_filter, time_range, joined=snapshot.joined)
+        rows = await self._query(
+            snapshot, f"SELECT min(ms), max(ms) FROM read_parquet(?) WHERE {where}", params
+        )
+        found = [ms for row in rows for ms in row if ms is not None]
+        found += [
+            stream_key(entry_id)[0] for entry_id, _ in self._tail_events(snapshot, event_filter, time_range)
+        ]
+        return (min(found), max(found)) if found else None
 
     async def timeline(
         self, event_filter: EventFilter, public_range: TimeRange, *, bucket_ms: int, by: str, top: int = 50

@@ -154,11 +154,26 @@ def entry_of(
 ENTRY_COLUMNS = "ms, seq, skip, doc, " + ", ".join(column for column, _ in COMPACT_IDS.values())
 
 
-def connect() -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB for reading and writing segments; imported only here, on first use."""
-    import duckdb
+def _engine() -> Any:
+    """DuckDB, imported on first use: its C++ extension (`_duckdb`) alone where there is one. The
+    `duckdb` package of DuckDB 2 re-exports that module's connections and errors and adds a
+    relational API this code does not use, which is two thirds of its import (45 against 140-200 ms
+    here, most of what history adds to `sollol-otel stats`, BENCHMARKS.md)."""
+    try:
+        import _duckdb
+    except ImportError:
+        import duckdb
 
-    return duckdb.connect(config={"threads": os.cpu_count() or 1, "preserve_insertion_order": True})
+        return duckdb
+    return _duckdb
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB for reading and writing segments."""
+    connection: duckdb.DuckDBPyConnection = _engine().connect(
+        config={"threads": os.cpu_count() or 1, "preserve_insertion_order": True}
+    )
+    return connection
 
 
 def write_segment(
@@ -241,9 +256,7 @@ class StorageError(Exception):
 
 def _disk_error(exc: Exception) -> Exception:
     """A failed write, from Python or DuckDB (its own IOException), as a StorageError."""
-    import duckdb
-
-    if isinstance(exc, (OSError, duckdb.IOException)):
+    if isinstance(exc, (OSError, _engine().IOException)):
         return StorageError(f"{type(exc).__name__}: {exc}")
     return exc
 

@@ -19,6 +19,8 @@ from typer.main import get_command
 from sollol_otel.cli.main import app
 from sollol_otel.cli.tail import QUICK_OPTIONS
 from sollol_otel.display import ColorMode, console_for, styled_line
+from sollol_otel.history.keys import lease_keys
+from sollol_otel.history.store import Manifest, Store, stream_folder
 from sollol_otel.redis import resp
 
 #: What `tail` of the hot window never loads.
@@ -49,13 +51,30 @@ def test_since_still_goes_through_typer_and_redis_py(keys: tuple[str, str]) -> N
     assert {"typer", "redis"} <= loaded("tail", "--history", "0", "--since", "1m")
 
 
-def test_history_longer_than_the_stream_is_left_to_the_full_path(
+def test_history_longer_than_the_stream_is_answered_by_the_quick_path_where_no_history_is_kept(
     keys: tuple[str, str], redis_client: redis.Redis
 ) -> None:
     write(redis_client, keys[0], *(sollol_event(n=n) for n in range(5)))
-    assert "redis" in loaded("tail", "--history", "6")  # what lies before the stream is not its to answer
+    assert "redis" not in loaded("tail", "--history", "6")
     result = run("tail", "--history", "6", "-o", "json")
     assert [line.count('"n":') for line in result.stdout.splitlines()] == [1] * 5
+
+
+def test_history_longer_than_the_stream_is_left_to_the_full_path_while_an_indexer_holds_the_stream(
+    keys: tuple[str, str], redis_client: redis.Redis
+) -> None:
+    write(redis_client, keys[0], *(sollol_event(n=n) for n in range(5)))
+    redis_client.hset(lease_keys(keys[0])[2], mapping={"epoch": 1, "dir": "/nowhere", "host": "h", "pid": 1})
+    assert "redis" in loaded("tail", "--history", "6")  # what lies before the stream is not its to answer
+
+
+def test_history_longer_than_the_stream_is_left_to_the_full_path_where_history_has_manifests(
+    keys: tuple[str, str], redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    write(redis_client, keys[0], *(sollol_event(n=n) for n in range(5)))
+    Store(stream_folder(tmp_path / "history", keys[0])).create()
+    Store(stream_folder(tmp_path / "history", keys[0])).commit(Manifest())
+    assert "redis" in loaded("tail", "--history", "6")
 
 
 @pytest.mark.parametrize(
