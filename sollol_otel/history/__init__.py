@@ -5,8 +5,8 @@ Below `web/` and `cli/`, above `redis/`; the recording path never imports it. Du
 only when a segment is written or queried, so `tail` of the hot window does not pay for it.
 
 - `history.query.History`: `await History.open(client, stream)` (None until an indexer has
-  committed once: try again later), then `stats`, `timeline`, `page`, `events` and `status`;
-  keep one per process.
+  committed once: try again later), then `stats`, `timeline`, `span`, `page`, `events`,
+  `start_ms` and `status`; keep one per process.
 - `history.indexer.Indexer` (in a task) or `IndexerThread` (a server's own thread): the writer.
 - `history.bulk.import_entries`: entries straight into segments (benchmarks).
 """

@@ -255,12 +255,17 @@ def _firsts(root: Path, stream: str) -> list[str]:
     return [] if manifest is None else [s.first_id for s in manifest.segments]
 
 
-async def test_small_segments_are_merged_and_answers_stay_exact(
-    redis_url: str, redis_client: redis.Redis, stream: str, root: Path
-) -> None:
+async def _eight_small_segments(redis_url: str, redis_client: redis.Redis, stream: str, root: Path) -> None:
+    """Eight commits of 25 events a minute apart, with merging held off until a later indexer."""
     for part in range(8):
         write_varied(redis_client, stream, 25, start_ms=NOW_MS - 3_600_000 + part * 60_000)
         await index_all(redis_url, stream, root, dataclasses.replace(FAST, maintenance_seconds=3600))
+
+
+async def test_small_segments_are_merged_and_answers_stay_exact(
+    redis_url: str, redis_client: redis.Redis, stream: str, root: Path
+) -> None:
+    await _eight_small_segments(redis_url, redis_client, stream, root)
     manifest = newest(root, stream)
     assert manifest is not None and len(manifest.segments) == 8
     async with indexing(redis_url, stream, root):
@@ -370,9 +375,7 @@ def _as_first_format(root: Path, stream: str) -> None:
 async def test_segments_of_the_first_layout_answer_a_search_exactly_and_are_upgraded_when_merged(
     redis_url: str, redis_client: redis.Redis, stream: str, root: Path
 ) -> None:
-    for part in range(8):
-        write_varied(redis_client, stream, 25, start_ms=NOW_MS - 3_600_000 + part * 60_000)
-        await index_all(redis_url, stream, root, dataclasses.replace(FAST, maintenance_seconds=3600))
+    await _eight_small_segments(redis_url, redis_client, stream, root)
     _as_first_format(root, stream)
     search = EventFilter.build(q="überlast")
     expected = matching(full_scan(redis_client, stream), search, TimeRange())
