@@ -386,7 +386,7 @@ async function main() {
   above.observe(document.querySelector(".panel-head"));
   addEventListener("resize", fitList);
   const fold = $("charts-fold");
-  fold.open = getPref("charts") !== "closed";
+  if (getPref("charts") === "closed") fold.open = false; // only a change queues a toggle event
   fold.addEventListener("toggle", () => setPref("charts", fold.open ? "open" : "closed"));
   installKeys({
     search: $("filters").elements.q,

@@ -48,13 +48,20 @@ def test_folded_charts_stay_folded_after_a_reload(
     page.locator("#charts-fold > summary").click()
     expect(page.locator("#chart-types")).to_be_hidden()
     assert page.locator("#events").bounding_box()["y"] < list_top - 150  # type: ignore[index]
+    kept_as(page, "closed")
     page.reload()
     expect(page.locator("#events li[data-id]")).to_have_count(3)
     expect(page.locator("#chart-types")).to_be_hidden()
     page.locator("#charts-fold > summary").click()
     expect(page.locator("#chart-types canvas").first).to_be_visible()
+    kept_as(page, "open")
     page.reload()
     expect(page.locator("#chart-types canvas").first).to_be_visible()
+
+
+def kept_as(page: Page, state: str) -> None:
+    """Waits for the fold's state to be stored: a details element's toggle event comes a task later."""
+    page.wait_for_function("(state) => localStorage.getItem('sollol-otel.charts') === state", arg=state)
 
 
 def test_a_permalink_opens_its_event_in_view_on_a_phone(
