@@ -71,7 +71,7 @@ class _Range:
 def _where(event_filter: EventFilter, time_range: _Range, *, joined: bool) -> tuple[str, list[Any]]:
     """The filter as SQL over a segment's columns, exactly as `EventFilter.matches` decides.
 
-    `joined`: every file has the searched texts joined in `search_l` (segments.FORMAT 2).
+    `joined`: every file has the searched texts joined in `search_l` (segments.JOINED_FORMAT).
     """
     clauses, params = ["skip IS NULL"], list[Any]()
     clauses_time, params_time = _time_where(time_range)
@@ -114,15 +114,10 @@ def _time_where(time_range: _Range) -> tuple[list[str], list[Any]]:
     return clauses, params
 
 
-def _skipped_where(time_range: _Range) -> str:
-    """The skipped entries in range, for a query branch of their own: the times are literal
-    integers, so the branch takes no parameter but the files."""
-    clauses = ["skip IS NOT NULL"]
-    if time_range.since_ms is not None:
-        clauses.append(f"ms >= {int(time_range.since_ms)}")
-    if time_range.until_ms is not None:
-        clauses.append(f"ms < {int(time_range.until_ms)}")
-    return " AND ".join(clauses)
+def _skipped_where(time_range: _Range) -> tuple[str, list[Any]]:
+    """The skipped entries in range, for a query branch of their own."""
+    clauses, params = _time_where(time_range)
+    return " AND ".join(["skip IS NOT NULL", *clauses]), params
 
 
 def _in_range(entry_id: str, time_range: _Range) -> bool:
@@ -172,7 +167,22 @@ class _Snapshot:
     @property
     def joined(self) -> bool:
         """Whether every file keeps the searched texts joined (see `_where`)."""
-        return all(segment.format >= 2 for segment in self.files)
+        return all(segment.format >= segments.JOINED_FORMAT for segment in self.files)
+
+    def matching(self, event_filter: EventFilter, time_range: _Range) -> Iterable[tuple[str, RoutingEvent]]:
+        """The tail's events that match, oldest first, with their ids."""
+        for entry in self.tail:
+            if (
+                isinstance(entry.item, RoutingEvent)
+                and _in_range(entry.id, time_range)
+                and event_filter.matches(entry.item)
+            ):
+                yield entry.id, entry.item
+
+    def skipped(self, time_range: _Range) -> int:
+        """The tail's entries in range that are not routing events (foreign or malformed)."""
+        foreign = (entry for entry in self.tail if not isinstance(entry.item, RoutingEvent))
+        return sum(1 for entry in foreign if _in_range(entry.id, time_range))
 
     def gaps(self, time_range: _Range) -> list[dict[str, Any]]:
         found = [*self.manifest.gaps, *([self.pending_gap] if self.pending_gap else [])]
@@ -348,17 +358,6 @@ class History:
         files = [s for s in snapshot.files if _overlaps(s, time_range)]
         return _Snapshot(snapshot.manifest, files, snapshot.tail, snapshot.pending_gap, snapshot.corrupt)
 
-    def _tail_events(
-        self, snapshot: _Snapshot, event_filter: EventFilter, time_range: _Range
-    ) -> Iterable[tuple[str, RoutingEvent]]:
-        for entry in snapshot.tail:
-            if (
-                isinstance(entry.item, RoutingEvent)
-                and _in_range(entry.id, time_range)
-                and event_filter.matches(entry.item)
-            ):
-                yield entry.id, entry.item
-
     async def stats(
         self, event_filter: EventFilter, public_range: TimeRange, *, now_ms: int, top: int = 50
     ) -> dict[str, Any]:
@@ -374,6 +373,7 @@ class History:
         time_range = _Range.of(public_range, now_ms)
         snapshot = self._limit_files(await self._snap(), time_range)
         where, params = _where(event_filter, time_range, joined=snapshot.joined)
+        skipped_where, skipped_params = _skipped_where(time_range)
         counts = {name: Counter[str]() for name in [*(d.value for d in Dimension), _REASONS]}
         # GROUPING SETS scan the files once for every dimension: over 10,000,000 events three times
         # as fast as one GROUP BY per dimension. A fallback's reason is grouped as `r`, NULL for the
@@ -386,12 +386,12 @@ class History:
             f"THEN coalesce(reason, '{MISSING}') END AS r FROM read_parquet(?) WHERE {where}) "
             f"GROUP BY GROUPING SETS ({', '.join(f'({column})' for column in columns)}) "
             f"UNION ALL SELECT -1, {'NULL, ' * len(columns)}count(*) FROM read_parquet(?) "
-            f"WHERE {_skipped_where(time_range)}"
+            f"WHERE {skipped_where}"
         )
         names = [*(d.value for d in Dimension), _REASONS]
         every, skipped = len(columns) - 1, 0
         grouped = {(1 << (every + 1)) - 1 - (1 << (every - i)): i for i in range(len(columns))}
-        for row in await self._query(snapshot, sql, [_FILES, *params, _FILES]):
+        for row in await self._query(snapshot, sql, [_FILES, *params, _FILES, *skipped_params]):
             *key, count = row
             if key[0] == -1:
                 skipped = count
@@ -401,11 +401,8 @@ class History:
             if index == every and value is None:
                 continue  # the events that are not fallbacks
             counts[names[index]][MISSING if value is None else value] += count
-        for entry in snapshot.tail:
-            if isinstance(entry.item, RoutingEvent) or not _in_range(entry.id, time_range):
-                continue
-            skipped += 1
-        for _, event in self._tail_events(snapshot, event_filter, time_range):
+        skipped += snapshot.skipped(time_range)
+        for _, event in snapshot.matching(event_filter, time_range):
             for dimension in Dimension:
                 counts[dimension.value][event.value(dimension)] += 1
             if event.event_type == EventType.FALLBACK_TRIGGERED:
@@ -432,9 +429,7 @@ class History:
             snapshot, f"SELECT min(ms), max(ms) FROM read_parquet(?) WHERE {where}", params
         )
         found = [ms for row in rows for ms in row if ms is not None]
-        found += [
-            stream_key(entry_id)[0] for entry_id, _ in self._tail_events(snapshot, event_filter, time_range)
-        ]
+        found += [stream_key(entry_id)[0] for entry_id, _ in snapshot.matching(event_filter, time_range)]
         return (min(found), max(found)) if found else None
 
     async def timeline(
@@ -453,6 +448,7 @@ class History:
         time_range = _Range.of(public_range)
         snapshot = self._limit_files(await self._snap(), time_range)
         where, params = _where(event_filter, time_range, joined=snapshot.joined)
+        skipped_where, skipped_params = _skipped_where(time_range)
         # Each bucket comes back as one row of two lists (its values and their counts), and the
         # totals over the range as one more (-2): 120 rows for 24,000 cells, turned into the answer
         # at C speed. The skipped entries in range are row -1.
@@ -462,23 +458,19 @@ class History:
             "SELECT b, list(v), list(n) FROM cells GROUP BY b "
             "UNION ALL SELECT -2, list(v), list(n) "
             "FROM (SELECT v, sum(n)::BIGINT AS n FROM cells GROUP BY v) "
-            f"UNION ALL SELECT -1, [], [count(*)] FROM read_parquet(?) WHERE {_skipped_where(time_range)}"
+            f"UNION ALL SELECT -1, [], [count(*)] FROM read_parquet(?) WHERE {skipped_where}"
         )
         columns: dict[int, tuple[list[str], list[int]]] = {}
-        for index, values, counts in await self._query(snapshot, sql, [_FILES, *params, _FILES]):
+        rows = await self._query(snapshot, sql, [_FILES, *params, _FILES, *skipped_params])
+        for index, values, counts in rows:
             columns[index] = (values or [], counts or [])
-        skipped = sum(columns.pop(-1, ([], []))[1])
+        skipped = sum(columns.pop(-1, ([], []))[1]) + snapshot.skipped(time_range)
         totals: Counter[str] = Counter(dict(zip(*columns.pop(-2, ([], [])), strict=True)))
         tail: dict[int, Counter[str]] = {}
-        for entry in snapshot.tail:
-            if not _in_range(entry.id, time_range):
-                continue
-            if not isinstance(entry.item, RoutingEvent):
-                skipped += 1
-            elif event_filter.matches(entry.item):
-                value = entry.item.value(dimension)
-                tail.setdefault(stream_key(entry.id)[0] // bucket_ms, Counter())[value] += 1
-                totals[value] += 1
+        for entry_id, event in snapshot.matching(event_filter, time_range):
+            value = event.value(dimension)
+            tail.setdefault(stream_key(entry_id)[0] // bucket_ms, Counter())[value] += 1
+            totals[value] += 1
         summary = bounded(totals, top)
         named = summary["counts"]
         buckets = []
@@ -514,7 +506,7 @@ class History:
         bound = None if before is None else stream_key(before)
         found = [
             StreamEntry(entry_id, event)
-            for entry_id, event in reversed(list(self._tail_events(snapshot, event_filter, time_range)))
+            for entry_id, event in reversed(list(snapshot.matching(event_filter, time_range)))
             if bound is None or stream_key(entry_id) < bound
         ][:limit]
         if len(found) >= limit:
@@ -532,7 +524,7 @@ class History:
             for entry in batch:
                 yield entry
             after = stream_key(batch[-1].id)
-        for entry_id, event in self._tail_events(snapshot, event_filter, time_range):
+        for entry_id, event in snapshot.matching(event_filter, time_range):
             yield StreamEntry(entry_id, event)
 
     async def _run_of(

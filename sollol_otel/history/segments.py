@@ -66,9 +66,11 @@ SEARCHED = ("model_l", "backend_l", "node_l", "reason_l", "message_l", "instance
 #: of them. (A `q` holding it is searched column by column.)
 SEPARATOR = "\x1f"
 _SEARCH_SQL = f"concat_ws(chr({ord(SEPARATOR)}), {', '.join(SEARCHED)})"
-#: The layout of the files written now; 1: before `search_l` (read by searching the six columns,
-#: and given the column when compaction merges them).
-FORMAT = 2
+#: The first layout with `search_l`; files before it (1) are searched column by column, and
+#: given the column when compaction merges them.
+JOINED_FORMAT = 2
+#: The layout of the files written now.
+FORMAT = JOINED_FORMAT
 BINARY = tuple(column for column, kind in COLUMNS.items() if kind == "BLOB")
 #: Rows per Parquet row group: small enough that a time range skips most of a day's file.
 ROW_GROUP_ROWS = 122_880
