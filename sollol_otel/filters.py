@@ -160,6 +160,24 @@ def parse_since(value: str, now: datetime | None = None) -> datetime:
 
 
 @dataclass(frozen=True)
+class Since:
+    """A `--since` as typed, checked at once but placed in time later: a duration counts back from
+    the clock it is given (Redis's, once a reader is connected, as stream ids carry Redis's time;
+    a reader's own clock may be off by minutes); a point in time stands as written."""
+
+    text: str
+
+    @classmethod
+    def parse(cls, text: str) -> Since:
+        """ValueError as `parse_since` gives it, before anything connects."""
+        parse_since(text)
+        return cls(text)
+
+    def at(self, now_ms: int) -> datetime:
+        return parse_since(self.text, EPOCH + timedelta(milliseconds=now_ms))
+
+
+@dataclass(frozen=True)
 class TimeRange:
     """From `since` (included) to `until` (not included), by the time Redis added each event."""
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -13,7 +12,7 @@ import typer
 from sollol_otel.cli.exit_codes import EXIT_OK, EXIT_REDIS, EXIT_USAGE
 from sollol_otel.cli.output import OutputFormat
 from sollol_otel.display import ColorMode
-from sollol_otel.filters import EventFilter, parse_since
+from sollol_otel.filters import EventFilter, Since
 from sollol_otel.settings import Settings, SettingsError
 
 app = typer.Typer(
@@ -30,7 +29,8 @@ RedisUrlOption = Annotated[
     str | None, typer.Option("--redis-url", help="Redis to read from [default: $SOLLOL_REDIS_URL].")
 ]
 SinceOption = Annotated[
-    str | None, typer.Option("--since", help="Start from a time: 30s, 10m, 2h, 1d, or an ISO 8601 time.")
+    str | None,
+    typer.Option("--since", help="Start from a time: 30s, 10m, 2h, 1d (back on Redis's clock), or ISO 8601."),
 ]
 ModelOption = Annotated[
     str | None,
@@ -102,11 +102,11 @@ def _stream_settings(redis_url: str | None, stream: str | None = None) -> Settin
     return settings
 
 
-def _since(value: str | None) -> datetime | None:
+def _since(value: str | None) -> Since | None:
     if value is None:
         return None
     try:
-        return parse_since(value)
+        return Since.parse(value)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--since") from None
 

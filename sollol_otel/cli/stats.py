@@ -22,7 +22,7 @@ from sollol_otel.cli.exit_codes import EXIT_OK, EXIT_REDIS
 from sollol_otel.cli.output import OutputFormat, json_text
 from sollol_otel.display import EVENT_STYLES, ColorMode, console_for, safe_text, time_zone
 from sollol_otel.events import MISSING, Dimension, EventType, RoutingEvent
-from sollol_otel.filters import MAX_DISTINCT, EventFilter, Explainer, TimeRange
+from sollol_otel.filters import MAX_DISTINCT, EventFilter, Explainer, Since, TimeRange
 from sollol_otel.history.indexer import FLUSH_SECONDS
 from sollol_otel.history.lease import LEASE_MS
 from sollol_otel.history.query import History
@@ -321,10 +321,11 @@ def trim_warning(memory: StreamMemory) -> str | None:
     )
 
 
-async def _run(url: str, stream: str, since: datetime | None, event_filter: EventFilter) -> Stats:
+async def _run(url: str, stream: str, since: Since | None, event_filter: EventFilter) -> Stats:
     client = await async_client(url, key=stream)
     try:
-        stats = await collect(client, stream, since, event_filter)
+        start = since.at(await redis_now_ms(client)) if since else None
+        stats = await collect(client, stream, start, event_filter)
         stats.memory = await stream_memory(client, stream)
         if stats.history is not None and stats.memory is not None:
             stats.history["trim_warning"] = trim_warning(stats.memory)
@@ -337,7 +338,7 @@ def run(
     *,
     redis_url: str,
     stream: str,
-    since: datetime | None,
+    since: Since | None,
     event_filter: EventFilter,
     output: OutputFormat,
     color: ColorMode,

@@ -35,7 +35,7 @@ from sollol_otel.display import (
     time_zone,
 )
 from sollol_otel.events import RoutingEvent
-from sollol_otel.filters import EPOCH, EventFilter, Explainer, TimeRange
+from sollol_otel.filters import EPOCH, EventFilter, Explainer, Since, TimeRange
 from sollol_otel.redis.entries import Gap, StreamEntry
 from sollol_otel.redis.urls import redact_url
 from sollol_otel.wire import Skipped, decode
@@ -62,7 +62,7 @@ class TailOptions:
     stream: str
     history: int | None = None
     follow: bool = False
-    since: datetime | None = None
+    since: Since | None = None
     event_filter: EventFilter = field(default_factory=EventFilter)
     output: OutputFormat = OutputFormat.text
     color: ColorMode = ColorMode.auto
@@ -278,9 +278,13 @@ def _page(options: TailOptions) -> int:
 
 
 async def _history(
-    client: redis.asyncio.Redis, reader: StreamReader, options: TailOptions, output: Output
+    client: redis.asyncio.Redis,
+    reader: StreamReader,
+    options: TailOptions,
+    output: Output,
+    since: datetime | None,
 ) -> None:
-    """The last N matching events (all since --since when no N), oldest first.
+    """The last N matching events (all since `since`, --since on Redis's clock, when no N), oldest first.
 
     Reading back finds where they start: the Nth match from the end (see `_Window`); past
     MAX_HELD_BYTES the range is read again forwards and printed page by page. What the stream no
@@ -288,22 +292,24 @@ async def _history(
     """
     from sollol_otel.redis.stream import id_for_time, next_id
 
-    since = id_for_time(options.since) if options.since else None
+    since_id = id_for_time(since) if since else None
     if options.history == 0:
         await reader.start_live()
         return
     page = _page(options)
     output.watch_history()
     window = _Window(options.history, output)
-    pages = reader.pages_back(page, since=since)
+    pages = reader.pages_back(page, since=since_id)
     async with contextlib.aclosing(pages):
         async for entries in pages:
             if window.add(entries):
                 break
     wanted = options.history
     edge = window.start or next_id(reader.position.last_id)
-    if (wanted is None or window.matched < wanted) and await _stream_starts_after(client, options):
-        await _older(client, options, output, edge, None if wanted is None else wanted - window.matched)
+    if (wanted is None or window.matched < wanted) and await _stream_starts_after(client, options, since):
+        await _older(
+            client, options, output, since, edge, None if wanted is None else wanted - window.matched
+        )
     if window.start is not None and window.end is not None:
         if window.held is not None:
             window.emit()
@@ -311,41 +317,46 @@ async def _history(
             output.watch_history()  # counted again as printed
             async for entries in reader.pages_forward(page, start=window.start, end=window.end):
                 output.entries(entries)
-    output.explain(options.since, options.where)
+    output.explain(since, options.where)
 
 
-async def _stream_starts_after(client: redis.asyncio.Redis, options: TailOptions) -> bool:
-    """Whether the stream begins after --since (or at all): only then is the history asked, so
+async def _stream_starts_after(
+    client: redis.asyncio.Redis, options: TailOptions, since: datetime | None
+) -> bool:
+    """Whether the stream begins after `since` (or at all): only then is the history asked, so
     `tail` of the hot window never loads the history engine."""
     from sollol_otel.redis.clock import id_ms
 
     first: Any = await client.xrange(options.stream, count=1)
-    if not first or options.since is None:
+    if not first or since is None:
         return True
-    return id_ms(first[0][0]) > int(options.since.timestamp() * 1000)
+    return id_ms(first[0][0]) > int(since.timestamp() * 1000)
 
 
 async def _older(
-    client: redis.asyncio.Redis, options: TailOptions, output: Output, edge: str, wanted: int | None
+    client: redis.asyncio.Redis,
+    options: TailOptions,
+    output: Output,
+    since: datetime | None,
+    edge: str,
+    wanted: int | None,
 ) -> None:
     """Matching events before the id `edge` (the oldest the stream gave) from the history: the
-    newest `wanted` of them, or all since --since; oldest first."""
+    newest `wanted` of them, or all since `since`; oldest first."""
     from sollol_otel.history.query import History  # DuckDB only when the stream does not reach back
     from sollol_otel.redis.stream import stream_key
 
     history = await History.open(client, options.stream)
     if history is None:
         return
-    since = TimeRange(since=options.since)
     if wanted is not None:
-        output.entries(
-            list(reversed(await history.page(options.event_filter, since, before=edge, limit=wanted)))
-        )
+        older = await history.page(options.event_filter, TimeRange(since=since), before=edge, limit=wanted)
+        output.entries(list(reversed(older)))
         return
     limit = stream_key(edge)
     until = EPOCH + timedelta(milliseconds=limit[0] + 1)
     batch: list[StreamEntry | Gap] = []
-    async for entry in history.events(options.event_filter, TimeRange(options.since, until)):
+    async for entry in history.events(options.event_filter, TimeRange(since, until)):
         if stream_key(entry.id) >= limit:
             break
         batch.append(entry)
@@ -359,6 +370,7 @@ async def _run(options: TailOptions, output: Output) -> int:
     import redis
 
     from sollol_otel.redis.client import CONNECTION_ERRORS
+    from sollol_otel.redis.clock import redis_now_ms
     from sollol_otel.redis.stream import ReaderLost, StreamReader, reader_client
 
     where = options.where
@@ -370,7 +382,8 @@ async def _run(options: TailOptions, output: Output) -> int:
             if options.history is None and options.since is None:
                 await reader.start_live()
             else:
-                await _history(client, reader, options, output)
+                since = options.since.at(await redis_now_ms(client)) if options.since else None
+                await _history(client, reader, options, output, since)
         except CONNECTION_ERRORS as exc:
             output.notice(f"cannot read {where}: {safe_text(exc)}", style="bold red")
             return EXIT_REDIS
@@ -538,7 +551,7 @@ def _quick_window(options: TailOptions, output: Output) -> int | None:
     if window is None:
         return None
     window.emit()
-    output.explain(options.since, options.where)
+    output.explain(None, options.where)  # the quick path takes no --since
     return EXIT_OK
 
 

@@ -9,8 +9,10 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+import pytest
 from waiting import eventually
 
 COMMAND = [sys.executable, "-m", "sollol_otel"]
@@ -20,6 +22,15 @@ def environment(**extra: str) -> dict[str, str]:
     """This process's environment (with the test's keys), fixed time zone, no inherited colour hints."""
     env = {k: v for k, v in os.environ.items() if k not in {"NO_COLOR", "FORCE_COLOR", "COLUMNS"}}
     return {**env, "TZ": "UTC", **extra}
+
+
+def clock_ahead(offset: str) -> dict[str, str]:
+    """The environment with the command's own clock moved by `offset` (libfaketime, e.g. "+1d"),
+    as on a reader host whose clock is off; Redis's clock stays true. Skips without libfaketime."""
+    found = sorted(Path("/usr/lib").glob("*/faketime/libfaketime.so.1"))
+    if not found:
+        pytest.skip("libfaketime is not installed (Debian's faketime package; scripts/test.sh installs it)")
+    return environment(LD_PRELOAD=str(found[0]), FAKETIME=offset, DONT_FAKE_MONOTONIC="1")
 
 
 def run(

@@ -51,7 +51,7 @@ async def history(
     client = await reader_client(url, stream)
     tracemalloc.start()
     try:
-        await tail._history(client, StreamReader(client, stream), options, output)
+        await tail._history(client, StreamReader(client, stream), options, output, None)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

@@ -3,12 +3,15 @@ into the history past the stream's start."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from cli.tail_cli import Running, json_lines, run
+import redis
+from cli.tail_cli import Running, clock_ahead, json_lines, run
 from history_events import STEP_MS, Seeded
+from sollol_events import sollol_event, write
 
 from sollol_otel.filters import EventFilter, parse_since
 
@@ -60,3 +63,21 @@ def test_since_within_the_stream_shows_just_that_range(seeded: Seeded) -> None:
     assert [event["stream_id"] for event in json_lines(result.stdout)] == [
         entry_id for entry_id, _ in seeded.matching(EventFilter(), newest_ms - 100 * STEP_MS)
     ]
+
+
+def test_a_duration_counts_back_from_redis_clock_not_the_readers(
+    keys: tuple[str, str], redis_client: redis.Redis
+) -> None:
+    ids = write(redis_client, keys[0], *(sollol_event(n=n) for n in range(3)))
+    result = run("tail", "--since", "10m", "--history", "100", "-o", "json", env=clock_ahead("+1d"))
+    assert [event["stream_id"] for event in json_lines(result.stdout)] == ids
+
+
+def test_stats_since_counts_back_from_redis_clock_not_the_readers(
+    keys: tuple[str, str], redis_client: redis.Redis
+) -> None:
+    now_ms = int(redis_client.time()[0]) * 1000
+    redis_client.xadd(keys[0], {"event": json.dumps(sollol_event())}, id=f"{now_ms - 7_200_000}-0")
+    write(redis_client, keys[0], *(sollol_event(n=n) for n in range(3)))
+    result = run("stats", "--since", "10m", "-o", "json", env=clock_ahead("-1d"))  # behind: 2h ago counts
+    assert json.loads(result.stdout)["events"] == 3
